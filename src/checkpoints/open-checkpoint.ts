@@ -1,0 +1,28 @@
+/** Opens one discovered checkpoint with its format's reader (headers only, no tensor data). */
+import { readFlatNpyCheckpoint, readNpyDirCheckpoint } from '../formats/npy.ts';
+import { readNpzCheckpoint } from '../formats/npz.ts';
+import { readSafetensorsHeader, readShardedSafetensors } from '../formats/safetensors.ts';
+import { readTfjsCheckpoint } from '../formats/tfjs.ts';
+import type { CheckpointContents } from '../formats/types.ts';
+import type { CheckpointSource } from './discover.ts';
+
+export interface OpenOptions {
+  /** `--tensor-table`: [name, shape] pairs that split a flat .npy vector into tensors. */
+  tensorTable?: [string, number[]][];
+}
+
+export function openCheckpoint(source: CheckpointSource, options: OpenOptions = {}): Promise<CheckpointContents> {
+  switch (source.layout) {
+    case 'file':
+      return source.format === 'npz' ? readNpzCheckpoint(source.path) : readSafetensorsHeader(source.path);
+    case 'sharded':
+      return readShardedSafetensors(source.path);
+    case 'npy-dir':
+      return readNpyDirCheckpoint(source.path);
+    case 'flat-npy':
+      return readFlatNpyCheckpoint(source.path, options.tensorTable);
+    case 'tfjs-model':
+    case 'tfjs-manifest':
+      return readTfjsCheckpoint(source.path);
+  }
+}

@@ -1,0 +1,118 @@
+import { promises as fsp } from 'node:fs';
+import { loadCheckpointSet } from '../../checkpoints/checkpoint-set.ts';
+import { UsageError, InputError } from '../../errors.ts';
+import { analyzeCheckpoints } from '../../pipeline/analyze.ts';
+import { StagedDir, writeFileAtomic } from '../../output/atomic.ts';
+import { buildReport, REPORT_FILE, RUN_INFO_FILE, SAMPLES_FILE, serializeReport } from '../../output/report.ts';
+import type { RunReport } from '../../output/report-schema.ts';
+import { locate } from '../../checkpoints/parameter-space.ts';
+import { loadOptionsFrom, type SelectionFlags } from '../options.ts';
+import { createProgress } from '../progress.ts';
+import { interruptSignal } from '../signals.ts';
+import { chalkFor, formatBytes, formatTable, logLine, writeOut } from '../terminal.ts';
+
+export interface AnalyzeFlags extends SelectionFlags {
+  out: string;
+  modes: number;
+  samples?: number;
+  seed?: number;
+  samplesFrom?: string;
+  workers?: number;
+  chunkSize?: number;
+  force?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** Parses a samples file: a JSON array of [tensorName, elementOffset] pairs. */
+export async function readSamplesFile(file: string): Promise<[string, number][]> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await fsp.readFile(file, 'utf8'));
+  } catch (e) {
+    throw new InputError(file, `cannot read samples (${(e as Error).message.split('\n')[0]})`, 'bad-samples');
+  }
+  if (!Array.isArray(json) || !json.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && Number.isInteger(p[1]) && p[1] >= 0)) {
+    throw new InputError(file, 'must be a JSON array of [tensorName, elementOffset] pairs', 'bad-samples');
+  }
+  return json as [string, number][];
+}
+
+export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<void> {
+  if (flags.samplesFrom && (flags.samples !== undefined || flags.seed !== undefined)) {
+    throw new UsageError('--samples-from fixes the samples; --samples and --seed cannot be combined with it');
+  }
+  const samplesFrom = flags.samplesFrom ? await readSamplesFile(flags.samplesFrom) : undefined;
+  const set = await loadCheckpointSet(dir, await loadOptionsFrom(flags));
+  for (const n of set.notes) logLine(`note: ${n}`);
+  const staged = await StagedDir.create(flags.out, flags.force);
+  const started = performance.now();
+  try {
+    const seed = flags.seed ?? 0;
+    const samples = flags.samples ?? 1000;
+    const result = await analyzeCheckpoints(set, staged.path, {
+      modes: flags.modes,
+      samples: samplesFrom ? samplesFrom.length : Math.min(samples, set.space.total),
+      seed,
+      samplesFrom,
+      workers: flags.workers,
+      chunkSize: flags.chunkSize,
+      signal: interruptSignal,
+      progress: createProgress(flags),
+    });
+    const report = buildReport({ set, result, seed: samplesFrom ? null : seed, samplesRequested: samplesFrom ? samplesFrom.length : samples });
+    const sampleList = Array.from(result.sampleIndices, (g) => {
+      const l = locate(set.space, g);
+      return [l.tensor, l.element];
+    });
+    await writeFileAtomic(staged.file(SAMPLES_FILE), `[\n${sampleList.map((p) => `  ${JSON.stringify(p)}`).join(',\n')}\n]\n`);
+    await writeFileAtomic(staged.file(REPORT_FILE), serializeReport(report));
+    const seconds = (performance.now() - started) / 1000;
+    const bytes = report.storage.checkpointsBytes;
+    await writeFileAtomic(
+      staged.file(RUN_INFO_FILE),
+      `${JSON.stringify(
+        {
+          seconds,
+          stageMilliseconds: result.timings,
+          workers: result.workers,
+          bytesRead: result.bytesRead,
+          checkpointBytes: bytes,
+          gbPerSecond: bytes / 1e9 / seconds,
+          peakRssBytes: process.resourceUsage().maxRSS * 1024,
+          node: process.version,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    await staged.commit();
+    writeOut(flags.json ? serializeReport(report) : renderSummary(report, flags.out));
+  } catch (e) {
+    await staged.abort();
+    throw e;
+  }
+}
+
+function pct(x: number | string): string {
+  return typeof x === 'number' ? `${(x * 100).toFixed(2)}%` : x;
+}
+
+export function renderSummary(r: RunReport, out: string): string {
+  const c = chalkFor(process.stdout);
+  const first = r.checkpoints[0];
+  const last = r.checkpoints[r.checkpoints.length - 1];
+  const lines = [
+    c.bold(`CMD: ${r.method.modes} modes (${r.method.modesRequested} requested) from ${r.method.samples} sampled parameters, ${r.input.modelledParameters.toLocaleString('en-US')} parameters over ${r.checkpoints.length} checkpoints`),
+    '',
+    formatTable(
+      [['mode', 'sampled', 'assigned', 'mean R²', 'reference'], ...r.modes.map((m) => [String(m.mode), String(m.sampledCount), String(m.assignedCount), typeof m.meanR2 === 'number' ? m.meanR2.toFixed(3) : m.meanR2, `${m.reference.tensor}[${m.reference.element}]`])],
+      ['r', 'r', 'r', 'r', 'l'],
+    ),
+    '',
+    `relative reconstruction error: ${pct(first.relativeError)} at step ${first.step} (first), ${pct(last.relativeError)} at step ${last.step} (last)`,
+    `storage: ${formatBytes(r.storage.modelBytes)} model vs ${formatBytes(r.storage.checkpointsBytes)} of checkpoints (${typeof r.storage.compressionVsTrajectory === 'number' ? r.storage.compressionVsTrajectory.toFixed(1) : r.storage.compressionVsTrajectory}x), ${formatBytes(r.storage.oneCheckpointBytes)} for one checkpoint`,
+    `outputs: ${out}/cmd-model.safetensors, ${out}/report.json, ${out}/samples.json`,
+  ];
+  return lines.join('\n');
+}

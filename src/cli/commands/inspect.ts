@@ -1,0 +1,38 @@
+import { loadCheckpointSet } from '../../checkpoints/checkpoint-set.ts';
+import { describeCheckpointSet, type FolderDescription } from '../../checkpoints/describe.ts';
+import { loadOptionsFrom, type SelectionFlags } from '../options.ts';
+import { chalkFor, formatBytes, formatTable, writeOut } from '../terminal.ts';
+
+export interface InspectFlags extends SelectionFlags {
+  json?: boolean;
+}
+
+export async function inspectCommand(dir: string, flags: InspectFlags): Promise<void> {
+  const set = await loadCheckpointSet(dir, { ...(await loadOptionsFrom(flags)), minCheckpoints: 1 });
+  const d = describeCheckpointSet(set);
+  writeOut(flags.json ? JSON.stringify(d, null, 2) : renderDescription(d));
+}
+
+export function renderDescription(d: FolderDescription): string {
+  const c = chalkFor(process.stdout);
+  const lines: string[] = [];
+  lines.push(c.bold(`${d.dir}`) + `  (${d.format}, ${d.checkpoints.length} checkpoints, ${formatBytes(d.totalBytes)})`);
+  lines.push('');
+  lines.push(formatTable([['index', 'step', 'name', 'size'], ...d.checkpoints.map((k) => [String(k.index), String(k.step), k.name, formatBytes(k.bytes)])], ['r', 'r', 'l', 'r']));
+  lines.push('');
+  lines.push(
+    formatTable(
+      [['tensor', 'shape', 'dtype', 'elements', 'role'], ...d.tensors.map((t) => [t.name, `[${t.shape.join(', ')}]`, t.dtype, String(t.elements), t.role === 'modelled' ? 'modelled' : `carried (${t.reason})`])],
+      ['l', 'l', 'l', 'r', 'l'],
+    ),
+  );
+  lines.push('');
+  lines.push(`modelled parameters: ${d.modelledParameters.toLocaleString('en-US')} (${formatBytes(d.modelledBytesPerCheckpoint)} per checkpoint)`);
+  if (d.ignored.length) {
+    lines.push('');
+    lines.push('ignored:');
+    for (const i of d.ignored) lines.push(`  ${i.name}  (${i.reason})`);
+  }
+  for (const n of d.notes) lines.push(`note: ${n}`);
+  return lines.join('\n');
+}

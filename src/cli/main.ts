@@ -1,0 +1,93 @@
+/**
+ * The command-line entry: declares commands and flags, and is the one place that turns
+ * errors into exit codes (0 ok, 1 a gate failed, 2 trouble, 130 interrupted).
+ * Command modules are imported lazily so `cmd inspect` never pays for tfjs.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { CancelledError, CmdError } from '../errors.ts';
+import { addSelectionOptions, intArg } from './options.ts';
+import { setQuiet } from './terminal.ts';
+import { interruptSignal, installSignalHandlers } from './signals.ts';
+import type { InspectFlags } from './commands/inspect.ts';
+import type { AnalyzeFlags } from './commands/analyze.ts';
+
+const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const exitCodesHelp = `
+Exit codes: 0 success, 1 a gate failed (cmd report thresholds), 2 usage error, bad input or runtime failure, 130 interrupted.`;
+
+function buildProgram() {
+  const program = new Command('cmd')
+    .description('Correlation Mode Decomposition (CMD) for folders of training checkpoints')
+    .version(version)
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', exitCodesHelp)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+
+  addSelectionOptions(
+    program
+      .command('inspect')
+      .description('list the checkpoints, tensors and ignored files of a folder')
+      .argument('<dir>', 'checkpoint folder')
+      .option('--json', 'print one JSON document'),
+  ).action(async (dir: string, flags: InspectFlags) => {
+    const { inspectCommand } = await import('./commands/inspect.ts');
+    await inspectCommand(dir, flags);
+  });
+
+  addSelectionOptions(
+    program
+      .command('analyze')
+      .description('run post-hoc CMD on a checkpoint folder and write the model and report')
+      .argument('<dir>', 'checkpoint folder')
+      .option('-o, --out <dir>', 'output folder', 'cmd-out')
+      .option('-m, --modes <M>', 'number of modes M (at most; tied clusters can give fewer)', intArg('--modes', 1, 65535), 10)
+      .option('-k, --samples <K>', 'number of sampled parameters K', intArg('--samples', 2))
+      .option('--seed <n>', 'seed for sampling', intArg('--seed', 0, 2 ** 32 - 1))
+      .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs) instead of drawing them')
+      .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1, 256))
+      .addOption(new Option('--chunk-size <n>', 'parameters per pass-2 chunk').argParser(intArg('--chunk-size', 1)).hideHelp())
+      .option('--force', 'replace a non-empty output folder')
+      .option('--json', 'print report.json instead of the summary')
+      .option('-q, --quiet', 'no progress or notes on stderr'),
+  ).action(async (dir: string, flags: AnalyzeFlags) => {
+    const { analyzeCommand } = await import('./commands/analyze.ts');
+    await analyzeCommand(dir, flags);
+  });
+
+  return program;
+}
+
+function exitCodeOf(error: unknown): number {
+  if (error instanceof CmdError) return error.exitCode;
+  return 2;
+}
+
+/** Runs the CLI with `argv` (process.argv form) and sets process.exitCode. */
+export async function main(argv: string[]): Promise<void> {
+  installSignalHandlers();
+  const program = buildProgram();
+  if (argv.includes('--quiet') || argv.includes('-q')) setQuiet(true);
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end with code 0; every usage error is 2, as diff and grep do.
+      process.exitCode = error.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (interruptSignal.aborted && !(error instanceof CmdError && !(error instanceof CancelledError))) {
+      process.exitCode = 130;
+      process.stderr.write('cmd: interrupted\n');
+      return;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`cmd: ${error instanceof CmdError ? message : `internal error: ${message.split('\n')[0]}`}\n`);
+    if (!(error instanceof CmdError) && process.env.CMD_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
+    process.exitCode = exitCodeOf(error);
+  }
+}
+
+export { intArg };

@@ -1,0 +1,69 @@
+/** Flags shared by every command that reads a checkpoint folder, and their parsing. */
+import { Option, type Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { promises as fsp } from 'node:fs';
+import { UsageError } from '../errors.ts';
+import type { LoadOptions } from '../checkpoints/checkpoint-set.ts';
+import type { FormatName } from '../formats/types.ts';
+import { loadTensorTable } from '../formats/npy.ts';
+
+export function intArg(name: string, min = -Infinity, max = Infinity) {
+  return (value: string): number => {
+    if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`${name} must be an integer`);
+    const n = Number(value);
+    if (n < min || n > max) throw new InvalidArgumentError(`${name} must be between ${min} and ${max}`);
+    return n;
+  };
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Adds --format, --include/--exclude, --from/--to/--every, --order-by, --tensor-table, --exclude-tensors. */
+export function addSelectionOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--format <format>', 'checkpoint format (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs']))
+    .option('--include <glob>', 'only folder entries matching this glob (repeatable)', collect)
+    .option('--exclude <glob>', 'leave out folder entries matching this glob (repeatable)', collect)
+    .option('--from <step>', 'first step to use (as `cmd inspect` shows it)', intArg('--from'))
+    .option('--to <step>', 'last step to use', intArg('--to'))
+    .option('--every <k>', 'use every k-th selected checkpoint', intArg('--every', 1))
+    .addOption(new Option('--order-by <key>', 'order checkpoints by the step in their names or in their metadata').choices(['name', 'metadata'] as const).default('name'))
+    .option('--tensor-table <file>', 'JSON list of [name, shape] splitting flat .npy checkpoints into tensors')
+    .option('--exclude-tensors <glob>', 'carry matching tensors through unmodelled (repeatable)', collect);
+}
+
+export interface SelectionFlags {
+  format?: FormatName;
+  include?: string[];
+  exclude?: string[];
+  from?: number;
+  to?: number;
+  every?: number;
+  orderBy?: 'name' | 'metadata';
+  tensorTable?: string;
+  excludeTensors?: string[];
+}
+
+export async function loadOptionsFrom(flags: SelectionFlags): Promise<LoadOptions> {
+  if (flags.from !== undefined && flags.to !== undefined && flags.from > flags.to) throw new UsageError(`--from ${flags.from} is after --to ${flags.to}`);
+  if (flags.tensorTable) {
+    try {
+      await fsp.access(flags.tensorTable);
+    } catch {
+      throw new UsageError(`--tensor-table ${flags.tensorTable}: file not found`);
+    }
+  }
+  return {
+    format: flags.format,
+    include: flags.include,
+    exclude: flags.exclude,
+    from: flags.from,
+    to: flags.to,
+    every: flags.every,
+    orderBy: flags.orderBy,
+    excludeTensors: flags.excludeTensors,
+    tensorTable: flags.tensorTable ? await loadTensorTable(flags.tensorTable) : undefined,
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * The sampled |correlation| matrix and the Euclidean distances between its rows
+ * (cmd-algorithm.md §2.2–2.3: `abs(corrcoef(X))`, NaN → 0, then `pdist(A)`).
+ */
+
+/**
+ * |Pearson correlation| between the rows of X (K × T, row-major), as a K × K row-major matrix.
+ *
+ * Each row is first shifted by its first value, then centred (two passes, float64), so rows with
+ * a large mean and a tiny spread keep their precision. A row whose T values are all identical has
+ * zero variance: numpy's corrcoef gives NaN for its whole row and column, diagonal included,
+ * which CMD maps to 0 — we write 0 there directly. Values are clipped to [0, 1] like numpy's
+ * `clip(-1, 1)`.
+ */
+export function absCorrelation(X: Float64Array | Float32Array, K: number, T: number): Float64Array {
+  if (X.length !== K * T) throw new RangeError(`absCorrelation: X has ${X.length} values, expected K·T = ${K}·${T}`);
+  const Z = new Float64Array(K * T);
+  const scale = new Float64Array(K); // 1/‖z_i‖, or 0 for a constant row
+  for (let i = 0; i < K; i++) {
+    const off = i * T;
+    const first = X[off];
+    let sum = 0;
+    for (let t = 0; t < T; t++) sum += X[off + t] - first;
+    const mean = sum / T;
+    let ss = 0;
+    for (let t = 0; t < T; t++) {
+      const z = X[off + t] - first - mean;
+      Z[off + t] = z;
+      ss += z * z;
+    }
+    scale[i] = ss > 0 ? 1 / Math.sqrt(ss) : 0;
+  }
+  const A = new Float64Array(K * K);
+  for (let i = 0; i < K; i++) {
+    const oi = i * T;
+    const si = scale[i];
+    if (si === 0) continue;
+    for (let j = i; j < K; j++) {
+      const sj = scale[j];
+      if (sj === 0) continue;
+      const oj = j * T;
+      let dot = 0;
+      for (let t = 0; t < T; t++) dot += Z[oi + t] * Z[oj + t];
+      let c = Math.abs(dot) * si * sj;
+      if (c > 1) c = 1;
+      A[i * K + j] = c;
+      A[j * K + i] = c;
+    }
+  }
+  return A;
+}
+
+/** Position of pair (i, j), i ≠ j, in a condensed (scipy `pdist` order) distance vector of n points. */
+export function condensedIndex(n: number, i: number, j: number): number {
+  if (i > j) {
+    const s = i;
+    i = j;
+    j = s;
+  }
+  return n * i - (i * (i + 1)) / 2 + (j - i - 1);
+}
+
+/** Length of a condensed distance vector of n points. */
+export function condensedLength(n: number): number {
+  return (n * (n - 1)) / 2;
+}
+
+/**
+ * Splits rows 0..K−1 into `parts` contiguous ranges with about equal pair counts (row i owns the
+ * K−1−i pairs (i, j>i)), for spreading {@link rowDistancesBlock} over worker threads. Returns
+ * parts+1 boundaries, starting at 0 and ending at K.
+ */
+export function splitRowsByPairs(K: number, parts: number): number[] {
+  const total = condensedLength(K);
+  const bounds = [0];
+  let row = 0;
+  let done = 0;
+  for (let p = 1; p < parts; p++) {
+    const target = (total * p) / parts;
+    while (row < K && done + (K - 1 - row) <= target) {
+      done += K - 1 - row;
+      row++;
+    }
+    bounds.push(Math.max(row, bounds[bounds.length - 1]));
+  }
+  bounds.push(K);
+  return bounds;
+}
+
+const ROW_TILE = 16;
+
+/**
+ * Euclidean distances between row i of A (K × K) and every later row j > i, for i in [i0, i1),
+ * written into `out` (a full condensed vector of length K(K−1)/2, e.g. on a SharedArrayBuffer) at
+ * their scipy `pdist` positions. Workers can fill disjoint row ranges of the same `out`.
+ *
+ * Computed by direct differences Σ (a_il − a_jl)², summed over l in increasing order for every
+ * pair. The Gram identity |a|² + |b|² − 2a·b is not used: it cancels catastrophically for nearly
+ * identical rows (an error of ~1e-7 in d when d ≈ 0 at K = 1000), and ties between duplicated rows
+ * must stay exact. Cache blocking: a tile of 16 rows i stays in L2 while rows j stream past it,
+ * four j rows at a time share each load of a_il.
+ */
+export function rowDistancesBlock(A: Float64Array, K: number, i0: number, i1: number, out: Float64Array): void {
+  if (A.length !== K * K) throw new RangeError(`rowDistancesBlock: A has ${A.length} values, expected K² = ${K * K}`);
+  if (out.length < condensedLength(K)) throw new RangeError(`rowDistancesBlock: out has ${out.length} slots, expected ${condensedLength(K)}`);
+  if (!(0 <= i0 && i0 <= i1 && i1 <= K)) throw new RangeError(`rowDistancesBlock: bad row range [${i0}, ${i1}) for K = ${K}`);
+  for (let ib = i0; ib < i1; ib += ROW_TILE) {
+    const ie = Math.min(ib + ROW_TILE, i1);
+    let j = ib + 1;
+    // j runs over all rows after the tile's first row; each row i of the tile takes the j > i.
+    for (; j + 3 < K; j += 4) {
+      const o0 = j * K;
+      const o1 = o0 + K;
+      const o2 = o1 + K;
+      const o3 = o2 + K;
+      for (let i = ib; i < ie && i < j + 3; i++) {
+        const oi = i * K;
+        let s0 = 0;
+        let s1 = 0;
+        let s2 = 0;
+        let s3 = 0;
+        for (let l = 0; l < K; l++) {
+          const a = A[oi + l];
+          const d0 = a - A[o0 + l];
+          const d1 = a - A[o1 + l];
+          const d2 = a - A[o2 + l];
+          const d3 = a - A[o3 + l];
+          s0 += d0 * d0;
+          s1 += d1 * d1;
+          s2 += d2 * d2;
+          s3 += d3 * d3;
+        }
+        const base = K * i - (i * (i + 1)) / 2 - i - 1;
+        if (j > i) out[base + j] = Math.sqrt(s0);
+        if (j + 1 > i) out[base + j + 1] = Math.sqrt(s1);
+        if (j + 2 > i) out[base + j + 2] = Math.sqrt(s2);
+        out[base + j + 3] = Math.sqrt(s3);
+      }
+    }
+    for (; j < K; j++) {
+      const oj = j * K;
+      for (let i = ib; i < ie && i < j; i++) {
+        const oi = i * K;
+        let s = 0;
+        for (let l = 0; l < K; l++) {
+          const d = A[oi + l] - A[oj + l];
+          s += d * d;
+        }
+        out[K * i - (i * (i + 1)) / 2 + (j - i - 1)] = Math.sqrt(s);
+      }
+    }
+  }
+}
+
+/**
+ * Condensed Euclidean distances between the rows of A (K × K), in scipy `pdist` order:
+ * `d[condensedIndex(K, i, j)] = ‖A[i,:] − A[j,:]‖`. O(K³): K = 1000 takes a few tenths of a
+ * second on one core; split the rows with {@link splitRowsByPairs} + {@link rowDistancesBlock}
+ * to use several.
+ */
+export function rowDistances(A: Float64Array, K: number): Float64Array {
+  const out = new Float64Array(condensedLength(K));
+  rowDistancesBlock(A, K, 0, K, out);
+  return out;
+}

@@ -1,0 +1,483 @@
+/**
+ * Pass-2 kernel: assign every parameter to a mode and fit its affine model
+ * ŵ_i(t) = a_i · r_{m(i)}(t) + b_i (cmd-algorithm.md §2.5, §2.6, §10.2).
+ *
+ * The pipeline calls {@link fitAssign} once per chunk of parameters; everything is a pure function
+ * over typed arrays, so chunks can run on worker threads (pass `offset` to write into shared
+ * whole-model output arrays, and merge the per-worker {@link FitAccumulators}).
+ *
+ * Numerics. The official code sums in float32 with `n·Σw² − (Σw)²`, which cancels badly when
+ * |mean| ≫ std (BatchNorm running variances, slowly moving weights). Here every parameter is
+ * copied to float64, shifted by its value at t = 0 (exact for float32 inputs) and then centred on
+ * its mean; every reference is centred on its mean (two-pass). Sums of centred values keep full
+ * precision, and b is shifted back: b = b' + c_w − a·c_r with c_w, c_r the means (§10.2 allows any
+ * constants). The closed form equals numpy's `X W̃ᵀ (W̃W̃ᵀ)⁺` (§2.6).
+ */
+
+/** Singular values of the 2×2 Gram matrix at or below this fraction of the largest are dropped, like numpy's `pinv(rcond=1e-15)`. */
+export const PINV_RCOND = 1e-15;
+
+/** Precomputed per-mode reference statistics, shared by all chunks (plain typed arrays: cloneable to workers). */
+export interface ReferenceStats {
+  /** Number of modes M. */
+  M: number;
+  /** Number of checkpoints T. */
+  T: number;
+  /** M rounded up to a multiple of 4 (the kernel works on 4 modes at a time). */
+  Mp: number;
+  /** Raw references, checkpoint-major: `refsT[t·M + m] = r_m(t)`. */
+  refsT: Float64Array;
+  /** Centred references, checkpoint-major and zero-padded: `centredT[t·Mp + m] = r_m(t) − mean_m`. */
+  centredT: Float64Array;
+  /** Centred references, mode-major: `centred[m·T + t]`. */
+  centred: Float64Array;
+  /** Time mean of each reference (the shift c_r). */
+  mean: Float64Array;
+  /** Σ_t (r_m(t) − mean_m): zero up to rounding, kept so the closed form stays exact. */
+  sum1: Float64Array;
+  /** T·Σ r̃² − (Σ r̃)², the scaled variance of each reference. */
+  varScaled: Float64Array;
+  /** 1 when the reference is constant in numpy's pinv sense (see {@link prepareReferences}). */
+  constant: Uint8Array;
+}
+
+/**
+ * Per-mode statistics of the M references (`refs` is M × T, mode-major, e.g. float32 values
+ * widened to float64).
+ *
+ * A reference is treated as constant when numpy's `pinv` of its Gram matrix
+ * G = [[Σr², Σr], [Σr, T]] would drop the second singular value, i.e. s₂ ≤ 1e-15·s₁ with s₁ ≥ s₂
+ * the eigenvalues of G (computed here from centred sums). It is then fitted as exactly constant at
+ * its mean c: a = c·x̄/(c²+1), b = x̄/(c²+1), the minimum-norm solution, whose reconstruction is the
+ * parameter's time mean x̄. Its |ρ| with every parameter is 0 (numpy's 0/0 → NaN → 0), so it
+ * attracts no parameters except through ties at 0.
+ */
+export function prepareReferences(refs: Float64Array | Float32Array, M: number, T: number): ReferenceStats {
+  if (!Number.isInteger(M) || M < 1) throw new RangeError(`prepareReferences: M must be a positive integer, got ${M}`);
+  if (!Number.isInteger(T) || T < 1) throw new RangeError(`prepareReferences: T must be a positive integer, got ${T}`);
+  if (refs.length !== M * T) throw new RangeError(`prepareReferences: refs has ${refs.length} values, expected M·T = ${M}·${T}`);
+  const Mp = Math.ceil(M / 4) * 4;
+  const refsT = new Float64Array(T * M);
+  const centredT = new Float64Array(T * Mp);
+  const centred = new Float64Array(M * T);
+  const mean = new Float64Array(M);
+  const sum1 = new Float64Array(M);
+  const varScaled = new Float64Array(M);
+  const constant = new Uint8Array(M);
+  for (let m = 0; m < M; m++) {
+    const o = m * T;
+    const first = refs[o];
+    let s = 0;
+    for (let t = 0; t < T; t++) s += refs[o + t] - first;
+    const meanShift = s / T;
+    mean[m] = first + meanShift;
+    let s1 = 0;
+    let s2 = 0;
+    for (let t = 0; t < T; t++) {
+      const z = refs[o + t] - first - meanShift;
+      centred[o + t] = z;
+      centredT[t * Mp + m] = z;
+      refsT[t * M + m] = refs[o + t];
+      s1 += z;
+      s2 += z * z;
+    }
+    sum1[m] = s1;
+    varScaled[m] = T * s2 - s1 * s1;
+    // Eigenvalues of G from centred sums: trace = Σr² + T, det = T·Σ(r − r̄)².
+    const c = mean[m];
+    const trace = s2 + T * c * c + T;
+    const det = T * s2;
+    const s1Eig = (trace + Math.sqrt(Math.max(trace * trace - 4 * det, 0))) / 2;
+    const s2Eig = s1Eig > 0 ? det / s1Eig : 0;
+    constant[m] = !(s2Eig > PINV_RCOND * s1Eig) || !(varScaled[m] > 0) ? 1 : 0;
+  }
+  return { M, T, Mp, refsT, centredT, centred, mean, sum1, varScaled, constant };
+}
+
+/** Where {@link fitAssign} writes its per-parameter results. */
+export interface FitOutput {
+  /** Mode per parameter (Uint8Array is enough for M ≤ 256). */
+  mode: Uint8Array | Uint16Array | Int32Array;
+  /** Slope per parameter; pass a Float64Array for exactness and cast later. */
+  a: Float32Array | Float64Array;
+  /** Offset per parameter. */
+  b: Float32Array | Float64Array;
+  /** Optional R² = ρ² per parameter (fraction of the temporal variance explained). */
+  r2?: Float32Array | Float64Array;
+  /** Index in the output arrays of the chunk's parameter 0 (default 0). */
+  offset?: number;
+}
+
+/** Sums that the pipeline adds up over chunks (and over workers with {@link mergeAccumulators}). */
+export interface FitAccumulators {
+  /** Per checkpoint: Σ_i (w_i(t) − (â_i r_{m(i)}(t) + b̂_i))², with â, b̂ rounded to float32 as stored. */
+  errSq: Float64Array;
+  /** Per checkpoint: Σ_i w_i(t)². */
+  normSq: Float64Array;
+  /** Per mode: number of parameters assigned. */
+  modeCount: Float64Array;
+  /** Per mode: Σ R² of its parameters. */
+  r2Sum: Float64Array;
+}
+
+/** Zeroed accumulators for M modes and T checkpoints. */
+export function createAccumulators(M: number, T: number): FitAccumulators {
+  return { errSq: new Float64Array(T), normSq: new Float64Array(T), modeCount: new Float64Array(M), r2Sum: new Float64Array(M) };
+}
+
+/** Adds `from` into `into` (same M and T). */
+export function mergeAccumulators(into: FitAccumulators, from: FitAccumulators): void {
+  const add = (x: Float64Array, y: Float64Array) => {
+    for (let k = 0; k < x.length; k++) x[k] += y[k];
+  };
+  add(into.errSq, from.errSq);
+  add(into.normSq, from.normSq);
+  add(into.modeCount, from.modeCount);
+  add(into.r2Sum, from.r2Sum);
+}
+
+function checkChunk(op: string, values: ArrayLike<number>, n: number, stats: ReferenceStats, out: FitOutput, acc: FitAccumulators): number {
+  const { T, M } = stats;
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`${op}: n must be a non-negative integer, got ${n}`);
+  if (values.length !== T * n) throw new RangeError(`${op}: values has ${values.length} entries, expected T·n = ${T}·${n}`);
+  const offset = out.offset ?? 0;
+  for (const [name, arr] of [['mode', out.mode], ['a', out.a], ['b', out.b], ['r2', out.r2]] as const) {
+    if (arr && arr.length < offset + n) throw new RangeError(`${op}: output ${name} has ${arr.length} slots, needs ${offset + n}`);
+  }
+  if (acc.errSq.length !== T || acc.normSq.length !== T) throw new RangeError(`${op}: accumulators must have T = ${T} checkpoints`);
+  if (acc.modeCount.length < M || acc.r2Sum.length < M) throw new RangeError(`${op}: accumulators must have M = ${M} modes`);
+  return offset;
+}
+
+/** Parameters per block: the block's float64 copy (B × T) stays in L1. */
+function blockSize(T: number): number {
+  return Math.max(8, Math.min(256, Math.floor(4096 / T) & ~1));
+}
+
+/** Per-block scratch space, reused across blocks. */
+interface Scratch {
+  loc: Float64Array; // B × T centred values
+  meanW: Float64Array; // c_w per parameter
+  s1: Float64Array; // Σ z (≈ 0)
+  s2: Float64Array; // Σ z²
+  P: Float64Array; // B × Mp cross sums Σ z r̃_m
+  fa: Float64Array; // float32-rounded a (as stored)
+  fb: Float64Array; // float32-rounded b
+  mode: Int32Array;
+}
+
+function createScratch(B: number, T: number, Mp: number): Scratch {
+  return {
+    loc: new Float64Array(B * T),
+    meanW: new Float64Array(B),
+    s1: new Float64Array(B),
+    s2: new Float64Array(B),
+    P: new Float64Array(B * Mp),
+    fa: new Float64Array(B),
+    fb: new Float64Array(B),
+    mode: new Int32Array(B),
+  };
+}
+
+/**
+ * Copies parameters [i0, i0+bn) to float64, parameter-major, shifted by their first value and then
+ * centred on their mean; fills meanW (c_w), s1 and s2. Works on 4 parameters at a time: the 4
+ * strided reads per checkpoint share cache lines, and 4 independent sums hide add latency.
+ */
+function loadBlock(values: ArrayLike<number>, n: number, T: number, i0: number, bn: number, sc: Scratch): void {
+  const { loc, meanW, s1, s2 } = sc;
+  let i = 0;
+  for (; i + 3 < bn; i += 4) {
+    const c0 = values[i0 + i];
+    const c1 = values[i0 + i + 1];
+    const c2 = values[i0 + i + 2];
+    const c3 = values[i0 + i + 3];
+    const o0 = i * T;
+    const o1 = o0 + T;
+    const o2 = o1 + T;
+    const o3 = o2 + T;
+    let u0 = 0, u1 = 0, u2 = 0, u3 = 0;
+    for (let t = 0, p = i0 + i; t < T; t++, p += n) {
+      const z0 = values[p] - c0;
+      const z1 = values[p + 1] - c1;
+      const z2 = values[p + 2] - c2;
+      const z3 = values[p + 3] - c3;
+      loc[o0 + t] = z0; loc[o1 + t] = z1; loc[o2 + t] = z2; loc[o3 + t] = z3;
+      u0 += z0; u1 += z1; u2 += z2; u3 += z3;
+    }
+    const m0 = u0 / T, m1 = u1 / T, m2 = u2 / T, m3 = u3 / T;
+    let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    let q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+    for (let t = 0; t < T; t++) {
+      const z0 = loc[o0 + t] - m0;
+      const z1 = loc[o1 + t] - m1;
+      const z2 = loc[o2 + t] - m2;
+      const z3 = loc[o3 + t] - m3;
+      loc[o0 + t] = z0; loc[o1 + t] = z1; loc[o2 + t] = z2; loc[o3 + t] = z3;
+      a0 += z0; a1 += z1; a2 += z2; a3 += z3;
+      q0 += z0 * z0; q1 += z1 * z1; q2 += z2 * z2; q3 += z3 * z3;
+    }
+    meanW[i] = c0 + m0; meanW[i + 1] = c1 + m1; meanW[i + 2] = c2 + m2; meanW[i + 3] = c3 + m3;
+    s1[i] = a0; s1[i + 1] = a1; s1[i + 2] = a2; s1[i + 3] = a3;
+    s2[i] = q0; s2[i + 1] = q1; s2[i + 2] = q2; s2[i + 3] = q3;
+  }
+  for (; i < bn; i++) {
+    const c = values[i0 + i];
+    const o = i * T;
+    let u = 0;
+    for (let t = 0, p = i0 + i; t < T; t++, p += n) {
+      const z = values[p] - c;
+      loc[o + t] = z;
+      u += z;
+    }
+    const mu = u / T;
+    let a = 0;
+    let q = 0;
+    for (let t = 0; t < T; t++) {
+      const z = loc[o + t] - mu;
+      loc[o + t] = z;
+      a += z;
+      q += z * z;
+    }
+    meanW[i] = c + mu;
+    s1[i] = a;
+    s2[i] = q;
+  }
+}
+
+/**
+ * P[i·Mp + m] = Σ_t z_i(t)·r̃_m(t) for the block, m < M. Register tiles of 2 parameters × 4 modes
+ * (14 live doubles, no spills on x64), then 2 × 2 and 2 × 1 tiles for the last M mod 4 modes.
+ */
+function crossSums(sc: Scratch, bn: number, T: number, stats: ReferenceStats): void {
+  const { loc, P } = sc;
+  const { centredT: R, Mp, M } = stats;
+  const M4 = M & ~3;
+  for (let i = 0; i < bn; i += 2) {
+    const oa = i * T;
+    // An odd last parameter pairs with itself (a duplicate load) so one code path serves all.
+    const ob = i + 1 < bn ? oa + T : oa;
+    const pa = i * Mp;
+    const pb = i + 1 < bn ? pa + Mp : pa;
+    let m = 0;
+    for (; m < M4; m += 4) {
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      let b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+      for (let t = 0, r = m; t < T; t++, r += Mp) {
+        const wa = loc[oa + t];
+        const wb = loc[ob + t];
+        const r0 = R[r];
+        const r1 = R[r + 1];
+        const r2 = R[r + 2];
+        const r3 = R[r + 3];
+        a0 += wa * r0; a1 += wa * r1; a2 += wa * r2; a3 += wa * r3;
+        b0 += wb * r0; b1 += wb * r1; b2 += wb * r2; b3 += wb * r3;
+      }
+      P[pa + m] = a0; P[pa + m + 1] = a1; P[pa + m + 2] = a2; P[pa + m + 3] = a3;
+      P[pb + m] = b0; P[pb + m + 1] = b1; P[pb + m + 2] = b2; P[pb + m + 3] = b3;
+    }
+    if (m + 1 < M) {
+      let a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+      for (let t = 0, r = m; t < T; t++, r += Mp) {
+        const wa = loc[oa + t];
+        const wb = loc[ob + t];
+        const r0 = R[r];
+        const r1 = R[r + 1];
+        a0 += wa * r0; a1 += wa * r1;
+        b0 += wb * r0; b1 += wb * r1;
+      }
+      P[pa + m] = a0; P[pa + m + 1] = a1;
+      P[pb + m] = b0; P[pb + m + 1] = b1;
+      m += 2;
+    }
+    if (m < M) {
+      let a0 = 0, b0 = 0;
+      for (let t = 0, r = m; t < T; t++, r += Mp) {
+        a0 += loc[oa + t] * R[r];
+        b0 += loc[ob + t] * R[r];
+      }
+      P[pa + m] = a0;
+      P[pb + m] = b0;
+    }
+  }
+}
+
+/**
+ * Fits parameter i of the block to mode m from its sums, writes a, b, R² and the float32-rounded
+ * a, b used for the error sums. Returns R².
+ */
+function fitOne(sc: Scratch, i: number, cross: number, m: number, T: number, stats: ReferenceStats, out: FitOutput, dst: number): number {
+  const s1 = sc.s1[i];
+  const meanW = sc.meanW[i];
+  let a: number;
+  let b: number;
+  let r2 = 0;
+  if (stats.constant[m]) {
+    // numpy pinv minimum-norm solution of a·c + b = x̄.
+    const c = stats.mean[m];
+    const xbar = meanW + s1 / T;
+    a = (c * xbar) / (c * c + 1);
+    b = xbar / (c * c + 1);
+  } else {
+    const R1 = stats.sum1[m];
+    const num = T * cross - s1 * R1;
+    const varR = stats.varScaled[m];
+    const varW = T * sc.s2[i] - s1 * s1;
+    a = num / varR;
+    b = (s1 - a * R1) / T + meanW - a * stats.mean[m];
+    if (varW > 0) {
+      const rho = num / (Math.sqrt(varW) * Math.sqrt(varR));
+      r2 = Math.min(rho * rho, 1);
+    }
+  }
+  out.a[dst] = a;
+  out.b[dst] = b;
+  if (out.r2) out.r2[dst] = r2;
+  sc.fa[i] = Math.fround(a);
+  sc.fb[i] = Math.fround(b);
+  return r2;
+}
+
+/**
+ * Adds the block's squared reconstruction errors and squared norms per checkpoint. Uses the
+ * centred copy: w − (â·r + b̂) = z − â·r̃ + (c_w − â·r̄ − b̂), which avoids cancelling two large
+ * numbers when |mean| ≫ spread and reads only contiguous, cache-resident arrays.
+ */
+function accumulateErrors(T: number, bn: number, sc: Scratch, stats: ReferenceStats, acc: FitAccumulators): void {
+  const { fa, fb, mode, loc, meanW } = sc;
+  const { centred, mean } = stats;
+  const { errSq, normSq } = acc;
+  let i = 0;
+  // Two parameters per sweep halve the read-modify-writes of errSq[t] and normSq[t].
+  for (; i + 1 < bn; i += 2) {
+    const ma = mode[i];
+    const mb = mode[i + 1];
+    const aa = fa[i];
+    const ab = fa[i + 1];
+    const ca = meanW[i];
+    const cb = meanW[i + 1];
+    const da = ca - aa * mean[ma] - fb[i];
+    const db = cb - ab * mean[mb] - fb[i + 1];
+    const oa = i * T;
+    const ob = oa + T;
+    const ra = ma * T;
+    const rb = mb * T;
+    for (let t = 0; t < T; t++) {
+      const za = loc[oa + t];
+      const zb = loc[ob + t];
+      const ea = za - aa * centred[ra + t] + da;
+      const eb = zb - ab * centred[rb + t] + db;
+      const wa = za + ca;
+      const wb = zb + cb;
+      errSq[t] += ea * ea + eb * eb;
+      normSq[t] += wa * wa + wb * wb;
+    }
+  }
+  for (; i < bn; i++) {
+    const m = mode[i];
+    const a = fa[i];
+    const c = meanW[i];
+    const delta = c - a * mean[m] - fb[i];
+    const o = i * T;
+    const ro = m * T;
+    for (let t = 0; t < T; t++) {
+      const z = loc[o + t];
+      const e = z - a * centred[ro + t] + delta;
+      const w = z + c;
+      errSq[t] += e * e;
+      normSq[t] += w * w;
+    }
+  }
+}
+
+/**
+ * Assigns and fits one chunk of n parameters. `values` is T × n, checkpoint-major
+ * (`values[t·n + i]` = parameter i at checkpoint t).
+ *
+ * Per parameter i: m(i) = argmax_m |ρ_im| (§2.5), where |ρ| is taken as 0 for a constant
+ * parameter (zero variance) or a constant reference (numpy's NaN → 0). Ties go to the lowest m,
+ * so constant parameters land in mode 0; with M = 1 everyone is mode 0. Then a, b by least squares
+ * on r_{m(i)} (§2.6) and R² = ρ². Rounding can make two |ρ| that are equal in exact arithmetic
+ * differ in the last bit (e.g. two references that are exact affine copies of each other), in
+ * which case the larger computed one wins.
+ *
+ * Side sums go into `acc`: per-checkpoint squared error of the stored (float32-rounded a, b)
+ * model computed in float64, per-checkpoint squared norm, per-mode counts and R² sums.
+ */
+export function fitAssign(values: Float32Array | Float64Array, n: number, stats: ReferenceStats, out: FitOutput, acc: FitAccumulators): void {
+  const offset = checkChunk('fitAssign', values, n, stats, out, acc);
+  const { T, M, Mp } = stats;
+  const B = blockSize(T);
+  const sc = createScratch(B, T, Mp);
+  const { varScaled, sum1, constant } = stats;
+  // |ρ_im| ∝ |T·P_im − S1_i·R1_m| / sqrt(varR_m): the parameter's own factor is common to all m,
+  // so the argmax needs one multiply per mode and no division.
+  const invSqrtVarR = varScaled.map((v, m) => (constant[m] ? 0 : 1 / Math.sqrt(v)));
+  for (let i0 = 0; i0 < n; i0 += B) {
+    const bn = Math.min(B, n - i0);
+    loadBlock(values, n, T, i0, bn, sc);
+    crossSums(sc, bn, T, stats);
+    for (let i = 0; i < bn; i++) {
+      const s1 = sc.s1[i];
+      const varW = T * sc.s2[i] - s1 * s1;
+      let best = 0;
+      if (M > 1 && varW > 0) {
+        let bestScore = 0;
+        const p = i * Mp;
+        for (let m = 0; m < M; m++) {
+          const score = Math.abs(T * sc.P[p + m] - s1 * sum1[m]) * invSqrtVarR[m];
+          if (score > bestScore) {
+            bestScore = score;
+            best = m;
+          }
+        }
+      }
+      sc.mode[i] = best;
+      out.mode[offset + i0 + i] = best;
+      const r2 = fitOne(sc, i, sc.P[i * Mp + best], best, T, stats, out, offset + i0 + i);
+      acc.modeCount[best] += 1;
+      acc.r2Sum[best] += r2;
+    }
+    accumulateErrors(T, bn, sc, stats, acc);
+  }
+}
+
+/**
+ * Fits one chunk with the modes already given (`modes[i]` for chunk parameter i, read at
+ * `modes[modesOffset + i]`): the least-squares part of {@link fitAssign} without the assignment,
+ * for the online variant (fixed modes, growing window). Writes a, b, R² (and copies the mode into
+ * `out.mode`) and fills the same accumulators.
+ */
+export function fitFixedModes(
+  values: Float32Array | Float64Array,
+  n: number,
+  stats: ReferenceStats,
+  modes: ArrayLike<number>,
+  modesOffset: number,
+  out: FitOutput,
+  acc: FitAccumulators,
+): void {
+  const offset = checkChunk('fitFixedModes', values, n, stats, out, acc);
+  if (modes.length < modesOffset + n) throw new RangeError(`fitFixedModes: modes has ${modes.length} entries, needs ${modesOffset + n}`);
+  const { T, M, centred } = stats;
+  const B = blockSize(T);
+  const sc = createScratch(B, T, stats.Mp);
+  for (let i0 = 0; i0 < n; i0 += B) {
+    const bn = Math.min(B, n - i0);
+    loadBlock(values, n, T, i0, bn, sc);
+    for (let i = 0; i < bn; i++) {
+      const m = modes[modesOffset + i0 + i];
+      if (!(Number.isInteger(m) && m >= 0 && m < M)) throw new RangeError(`fitFixedModes: mode ${m} of parameter ${i0 + i} is not in 0..${M - 1}`);
+      const o = i * T;
+      const ro = m * T;
+      let cross = 0;
+      for (let t = 0; t < T; t++) cross += sc.loc[o + t] * centred[ro + t];
+      sc.mode[i] = m;
+      out.mode[offset + i0 + i] = m;
+      const r2 = fitOne(sc, i, cross, m, T, stats, out, offset + i0 + i);
+      acc.modeCount[m] += 1;
+      acc.r2Sum[m] += r2;
+    }
+    accumulateErrors(T, bn, sc, stats, acc);
+  }
+}

@@ -1,0 +1,33 @@
+/** The pure math core of CMD: typed arrays in, plain results out (no I/O). */
+export { createRng, sampleDistinct, type Rng } from './rng.ts';
+export {
+  chooseScheme,
+  drawSamples,
+  planBalancedSample,
+  type BalancedPlan,
+  type DrawSamplesOptions,
+  type SampleDraw,
+  type SamplingScheme,
+} from './sampling.ts';
+export {
+  absCorrelation,
+  condensedIndex,
+  condensedLength,
+  rowDistances,
+  rowDistancesBlock,
+  splitRowsByPairs,
+} from './correlation.ts';
+export { linkageComplete, type LinkageMatrix, type LinkageOptions } from './linkage.ts';
+export { clusterMonocrit, fclusterDistance, fclusterMaxclust, maxDistPerCluster } from './fcluster.ts';
+export { numberModes, pickReferences, type ModeReferences, type SampleModes } from './modes.ts';
+export {
+  PINV_RCOND,
+  createAccumulators,
+  fitAssign,
+  fitFixedModes,
+  mergeAccumulators,
+  prepareReferences,
+  type FitAccumulators,
+  type FitOutput,
+  type ReferenceStats,
+} from './fit.ts';

@@ -1,0 +1,85 @@
+/**
+ * Outputs appear whole or not at all: files are written under a temp name in the same
+ * folder and renamed into place; a command's output folder is staged beside the target
+ * and swapped in when everything succeeded.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { UsageError } from '../errors.ts';
+
+function tempName(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** Writes `data` to `target` via a temp file in the same folder, fsync and rename. */
+export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+  const tmp = tempName(target);
+  const fh = await fsp.open(tmp, 'wx');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+    await fh.close();
+    await fsp.rename(tmp, target);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+async function isNonEmptyDir(p: string): Promise<boolean> {
+  try {
+    return (await fsp.readdir(p)).length > 0;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new UsageError(`${p} exists and is not a folder`);
+    throw e;
+  }
+}
+
+/** A staging folder that becomes `target` on commit and vanishes on abort. */
+export class StagedDir {
+  readonly target: string;
+  readonly path: string;
+  private done = false;
+
+  private constructor(target: string, staging: string) {
+    this.target = target;
+    this.path = staging;
+  }
+
+  /** Refuses a non-empty `target` unless `force`; creates the staging folder next to it. */
+  static async create(target: string, force = false): Promise<StagedDir> {
+    const abs = path.resolve(target);
+    if (!force && (await isNonEmptyDir(abs))) throw new UsageError(`${target} exists and is not empty; use --force to replace it`);
+    await fsp.mkdir(path.dirname(abs), { recursive: true });
+    const staging = path.join(path.dirname(abs), `.${path.basename(abs)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await fsp.mkdir(staging);
+    return new StagedDir(abs, staging);
+  }
+
+  file(name: string): string {
+    return path.join(this.path, name);
+  }
+
+  async commit(): Promise<void> {
+    if (this.done) return;
+    let old: string | undefined;
+    try {
+      await fsp.rename(this.target, (old = `${this.path}.old`));
+    } catch (e) {
+      old = undefined;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    await fsp.rename(this.path, this.target);
+    this.done = true;
+    if (old) await fsp.rm(old, { recursive: true, force: true });
+  }
+
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await fsp.rm(this.path, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,91 @@
+/** Building, serializing and reading back `report.json`. */
+import { promises as fsp } from 'node:fs';
+import type { CheckpointSet } from '../checkpoints/checkpoint-set.ts';
+import { InputError } from '../errors.ts';
+import type { AnalysisResult } from '../pipeline/analyze.ts';
+import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
+import { num, REPORT_SCHEMA_VERSION, RunReportSchema, type RunReport } from './report-schema.ts';
+
+export const REPORT_FILE = 'report.json';
+export const SAMPLES_FILE = 'samples.json';
+export const RUN_INFO_FILE = 'run-info.json';
+
+export interface ReportInputs {
+  set: CheckpointSet;
+  result: AnalysisResult;
+  seed: number | null;
+  samplesRequested: number;
+  variant?: 'post-hoc' | 'online';
+  warmup?: number;
+}
+
+export function buildReport({ set, result, seed, samplesRequested, variant = 'post-hoc', warmup }: ReportInputs): RunReport {
+  const window = set.checkpoints.slice(result.window.from, result.window.to);
+  const checkpointsBytes = window.reduce((s, c) => s + c.bytes, 0);
+  const last = window[window.length - 1];
+  const report: RunReport = {
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    tool: { name: TOOL_NAME, version: TOOL_VERSION },
+    input: {
+      dir: set.dir,
+      format: set.format,
+      checkpoints: set.checkpoints.map((c) => ({ index: c.index, step: c.step, name: c.name, bytes: c.bytes })),
+      modelledParameters: set.space.total,
+      modelledTensors: set.space.tensors.length,
+      carriedTensors: set.space.carried.map((t) => ({ name: t.name, reason: t.reason })),
+    },
+    method: {
+      variant,
+      modesRequested: result.modesRequested,
+      modes: result.modes.length,
+      samplesRequested,
+      samples: result.sampleIndices.length,
+      sampling: result.sampling,
+      seed,
+      correlation: 'abs-pearson',
+      distance: 'euclidean-between-rows-of-abs-corr',
+      linkage: 'complete',
+      cut: 'maxclust',
+      ...(warmup !== undefined ? { warmup } : {}),
+      skippedNonFinite: 0,
+    },
+    modes: result.modes.map((m) => ({ ...m, meanR2: m.meanR2 === null ? 'NaN' : num(m.meanR2) })),
+    checkpoints: window.map((c, t) => ({ index: c.index, step: c.step, name: c.name, relativeError: num(result.checkpointErrors[t]) })),
+    tensors: result.tensorErrors.map((t) => ({ name: t.name, parameters: t.parameters, relativeError: num(t.relativeError) })),
+    storage: {
+      checkpointsBytes,
+      oneCheckpointBytes: last.bytes,
+      modelBytes: result.modelBytes,
+      compressionVsTrajectory: num(checkpointsBytes / result.modelBytes),
+      compressionVsFinalCheckpoint: num(last.bytes / result.modelBytes),
+    },
+    outputs: { model: 'cmd-model.safetensors', samples: SAMPLES_FILE },
+  };
+  return RunReportSchema.parse(report);
+}
+
+export function serializeReport(report: RunReport): string {
+  return `${JSON.stringify(report, null, 2)}\n`;
+}
+
+/** Reads and validates a report; a bad file is an InputError naming it. */
+export async function readReport(file: string): Promise<RunReport> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    throw new InputError(file, `cannot read report (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'unreadable');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new InputError(file, `is not JSON (${(e as Error).message})`, 'bad-json');
+  }
+  const parsed = RunReportSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InputError(file, `is not a cmd report: ${issue.message} at ${issue.path.join('.') || '(root)'}`, 'bad-report');
+  }
+  return parsed.data;
+}

@@ -1,0 +1,284 @@
+/**
+ * Post-hoc CMD over a checkpoint set, streaming: pass 1 reads only the K sampled
+ * trajectories and clusters them; pass 2 streams parameter chunks through worker threads to
+ * assign, fit and measure, writing a/b/mode straight into the model file. Never holds N × T.
+ */
+import path from 'node:path';
+import { promises as fsp } from 'node:fs';
+import type { CheckpointSet } from '../checkpoints/checkpoint-set.ts';
+import { globalIndex, locate } from '../checkpoints/parameter-space.ts';
+import { absCorrelation, rowDistances, splitRowsByPairs, condensedLength } from '../core/correlation.ts';
+import { drawSamples } from '../core/sampling.ts';
+import { linkageComplete } from '../core/linkage.ts';
+import { fclusterMaxclust } from '../core/fcluster.ts';
+import { numberModes, pickReferences } from '../core/modes.ts';
+import { createAccumulators, mergeAccumulators, prepareReferences, type FitAccumulators } from '../core/fit.ts';
+import { encodeFloats } from '../formats/dtype.ts';
+import { CancelledError, InputError, UsageError } from '../errors.ts';
+import { TrajectoryReader, planTrajectory } from '../trajectory/trajectory-reader.ts';
+import { chunkElements, planChunks } from './chunks.ts';
+import { createModelFile, MODEL_FILE, planModelFile, syncFile, writeAtPosition } from './model-file.ts';
+import { createPool, defaultWorkerCount, runAll, type WorkerPool } from './pool.ts';
+import type { FitResult, FitTask, PoolData } from './worker.ts';
+import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
+
+export interface ProgressSink {
+  start(stage: string, total: number): void;
+  advance(n: number): void;
+  stop(): void;
+}
+
+export interface AnalyzeOptions {
+  /** M, the number of modes asked for (fewer may result: scipy maxclust on tied heights). */
+  modes: number;
+  /** K, the number of sampled parameters. */
+  samples: number;
+  seed: number;
+  /** Use these samples ([tensor, element] pairs, in order) instead of drawing them. */
+  samplesFrom?: [string, number][];
+  workers?: number;
+  /** Elements per pass-2 chunk (default: ~32 MB of float32 trajectories). */
+  chunkSize?: number;
+  /** Checkpoint positions [from, to) to fit on (default: all). */
+  window?: { from: number; to: number };
+  signal?: AbortSignal;
+  progress?: ProgressSink;
+}
+
+export interface ModeSummary {
+  mode: number;
+  sampledCount: number;
+  assignedCount: number;
+  reference: { tensor: string; element: number; index: number };
+  meanR2: number | null;
+}
+
+export interface AnalysisResult {
+  modesRequested: number;
+  modes: ModeSummary[];
+  sampleIndices: Float64Array;
+  sampling: 'U_B' | 'U' | 'file';
+  /** M' × T reference trajectories (float32 values). */
+  refs: Float32Array;
+  /** Per checkpoint of the window, ‖W_t − Ŵ_t‖ / ‖W_t‖. */
+  checkpointErrors: number[];
+  tensorErrors: { name: string; parameters: number; relativeError: number }[];
+  modelPath: string;
+  modelBytes: number;
+  window: { from: number; to: number };
+  timings: Record<string, number>;
+  bytesRead: number;
+  workers: number;
+}
+
+const noProgress: ProgressSink = { start() {}, advance() {}, stop() {} };
+
+function checkAbort(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new CancelledError();
+}
+
+/** Validates M and K against each other and the data, per the method's limits. */
+export function validateSizes(N: number, T: number, K: number, M: number): void {
+  if (T < 3) throw new UsageError(`CMD needs at least 3 checkpoints in the window, got ${T}`);
+  if (!Number.isInteger(K) || K < 2) throw new UsageError(`--samples must be at least 2, got ${K}`);
+  if (K > N) throw new UsageError(`--samples ${K} exceeds the ${N} modelled parameters`);
+  if (!Number.isInteger(M) || M < 1 || M > Math.min(K, 65535)) throw new UsageError(`--modes must be between 1 and min(K, 65535) = ${Math.min(K, 65535)}, got ${M}`);
+}
+
+function resolveSamples(set: CheckpointSet, options: AnalyzeOptions): { indices: Float64Array; sampling: 'U_B' | 'U' | 'file' } {
+  if (options.samplesFrom) {
+    const indices = new Float64Array(options.samplesFrom.length);
+    const seen = new Set<number>();
+    options.samplesFrom.forEach(([tensor, element], j) => {
+      const g = globalIndex(set.space, tensor, element);
+      if (g === undefined) throw new UsageError(`--samples-from: sample ${j} [${JSON.stringify(tensor)}, ${element}] is not a modelled parameter`);
+      if (seen.has(g)) throw new UsageError(`--samples-from: sample ${j} [${JSON.stringify(tensor)}, ${element}] is listed twice`);
+      seen.add(g);
+      indices[j] = g;
+    });
+    return { indices, sampling: 'file' };
+  }
+  const draw = drawSamples({ layerSizes: set.space.tensors.map((t) => t.count), k: options.samples, seed: options.seed });
+  return { indices: draw.indices, sampling: draw.scheme };
+}
+
+function nonFiniteError(set: CheckpointSet, checkpoint: number, tensorName: string, element: number, value: number): InputError {
+  const c = set.checkpoints[checkpoint];
+  return new InputError(c.path, `tensor ${tensorName} element ${element} is ${value} (non-finite) at step ${c.step}`, 'non-finite');
+}
+
+async function distances(A: Float64Array, K: number, pool: WorkerPool | undefined): Promise<Float64Array> {
+  // Small K: one thread is faster than shipping tasks.
+  if (!pool || K < 600) return rowDistances(A, K);
+  const shared = new Float64Array(new SharedArrayBuffer(A.byteLength));
+  shared.set(A);
+  const out = new Float64Array(new SharedArrayBuffer(condensedLength(K) * 8));
+  const bounds = splitRowsByPairs(K, pool.threads * 4);
+  await runAll(pool, bounds.length - 1, (i) => ({ kind: 'distances', A: shared, K, i0: bounds[i], i1: bounds[i + 1], out }));
+  return out;
+}
+
+function now(): number {
+  return performance.now();
+}
+
+/**
+ * Runs post-hoc CMD and writes `cmd-model.safetensors` into `outDir` (a staging folder: the
+ * caller makes it appear atomically). Returns the numbers the report is made of.
+ */
+export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, options: AnalyzeOptions): Promise<AnalysisResult> {
+  const progress = options.progress ?? noProgress;
+  const timings: Record<string, number> = {};
+  const window = options.window ?? { from: 0, to: set.checkpoints.length };
+  const T = window.to - window.from;
+  const N = set.space.total;
+  const { indices, sampling } = resolveSamples(set, options);
+  const K = indices.length;
+  validateSizes(N, T, K, options.modes);
+  const plan = planTrajectory(set);
+  const float64 = set.space.tensors.some((t) => t.dtype === 'F64');
+  const threads = Math.max(1, options.workers ?? defaultWorkerCount());
+  const pool = createPool({ plan, float64 } satisfies PoolData, threads, options.signal);
+  const reader = new TrajectoryReader(plan);
+  try {
+    // Pass 1: the K sampled trajectories only.
+    let t0 = now();
+    const X = new Float64Array(K * T);
+    reader.readParameters(indices, X, window.from, window.to);
+    for (let j = 0; j < K; j++) {
+      for (let t = 0; t < T; t++) {
+        const v = X[j * T + t];
+        if (!Number.isFinite(v)) {
+          const loc = locate(set.space, indices[j]);
+          throw nonFiniteError(set, window.from + t, loc.tensor, loc.element, v);
+        }
+      }
+    }
+    timings.readSamples = now() - t0;
+    checkAbort(options.signal);
+
+    // Cluster: |corr| → distances between its rows → complete linkage → maxclust.
+    t0 = now();
+    progress.start('cluster', 4);
+    const A = absCorrelation(X, K, T);
+    progress.advance(1);
+    const D = await distances(A, K, threads > 1 ? pool : undefined);
+    progress.advance(1);
+    checkAbort(options.signal);
+    const Z = linkageComplete(D, K, { overwrite: true });
+    const labels = fclusterMaxclust(Z, K, options.modes);
+    const sampleModes = numberModes(labels);
+    const refsChosen = pickReferences(A, K, sampleModes.members);
+    progress.advance(2);
+    progress.stop();
+    timings.cluster = now() - t0;
+    const M = sampleModes.count;
+    const refIndex = Array.from(refsChosen.samplePosition, (p) => indices[p]);
+    const refs = new Float64Array(M * T);
+    for (let m = 0; m < M; m++) refs.set(X.subarray(refsChosen.samplePosition[m] * T, (refsChosen.samplePosition[m] + 1) * T), m * T);
+    const stats = prepareReferences(refs, M, T);
+
+    // The model file, pre-sized; pass 2 fills a, b and mode by position.
+    const modelPath = path.join(outDir, MODEL_FILE);
+    const metadata = modelMetadata(set, options, { M, K, sampling, window, refIndex, indices });
+    const layout = planModelFile(set.space.tensors, M, T, K, metadata);
+    await createModelFile(modelPath, layout);
+    await writeAtPosition(modelPath, layout.position('refs'), encodeFloats('F32', refs));
+    await writeAtPosition(modelPath, layout.position('reference_index'), encodeFloats('I64', refIndex));
+    await writeAtPosition(modelPath, layout.position('sample_index'), encodeFloats('I64', indices));
+
+    // Pass 2: every parameter, chunk by chunk, on the pool. Results merge in chunk order.
+    t0 = now();
+    const chunks = planChunks(set.space.tensors, options.chunkSize ?? chunkElements(T));
+    progress.start('fit', N);
+    const modeBytes = layout.modeDtype === 'U8' ? 1 : 2;
+    const results = await runAll<FitResult>(
+      pool,
+      chunks.length,
+      (i) => ({ kind: 'fit', chunk: chunks[i], stats, from: window.from, to: window.to, modelPath, modeBytes, slots: layout.slots }) satisfies FitTask,
+      (i, r) => {
+        if (r.nonFinite) {
+          const nf = r.nonFinite;
+          throw nonFiniteError(set, nf.checkpoint, set.space.tensors[nf.tensor].name, nf.element, nf.value);
+        }
+        progress.advance(chunks[i].count);
+      },
+    );
+    progress.stop();
+    timings.fit = now() - t0;
+    await syncFile(modelPath);
+
+    const total: FitAccumulators = createAccumulators(M, T);
+    const perTensor = set.space.tensors.map(() => ({ errSq: 0, normSq: 0 }));
+    let bytesRead = reader.bytesRead;
+    for (const r of results) {
+      mergeAccumulators(total, r.acc);
+      for (const p of r.pieces) {
+        perTensor[p.tensor].errSq += p.errSq;
+        perTensor[p.tensor].normSq += p.normSq;
+      }
+      bytesRead += r.bytesRead;
+    }
+    const ratio = (e: number, w: number) => (w > 0 ? Math.sqrt(e / w) : e > 0 ? Infinity : 0);
+    const modes: ModeSummary[] = Array.from({ length: M }, (_, m) => {
+      const loc = locate(set.space, refIndex[m]);
+      const count = total.modeCount[m];
+      return {
+        mode: m,
+        sampledCount: sampleModes.members[m].length,
+        assignedCount: count,
+        reference: { tensor: loc.tensor, element: loc.element, index: refIndex[m] },
+        meanR2: count > 0 ? total.r2Sum[m] / count : null,
+      };
+    });
+    return {
+      modesRequested: options.modes,
+      modes,
+      sampleIndices: indices,
+      sampling,
+      refs: Float32Array.from(refs),
+      checkpointErrors: Array.from(total.errSq, (e, t) => ratio(e, total.normSq[t])),
+      tensorErrors: set.space.tensors.map((t, k) => ({ name: t.name, parameters: t.count, relativeError: ratio(perTensor[k].errSq, perTensor[k].normSq) })),
+      modelPath,
+      modelBytes: (await fsp.stat(modelPath)).size,
+      window,
+      timings,
+      bytesRead,
+      workers: threads,
+    };
+  } finally {
+    progress.stop();
+    reader.close();
+    await pool.destroy();
+  }
+}
+
+function modelMetadata(
+  set: CheckpointSet,
+  options: AnalyzeOptions,
+  run: { M: number; K: number; sampling: string; window: { from: number; to: number }; refIndex: number[]; indices: Float64Array },
+): Record<string, string> {
+  const checkpoints = set.checkpoints.slice(run.window.from, run.window.to).map((c) => ({ index: c.index, step: c.step, name: c.name, bytes: c.bytes }));
+  return {
+    format: 'cmd-model',
+    'cmd.version': `${TOOL_NAME} ${TOOL_VERSION}`,
+    'cmd.source': JSON.stringify({ dir: set.dir, format: set.format }),
+    'cmd.checkpoints': JSON.stringify(checkpoints),
+    'cmd.tensors': JSON.stringify(set.space.tensors.map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype, offset: t.offset }))),
+    'cmd.carried': JSON.stringify(set.space.carried.map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype, reason: t.reason }))),
+    'cmd.params': JSON.stringify({
+      variant: 'post-hoc',
+      modesRequested: options.modes,
+      modes: run.M,
+      samplesRequested: options.samplesFrom ? run.K : options.samples,
+      samples: run.K,
+      sampling: run.sampling,
+      seed: options.samplesFrom ? null : options.seed,
+      window: run.window,
+    }),
+    'cmd.references': JSON.stringify(run.refIndex.map((g) => {
+      const l = locate(set.space, g);
+      return [l.tensor, l.element];
+    })),
+  };
+}

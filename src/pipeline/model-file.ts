@@ -1,0 +1,73 @@
+/**
+ * Layout of `cmd-model.safetensors`: per modelled tensor `<name>.mode`, `<name>.a`,
+ * `<name>.b`; `refs` (modes × T float32); `reference_index` and `sample_index` (int64 global
+ * indices, never float32: §2.7's rounding bug); and `__metadata__` describing the run.
+ */
+import { promises as fsp } from 'node:fs';
+import type { ModelledTensor } from '../checkpoints/parameter-space.ts';
+import { planSafetensors, type SafetensorsPlan } from '../formats/safetensors.ts';
+import type { DType } from '../formats/dtype.ts';
+import type { TensorSlots } from './worker.ts';
+
+export const MODEL_FILE = 'cmd-model.safetensors';
+
+export interface ModelLayout {
+  plan: SafetensorsPlan;
+  modeDtype: 'U8' | 'U16';
+  slots: TensorSlots[];
+  position(name: string): number;
+}
+
+export function modeDtypeFor(modes: number): 'U8' | 'U16' {
+  return modes <= 256 ? 'U8' : 'U16';
+}
+
+export function planModelFile(tensors: readonly ModelledTensor[], modes: number, checkpoints: number, samples: number, metadata: Record<string, string>): ModelLayout {
+  const modeDtype = modeDtypeFor(modes);
+  const specs: { name: string; dtype: DType; shape: number[] }[] = [];
+  for (const t of tensors) {
+    specs.push({ name: `${t.name}.mode`, dtype: modeDtype, shape: t.shape });
+    specs.push({ name: `${t.name}.a`, dtype: 'F32', shape: t.shape });
+    specs.push({ name: `${t.name}.b`, dtype: 'F32', shape: t.shape });
+  }
+  specs.push({ name: 'refs', dtype: 'F32', shape: [modes, checkpoints] });
+  specs.push({ name: 'reference_index', dtype: 'I64', shape: [modes] });
+  specs.push({ name: 'sample_index', dtype: 'I64', shape: [samples] });
+  const plan = planSafetensors(specs, metadata);
+  const position = (name: string) => {
+    const o = plan.offsets.get(name);
+    if (!o) throw new RangeError(`model layout has no tensor ${name}`);
+    return plan.header.length + o.begin;
+  };
+  const slots = tensors.map((t) => ({ a: position(`${t.name}.a`), b: position(`${t.name}.b`), mode: position(`${t.name}.mode`) }));
+  return { plan, modeDtype, slots, position };
+}
+
+/** Creates the pre-sized model file with its header; tensor data is filled in by position. */
+export async function createModelFile(path: string, layout: ModelLayout): Promise<void> {
+  const fh = await fsp.open(path, 'wx');
+  try {
+    await fh.truncate(layout.plan.totalBytes);
+    await fh.write(layout.plan.header, 0, layout.plan.header.length, 0);
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function writeAtPosition(path: string, position: number, bytes: Uint8Array): Promise<void> {
+  const fh = await fsp.open(path, 'r+');
+  try {
+    await fh.write(bytes, 0, bytes.length, position);
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function syncFile(path: string): Promise<void> {
+  const fh = await fsp.open(path, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The worker pool. Workers rebuild a trajectory reader from plain data, do their own
+ * positioned reads, and write results into shared memory or the output file, so only
+ * small messages cross threads.
+ */
+import os from 'node:os';
+import { Piscina } from 'piscina';
+import { CancelledError } from '../errors.ts';
+
+export function defaultWorkerCount(): number {
+  return Math.max(1, os.availableParallelism());
+}
+
+function workerFile(): { filename: string; execArgv: string[] } {
+  // Run from source (tests, tsx) the worker is a .ts file that Node needs tsx to load.
+  const fromSource = import.meta.url.endsWith('.ts');
+  const filename = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url).href;
+  return { filename, execArgv: fromSource ? ['--import', 'tsx'] : [] };
+}
+
+export interface WorkerPool {
+  run<R>(task: unknown): Promise<R>;
+  destroy(): Promise<void>;
+  readonly threads: number;
+}
+
+export function createPool(workerData: unknown, threads: number, signal?: AbortSignal): WorkerPool {
+  const { filename, execArgv } = workerFile();
+  const pool = new Piscina({ filename, workerData, minThreads: threads, maxThreads: threads, execArgv, idleTimeout: 60_000 });
+  return {
+    threads,
+    async run<R>(task: unknown): Promise<R> {
+      if (signal?.aborted) throw new CancelledError();
+      try {
+        return (await pool.run(task, { signal })) as R;
+      } catch (e) {
+        if (signal?.aborted) throw new CancelledError();
+        throw e;
+      }
+    },
+    destroy: () => pool.destroy(),
+  };
+}
+
+/** Runs `count` tasks over the pool, at most `2 × threads` in flight, results in index order. */
+export async function runAll<R>(pool: WorkerPool, count: number, makeTask: (i: number) => unknown, onDone?: (i: number, r: R) => void): Promise<R[]> {
+  const results = new Array<R>(count);
+  let next = 0;
+  const lane = async () => {
+    while (next < count) {
+      const i = next++;
+      results[i] = await pool.run<R>(makeTask(i));
+      onDone?.(i, results[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(count, pool.threads * 2) }, lane));
+  return results;
+}

@@ -1,0 +1,84 @@
+/**
+ * Positioned reads of element ranges of stored tensors. Synchronous on purpose: it runs in
+ * worker threads whose only job is to read and crunch, and a sync pread has no promise
+ * overhead per call. File descriptors are cached per reader and closed by `close()`.
+ */
+import fs from 'node:fs';
+import { DTYPES, decodeInto, type FloatArray } from '../formats/dtype.ts';
+import type { StoredTensor } from '../formats/types.ts';
+import { InputError } from '../errors.ts';
+import { dequantizeInPlace } from '../formats/tfjs.ts';
+
+export class ElementReader {
+  private readonly fds = new Map<string, number>();
+  private scratch = new Uint8Array(1 << 16);
+  /** Bytes read so far (for throughput reports). */
+  bytesRead = 0;
+
+  private fd(path: string): number {
+    let fd = this.fds.get(path);
+    if (fd === undefined) {
+      try {
+        fd = fs.openSync(path, 'r');
+      } catch (e) {
+        throw new InputError(path, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'unreadable');
+      }
+      this.fds.set(path, fd);
+    }
+    return fd;
+  }
+
+  /** Reads `length` bytes of the tensor's byte stream, starting at `start`, into `into`. */
+  private readBytes(tensor: StoredTensor, start: number, length: number, into: Uint8Array): void {
+    let skip = start;
+    let filled = 0;
+    for (const span of tensor.spans) {
+      if (filled === length) break;
+      if (skip >= span.length) {
+        skip -= span.length;
+        continue;
+      }
+      const take = Math.min(span.length - skip, length - filled);
+      const fd = this.fd(span.path);
+      let done = 0;
+      while (done < take) {
+        const n = fs.readSync(fd, into, filled + done, take - done, span.offset + skip + done);
+        if (n === 0) throw new InputError(span.path, `tensor ${tensor.name}: file ended early (truncated while reading)`, 'truncated');
+        done += n;
+      }
+      filled += take;
+      skip = 0;
+    }
+    if (filled !== length) throw new InputError(tensor.spans[0]?.path ?? tensor.name, `tensor ${tensor.name}: byte range ${start}+${length} beyond its data`, 'out-of-bounds');
+    this.bytesRead += length;
+  }
+
+  /**
+   * Decodes elements [start, start + count) of `tensor` (row-major) into `out[outOffset..]`,
+   * dequantizing tfjs weights on the way.
+   */
+  read(tensor: StoredTensor, start: number, count: number, out: FloatArray, outOffset = 0): void {
+    if (count === 0) return;
+    const enc = tensor.encoding;
+    const size = DTYPES[enc.dtype].bytes;
+    const byteStart = start * size;
+    const byteLength = count * size;
+    if (enc.dtype === 'F32' && !enc.bigEndian && !enc.quantization && out instanceof Float32Array) {
+      // Zero-copy: read straight into the destination's memory.
+      this.readBytes(tensor, byteStart, byteLength, new Uint8Array(out.buffer, out.byteOffset + outOffset * 4, byteLength));
+      return;
+    }
+    if (this.scratch.byteLength < byteLength) this.scratch = new Uint8Array(Math.max(byteLength, this.scratch.byteLength * 2));
+    const bytes = this.scratch.subarray(0, byteLength);
+    this.readBytes(tensor, byteStart, byteLength, bytes);
+    decodeInto(enc.dtype, bytes, count, out, outOffset, !enc.bigEndian);
+    const q = enc.quantization;
+    // float32 arithmetic, as the tfjs converter's own dequantized references are computed
+    if (q) dequantizeInPlace(out, q.scale, q.min, outOffset, outOffset + count);
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) fs.closeSync(fd);
+    this.fds.clear();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Trajectory access: the T values of any range of parameters, read by position from every
+ * checkpoint, never the whole N × T matrix. The plan is plain data so a worker thread can
+ * rebuild a reader from it and do its own reads.
+ */
+import type { FloatArray } from '../formats/dtype.ts';
+import type { StoredTensor } from '../formats/types.ts';
+import type { ModelledTensor } from '../checkpoints/parameter-space.ts';
+import { modelledTensors, type CheckpointSet } from '../checkpoints/checkpoint-set.ts';
+import { ElementReader } from './element-reader.ts';
+
+/** Serializable description of where every modelled tensor lives in every checkpoint. */
+export interface TrajectoryPlan {
+  /** Modelled tensors in parameter-space order (offsets are global indices). */
+  tensors: ModelledTensor[];
+  /** `stored[t][k]` is tensor k of checkpoint t. */
+  stored: StoredTensor[][];
+  total: number;
+}
+
+export function planTrajectory(set: CheckpointSet): TrajectoryPlan {
+  return {
+    tensors: set.space.tensors,
+    stored: set.checkpoints.map((c) => modelledTensors(set, c)),
+    total: set.space.total,
+  };
+}
+
+export class TrajectoryReader {
+  readonly plan: TrajectoryPlan;
+  readonly checkpoints: number;
+  private readonly io = new ElementReader();
+
+  constructor(plan: TrajectoryPlan) {
+    this.plan = plan;
+    this.checkpoints = plan.stored.length;
+  }
+
+  get bytesRead(): number {
+    return this.io.bytesRead;
+  }
+
+  /** First tensor index whose range reaches past `index`. */
+  private firstTensor(index: number): number {
+    const ts = this.plan.tensors;
+    let lo = 0;
+    let hi = ts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (ts[mid].offset <= index) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /**
+   * Reads parameters [start, end) from the checkpoints `from..to-1` (all by default) into
+   * `out`, laid out checkpoint-major: out[(t - from) * n + i] with n = end - start.
+   */
+  readRange(start: number, end: number, out: FloatArray, from = 0, to = this.checkpoints): void {
+    const n = end - start;
+    if (n <= 0) return;
+    if (out.length < (to - from) * n) throw new RangeError(`readRange: output holds ${out.length} values, need ${(to - from) * n}`);
+    const ts = this.plan.tensors;
+    for (let t = from; t < to; t++) {
+      const stored = this.plan.stored[t];
+      let k = this.firstTensor(start);
+      let pos = start;
+      while (pos < end) {
+        const tensor = ts[k];
+        const take = Math.min(end, tensor.offset + tensor.count) - pos;
+        this.io.read(stored[k], pos - tensor.offset, take, out, (t - from) * n + (pos - start));
+        pos += take;
+        k++;
+      }
+    }
+  }
+
+  /**
+   * Reads the full trajectories of scattered parameters (the K samples) into
+   * out[j * T + t] (sample-major, as the correlation step wants them), for checkpoints
+   * from..to-1.
+   */
+  readParameters(indices: ArrayLike<number>, out: Float64Array, from = 0, to = this.checkpoints): void {
+    const T = to - from;
+    const one = new Float64Array(1);
+    for (let j = 0; j < indices.length; j++) {
+      const g = indices[j];
+      const k = this.firstTensor(g);
+      const el = g - this.plan.tensors[k].offset;
+      for (let t = from; t < to; t++) {
+        this.io.read(this.plan.stored[t][k], el, 1, one, 0);
+        out[j * T + (t - from)] = one[0];
+      }
+    }
+  }
+
+  close(): void {
+    this.io.close();
+  }
+}
