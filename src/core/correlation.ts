@@ -41,7 +41,9 @@ export function absCorrelation(X: Float64Array | Float32Array, K: number, T: num
       const oj = j * T;
       let dot = 0;
       for (let t = 0; t < T; t++) dot += Z[oi + t] * Z[oj + t];
-      let c = Math.abs(dot) * si * sj;
+      // si·sj first: a commutative product, so duplicated rows give bitwise-identical entries
+      // (and exactly zero distance between them).
+      let c = Math.abs(dot) * (si * sj);
       if (c > 1) c = 1;
       A[i * K + j] = c;
       A[j * K + i] = c;

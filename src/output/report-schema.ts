@@ -63,7 +63,7 @@ export const RunReportSchema = z.object({
     compressionVsTrajectory: Num,
     compressionVsFinalCheckpoint: Num,
   }),
-  outputs: z.object({ model: z.string(), samples: z.string(), reconstructed: z.array(z.string()).optional() }),
+  outputs: z.object({ model: z.string(), samples: z.string(), correlationHeatmap: z.string().optional(), reconstructed: z.array(z.string()).optional() }),
   evaluation: z
     .object({
       method: z.string(),

@@ -59,7 +59,7 @@ export function buildReport({ set, result, seed, samplesRequested, variant = 'po
       compressionVsTrajectory: num(checkpointsBytes / result.modelBytes),
       compressionVsFinalCheckpoint: num(last.bytes / result.modelBytes),
     },
-    outputs: { model: 'cmd-model.safetensors', samples: SAMPLES_FILE },
+    outputs: { model: 'cmd-model.safetensors', samples: SAMPLES_FILE, correlationHeatmap: 'sampled-corr.npy' },
   };
   return RunReportSchema.parse(report);
 }

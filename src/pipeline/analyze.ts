@@ -12,6 +12,7 @@ import { drawSamples } from '../core/sampling.ts';
 import { linkageComplete } from '../core/linkage.ts';
 import { fclusterMaxclust } from '../core/fcluster.ts';
 import { numberModes, pickReferences } from '../core/modes.ts';
+import { corrHeatmap, type Heatmap } from '../core/heatmap.ts';
 import { createAccumulators, mergeAccumulators, prepareReferences, type FitAccumulators } from '../core/fit.ts';
 import { encodeFloats } from '../formats/dtype.ts';
 import { CancelledError, InputError, UsageError } from '../errors.ts';
@@ -66,6 +67,8 @@ export interface AnalysisResult {
   modelPath: string;
   modelBytes: number;
   window: { from: number; to: number };
+  /** The sampled |corr| matrix reordered by mode, block-averaged to ≤ 256 × 256. */
+  heatmap: Heatmap;
   timings: Record<string, number>;
   bytesRead: number;
   workers: number;
@@ -169,6 +172,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     const labels = fclusterMaxclust(Z, K, options.modes);
     const sampleModes = numberModes(labels);
     const refsChosen = pickReferences(A, K, sampleModes.members);
+    const heatmap = corrHeatmap(A, K, sampleModes.members);
     progress.advance(2);
     progress.stop();
     timings.cluster = now() - t0;
@@ -242,6 +246,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
       modelPath,
       modelBytes: (await fsp.stat(modelPath)).size,
       window,
+      heatmap,
       timings,
       bytesRead,
       workers: threads,

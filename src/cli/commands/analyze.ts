@@ -2,10 +2,10 @@ import { promises as fsp } from 'node:fs';
 import { loadCheckpointSet } from '../../checkpoints/checkpoint-set.ts';
 import { UsageError, InputError } from '../../errors.ts';
 import { analyzeCheckpoints } from '../../pipeline/analyze.ts';
-import { StagedDir, writeFileAtomic } from '../../output/atomic.ts';
-import { buildReport, REPORT_FILE, RUN_INFO_FILE, SAMPLES_FILE, serializeReport } from '../../output/report.ts';
+import { StagedDir } from '../../output/atomic.ts';
+import { buildReport, serializeReport } from '../../output/report.ts';
+import { writeHeatmap, writeReport, writeRunInfo, writeSamples } from '../../output/run-outputs.ts';
 import type { RunReport } from '../../output/report-schema.ts';
-import { locate } from '../../checkpoints/parameter-space.ts';
 import { loadOptionsFrom, type SelectionFlags } from '../options.ts';
 import { createProgress } from '../progress.ts';
 import { interruptSignal } from '../signals.ts';
@@ -61,31 +61,10 @@ export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<
       progress: createProgress(flags),
     });
     const report = buildReport({ set, result, seed: samplesFrom ? null : seed, samplesRequested: samplesFrom ? samplesFrom.length : samples });
-    const sampleList = Array.from(result.sampleIndices, (g) => {
-      const l = locate(set.space, g);
-      return [l.tensor, l.element];
-    });
-    await writeFileAtomic(staged.file(SAMPLES_FILE), `[\n${sampleList.map((p) => `  ${JSON.stringify(p)}`).join(',\n')}\n]\n`);
-    await writeFileAtomic(staged.file(REPORT_FILE), serializeReport(report));
-    const seconds = (performance.now() - started) / 1000;
-    const bytes = report.storage.checkpointsBytes;
-    await writeFileAtomic(
-      staged.file(RUN_INFO_FILE),
-      `${JSON.stringify(
-        {
-          seconds,
-          stageMilliseconds: result.timings,
-          workers: result.workers,
-          bytesRead: result.bytesRead,
-          checkpointBytes: bytes,
-          gbPerSecond: bytes / 1e9 / seconds,
-          peakRssBytes: process.resourceUsage().maxRSS * 1024,
-          node: process.version,
-        },
-        null,
-        2,
-      )}\n`,
-    );
+    await writeSamples(staged.path, set, result.sampleIndices);
+    await writeHeatmap(staged.path, result);
+    await writeReport(staged.path, report);
+    await writeRunInfo(staged.path, { seconds: (performance.now() - started) / 1000, result, checkpointBytes: report.storage.checkpointsBytes });
     await staged.commit();
     writeOut(flags.json ? serializeReport(report) : renderSummary(report, flags.out));
   } catch (e) {
