@@ -8,7 +8,7 @@ import path from 'node:path';
 import { InputError, UsageError } from '../errors.ts';
 import { stripTfjsCounter } from '../formats/tfjs.ts';
 import type { CheckpointContents, FormatName, StoredTensor } from '../formats/types.ts';
-import { discoverCheckpoints, filterSteps, orderBySteps, stepsFromNames, type DiscoverOptions, type IgnoredEntry, type OrderedSource, type StepFilter } from './discover.ts';
+import { discoverCheckpoints, filterSteps, orderBySteps, stepsFromNames, type CheckpointSource, type DiscoverOptions, type IgnoredEntry, type OrderedSource, type StepFilter } from './discover.ts';
 import { openCheckpoint, type OpenOptions } from './open-checkpoint.ts';
 import { buildParameterSpace, type ParameterSpace, type SpaceOptions } from './parameter-space.ts';
 
@@ -18,6 +18,10 @@ export interface CheckpointInfo {
   name: string;
   /** What was opened (file, index.json, model.json or folder). */
   path: string;
+  /** How the checkpoint is laid out on disk (a file, a folder of npy files, a tfjs model, …). */
+  layout: CheckpointSource['layout'];
+  /** The folder entry itself: the file, or the checkpoint's own folder. */
+  entry: string;
   /** Total bytes of the checkpoint's files. */
   bytes: number;
   contents: CheckpointContents;
@@ -143,7 +147,7 @@ export async function loadCheckpointSet(dir: string, options: LoadOptions = {}):
     throw new InputError(dir, `${ordered.length} checkpoint${ordered.length === 1 ? '' : 's'} selected; CMD needs at least ${minCheckpoints}`, 'too-few-checkpoints');
   }
   const checkpoints: CheckpointInfo[] = await Promise.all(
-    ordered.map(async (s, i) => ({ index: i, step: s.step, name: s.name, path: s.path, bytes: await totalBytes(contents[i].files), contents: contents[i] })),
+    ordered.map(async (s, i) => ({ index: i, step: s.step, name: s.name, path: s.path, layout: s.layout, entry: path.join(found.dir, s.name), bytes: await totalBytes(contents[i].files), contents: contents[i] })),
   );
   const notes: string[] = [];
   alignTensors(checkpoints, notes);

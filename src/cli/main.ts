@@ -11,6 +11,8 @@ import { setQuiet } from './terminal.ts';
 import { interruptSignal, installSignalHandlers } from './signals.ts';
 import type { InspectFlags } from './commands/inspect.ts';
 import type { AnalyzeFlags } from './commands/analyze.ts';
+import type { ReconstructFlags } from './commands/reconstruct.ts';
+import type { OutputFormat } from '../reconstruct/write-checkpoint.ts';
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -55,6 +57,36 @@ function buildProgram() {
   ).action(async (dir: string, flags: AnalyzeFlags) => {
     const { analyzeCommand } = await import('./commands/analyze.ts');
     await analyzeCommand(dir, flags);
+  });
+
+  addSelectionOptions(
+    program
+      .command('reconstruct')
+      .description('write CMD-reconstructed checkpoints (and the last-k average), optionally evaluated')
+      .argument('[dir]', 'checkpoint folder (default: the one recorded in <out>/cmd-model.safetensors)')
+      .option('-o, --out <dir>', 'output folder', 'cmd-out')
+      .option('--model <file>', 'use this cmd-model.safetensors instead of running the decomposition')
+      .option('-m, --modes <M>', 'number of modes M (when the decomposition runs)', intArg('--modes', 1, 65535), 10)
+      .option('-k, --samples <K>', 'number of sampled parameters K', intArg('--samples', 2))
+      .option('--seed <n>', 'seed for sampling', intArg('--seed', 0, 2 ** 32 - 1))
+      .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs)')
+      .option('--checkpoints <which>', 'last, all, or a comma list of steps', 'last')
+      .addOption(new Option('--format <format>', 'format of the written checkpoints').choices(['same', 'safetensors', 'npy', 'npz', 'tfjs']).default('same'))
+      .option('--avg-last <k>', 'also write the uniform average of the last k checkpoints (0: none)', intArg('--avg-last', 0), 5)
+      .option('--eval-data <dir>', 'evaluate tfjs LayersModels in-process on x.npy / y.npy in this folder')
+      .option('--eval-cmd <command>', 'evaluate each checkpoint with this shell command ({checkpoint}, {step}, {name})')
+      .option('--eval-every <k>', 'evaluate every k-th checkpoint (the last always)', intArg('--eval-every', 1), 1)
+      .option('--eval-jobs <n>', 'evaluation commands run at once', intArg('--eval-jobs', 1, 64), 1)
+      .option('--eval-timeout <seconds>', 'time limit per evaluation command', intArg('--eval-timeout', 1), 600)
+      .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1, 256))
+      .addOption(new Option('--chunk-size <n>', 'parameters per pass-2 chunk').argParser(intArg('--chunk-size', 1)).hideHelp())
+      .option('--force', 'replace a non-empty output folder')
+      .option('--json', 'print report.json instead of the summary')
+      .option('-q, --quiet', 'no progress or notes on stderr'),
+    '--input-format',
+  ).action(async (dir: string | undefined, flags: Omit<ReconstructFlags, 'format'> & { format: OutputFormat }) => {
+    const { reconstructCommand } = await import('./commands/reconstruct.ts');
+    await reconstructCommand(dir, { ...flags, format: undefined, outputFormat: flags.format });
   });
 
   return program;

@@ -21,9 +21,9 @@ function collect(value: string, previous: string[] = []): string[] {
 }
 
 /** Adds --format, --include/--exclude, --from/--to/--every, --order-by, --tensor-table, --exclude-tensors. */
-export function addSelectionOptions(cmd: Command): Command {
+export function addSelectionOptions(cmd: Command, formatFlag = '--format'): Command {
   return cmd
-    .addOption(new Option('--format <format>', 'checkpoint format (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs']))
+    .addOption(new Option(`${formatFlag} <format>`, 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs']))
     .option('--include <glob>', 'only folder entries matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'leave out folder entries matching this glob (repeatable)', collect)
     .option('--from <step>', 'first step to use (as `cmd inspect` shows it)', intArg('--from'))
@@ -36,6 +36,8 @@ export function addSelectionOptions(cmd: Command): Command {
 
 export interface SelectionFlags {
   format?: FormatName;
+  /** `reconstruct` names the input format --input-format, since its --format is the output's. */
+  inputFormat?: FormatName;
   include?: string[];
   exclude?: string[];
   from?: number;
@@ -56,7 +58,7 @@ export async function loadOptionsFrom(flags: SelectionFlags): Promise<LoadOption
     }
   }
   return {
-    format: flags.format,
+    format: flags.inputFormat ?? flags.format,
     include: flags.include,
     exclude: flags.exclude,
     from: flags.from,

@@ -53,6 +53,11 @@ export class ElementReader {
     this.bytesRead += length;
   }
 
+  /** Copies `length` raw bytes of the tensor's stored byte stream, from byte `start`, into `into`. */
+  readRaw(tensor: StoredTensor, start: number, length: number, into: Uint8Array): void {
+    this.readBytes(tensor, start, length, into);
+  }
+
   /**
    * Decodes elements [start, start + count) of `tensor` (row-major) into `out[outOffset..]`,
    * dequantizing tfjs weights on the way.

@@ -92,7 +92,7 @@ function rewriteHeader(b: Buffer): Buffer {
 }
 
 function mutateNpy(src: Buffer): Buffer {
-  let b = Buffer.from(src);
+  let b: Buffer = Buffer.from(src);
   const rounds = 1 + int(3);
   for (let r = 0; r < rounds; r++) {
     const headerEnd = Math.min(b.length, 140);
@@ -115,7 +115,7 @@ function mutateNpy(src: Buffer): Buffer {
 }
 
 function mutateNpz(src: Buffer): Buffer {
-  let b = Buffer.from(src);
+  let b: Buffer = Buffer.from(src);
   const eocd = b.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
   const cd = b.readUInt32LE(eocd + 16);
   const rounds = 1 + int(3);

@@ -132,6 +132,30 @@ describe('numpy-written golden files', () => {
     }
   });
 
+  it('reorders a 5-D big-endian Fortran array correctly at every memory budget', async () => {
+    const shape = [7, 1, 5, 3, 11];
+    const n = elementCount(shape);
+    const at = (i: number[]) => i[0] * 1000 + i[2] * 100 + i[3] * 10 + i[4] * 0.5; // value of element i
+    const data = Buffer.alloc(n * 4);
+    const want: number[] = [];
+    // C order for the expectation, F order (first index fastest) for the file.
+    for (let a = 0; a < 7; a++) for (let c = 0; c < 5; c++) for (let d = 0; d < 3; d++) for (let e = 0; e < 11; e++) {
+      const idx = [a, 0, c, d, e];
+      want.push(at(idx));
+      data.writeFloatBE(at(idx), 4 * (a + 7 * (c + 5 * (d + 3 * e))));
+    }
+    const dict = "{'descr': '>f4', 'fortran_order': True, 'shape': (7, 1, 5, 3, 11), }";
+    const head = Buffer.from(dict.padEnd(117) + '\n', 'latin1');
+    const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, head.length, 0]);
+    const path = join(tmp, 'f5d.npy');
+    await writeFile(path, Buffer.concat([pre, head, data]));
+    for (const budget of [1, 4, 44, 100, 1000, 1 << 20]) {
+      const t = await npyTensor(path, 'x', { reorderBudgetBytes: budget });
+      expect(t.encoding.bigEndian).toBe(false);
+      expect(Array.from(await values(t)), `budget ${budget}`).toEqual(want);
+    }
+  });
+
   it('refuses object arrays (never unpickled) and non-numeric dtypes', async () => {
     expect(Object.keys(expected.refused).length).toBeGreaterThanOrEqual(6);
     for (const [name, rule] of Object.entries(expected.refused)) {

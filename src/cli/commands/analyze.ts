@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
-import { loadCheckpointSet } from '../../checkpoints/checkpoint-set.ts';
+import { loadCheckpointSet, type CheckpointSet } from '../../checkpoints/checkpoint-set.ts';
 import { UsageError, InputError } from '../../errors.ts';
-import { analyzeCheckpoints } from '../../pipeline/analyze.ts';
+import { analyzeCheckpoints, type AnalysisResult } from '../../pipeline/analyze.ts';
 import { StagedDir } from '../../output/atomic.ts';
 import { buildReport, serializeReport } from '../../output/report.ts';
 import { writeHeatmap, writeReport, writeRunInfo, writeSamples } from '../../output/run-outputs.ts';
@@ -38,33 +38,43 @@ export async function readSamplesFile(file: string): Promise<[string, number][]>
   return json as [string, number][];
 }
 
-export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<void> {
+/** Runs the decomposition into a staging folder and writes its side files; returns the report. */
+export async function runAnalysis(set: CheckpointSet, flags: AnalyzeFlags, stagingDir: string, samplesFrom?: [string, number][]): Promise<{ report: RunReport; result: AnalysisResult }> {
+  const started = performance.now();
+  const seed = flags.seed ?? 0;
+  const samples = flags.samples ?? 1000;
+  const result = await analyzeCheckpoints(set, stagingDir, {
+    modes: flags.modes,
+    samples: samplesFrom ? samplesFrom.length : Math.min(samples, set.space.total),
+    seed,
+    samplesFrom,
+    workers: flags.workers,
+    chunkSize: flags.chunkSize,
+    signal: interruptSignal,
+    progress: createProgress(flags),
+  });
+  const report = buildReport({ set, result, seed: samplesFrom ? null : seed, samplesRequested: samplesFrom ? samplesFrom.length : samples });
+  await writeSamples(stagingDir, set, result.sampleIndices);
+  await writeHeatmap(stagingDir, result);
+  await writeReport(stagingDir, report);
+  await writeRunInfo(stagingDir, { seconds: (performance.now() - started) / 1000, result, checkpointBytes: report.storage.checkpointsBytes });
+  return { report, result };
+}
+
+export function checkSampleFlags(flags: AnalyzeFlags): void {
   if (flags.samplesFrom && (flags.samples !== undefined || flags.seed !== undefined)) {
     throw new UsageError('--samples-from fixes the samples; --samples and --seed cannot be combined with it');
   }
+}
+
+export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<void> {
+  checkSampleFlags(flags);
   const samplesFrom = flags.samplesFrom ? await readSamplesFile(flags.samplesFrom) : undefined;
   const set = await loadCheckpointSet(dir, await loadOptionsFrom(flags));
   for (const n of set.notes) logLine(`note: ${n}`);
   const staged = await StagedDir.create(flags.out, flags.force);
-  const started = performance.now();
   try {
-    const seed = flags.seed ?? 0;
-    const samples = flags.samples ?? 1000;
-    const result = await analyzeCheckpoints(set, staged.path, {
-      modes: flags.modes,
-      samples: samplesFrom ? samplesFrom.length : Math.min(samples, set.space.total),
-      seed,
-      samplesFrom,
-      workers: flags.workers,
-      chunkSize: flags.chunkSize,
-      signal: interruptSignal,
-      progress: createProgress(flags),
-    });
-    const report = buildReport({ set, result, seed: samplesFrom ? null : seed, samplesRequested: samplesFrom ? samplesFrom.length : samples });
-    await writeSamples(staged.path, set, result.sampleIndices);
-    await writeHeatmap(staged.path, result);
-    await writeReport(staged.path, report);
-    await writeRunInfo(staged.path, { seconds: (performance.now() - started) / 1000, result, checkpointBytes: report.storage.checkpointsBytes });
+    const { report } = await runAnalysis(set, flags, staged.path, samplesFrom);
     await staged.commit();
     writeOut(flags.json ? serializeReport(report) : renderSummary(report, flags.out));
   } catch (e) {

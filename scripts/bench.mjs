@@ -1,0 +1,260 @@
+/**
+ * `npm run bench`: end-to-end throughput, memory and scaling of `cmd analyze` on a
+ * ResNet-18-sized synthetic trajectory (≈ 11.2M F32 parameters × 40 checkpoints ≈ 1.8 GB).
+ *
+ * Measures, with the page cache warm: (a) reading the same bytes (node 8 MB positioned
+ * reads, and `cat`), the physical limit; (b) the whole `node bin/cmd.js analyze` process;
+ * GB/s of checkpoint data, ratio to the read, peak RSS of the child; scaling in N and T;
+ * clustering time at K = 1,000 and a K = 10,000 run.
+ *
+ * The main dataset is cached under .bench-cache/ (keyed by its parameters); scaling variants
+ * are generated into .bench-cache/tmp-* and deleted after use. Results also go to
+ * .bench-cache/bench-results.json.
+ *
+ * Flags: --no-scaling, --no-k10000, --runs N (default 3), --profile (writes .cpuprofile files
+ * of the main run, main thread and workers, to .bench-cache/profile/).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parameterCount, resnet18Tensors, writeSyntheticCheckpoints } from './synthetic.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const cacheDir = path.join(root, '.bench-cache');
+const cli = path.join(root, 'bin', 'cmd.js');
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(name);
+const runs = Number(args[args.indexOf('--runs') + 1]) || 3;
+const SEED = 20240501;
+const MODES = 10;
+const GB = 1e9;
+
+const timeBin = ['/usr/bin/time', '/bin/time'].find((p) => fs.existsSync(p));
+
+function freeBytes(dir) {
+  const s = fs.statfsSync(dir);
+  return s.bavail * s.bsize;
+}
+
+function fmtGB(bytes) {
+  return `${(bytes / GB).toFixed(2)} GB`;
+}
+
+function fmtMB(bytes) {
+  return `${Math.round(bytes / 2 ** 20)} MiB`;
+}
+
+function log(line) {
+  process.stderr.write(`${line}\n`);
+}
+
+/** The cached dataset for (scale, T), generated on first use. */
+function dataset(scale, T, { cache = true } = {}) {
+  const key = `resnet18-x${scale}-T${T}-M${MODES}-seed${SEED}-v1`;
+  const dir = path.join(cacheDir, cache ? key : `tmp-${key}`);
+  const marker = path.join(dir, '.complete.json');
+  const tensors = resnet18Tensors(scale);
+  const N = parameterCount(tensors);
+  if (fs.existsSync(marker)) return { dir, N, T, bytes: JSON.parse(fs.readFileSync(marker, 'utf8')).bytes, cached: true };
+  fs.rmSync(dir, { recursive: true, force: true });
+  const need = N * T * 4;
+  if (freeBytes(cacheDir) < need + 2 * GB) throw new Error(`bench: generating ${fmtGB(need)} needs ${fmtGB(need + 2 * GB)} free under ${cacheDir}, have ${fmtGB(freeBytes(cacheDir))}`);
+  log(`generating ${N.toLocaleString('en-US')} params × ${T} checkpoints (${fmtGB(need)}) into ${path.relative(root, dir)} …`);
+  const t0 = performance.now();
+  const r = writeSyntheticCheckpoints(dir, { tensors, checkpoints: T, modes: MODES, seed: SEED });
+  const s = (performance.now() - t0) / 1000;
+  log(`  generated in ${s.toFixed(1)} s (${(r.bytes / GB / s).toFixed(2)} GB/s)`);
+  // The marker is not a checkpoint name (leading dot), so discovery ignores it.
+  fs.writeFileSync(marker, JSON.stringify({ bytes: r.bytes, parameters: N, checkpoints: T, seed: SEED, modes: MODES }));
+  return { dir, N, T, bytes: r.bytes, cached: false };
+}
+
+function checkpointFiles(dir) {
+  return fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort().map((f) => path.join(dir, f));
+}
+
+/** Reads every checkpoint byte with 8 MB positioned reads; returns seconds. */
+function readAll(dir) {
+  const buf = Buffer.allocUnsafe(8 << 20);
+  const t0 = performance.now();
+  for (const f of checkpointFiles(dir)) {
+    const fd = fs.openSync(f, 'r');
+    let pos = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      pos += n;
+    }
+    fs.closeSync(fd);
+  }
+  return (performance.now() - t0) / 1000;
+}
+
+function catAll(dir) {
+  const t0 = performance.now();
+  const r = spawnSync('sh', ['-c', 'cat -- "$@" > /dev/null', 'cat', ...checkpointFiles(dir)], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('bench: cat failed');
+  return (performance.now() - t0) / 1000;
+}
+
+function readVmHWM(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Runs `node bin/cmd.js analyze` as a child process. Peak RSS comes from `/usr/bin/time -v`
+ * when present, else from polling /proc/<pid>/status VmHWM; run-info.json's peakRssBytes
+ * (the process's own getrusage) is kept as a cross-check.
+ */
+function analyze(dir, { samples = 1000, extra = [], nodeArgs = [] } = {}) {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cmd-bench-out-'));
+  const cmdArgs = [...nodeArgs, cli, 'analyze', dir, '-o', out, '--modes', String(MODES), '--samples', String(samples), '--force', '--quiet', ...extra];
+  const [file, argv] = timeBin ? [timeBin, ['-v', process.execPath, ...cmdArgs]] : [process.execPath, cmdArgs];
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let polled = 0;
+    child.stderr.on('data', (d) => (stderr += d));
+    const poll = timeBin ? undefined : setInterval(() => (polled = Math.max(polled, readVmHWM(child.pid))), 20);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = (performance.now() - t0) / 1000;
+      if (poll) clearInterval(poll);
+      if (code !== 0) {
+        fs.rmSync(out, { recursive: true, force: true });
+        reject(new Error(`bench: analyze exited ${code}\n${stderr}`));
+        return;
+      }
+      const runInfo = JSON.parse(fs.readFileSync(path.join(out, 'run-info.json'), 'utf8'));
+      const timeRss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
+      const rss = timeRss ? Number(timeRss[1]) * 1024 : polled;
+      const modelBytes = fs.statSync(path.join(out, 'cmd-model.safetensors')).size;
+      fs.rmSync(out, { recursive: true, force: true });
+      resolve({ seconds, rss, rssSource: timeRss ? '/usr/bin/time -v' : 'VmHWM polling', runInfo, modelBytes });
+    });
+  });
+}
+
+async function best(n, fn) {
+  const all = [];
+  for (let i = 0; i < n; i++) all.push(await fn());
+  all.sort((a, b) => a.seconds - b.seconds);
+  return { best: all[0], all };
+}
+
+function table(rows, align) {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
+  return rows.map((r) => r.map((v, c) => (align[c] === 'r' ? String(v).padStart(widths[c]) : String(v).padEnd(widths[c]))).join('  ')).join('\n');
+}
+
+const stageText = (st) => Object.entries(st ?? {}).map(([k, v]) => `${k} ${Math.round(v)} ms`).join(', ');
+
+async function main() {
+  fs.mkdirSync(cacheDir, { recursive: true });
+  log(`machine: ${os.cpus()[0]?.model ?? '?'} × ${os.availableParallelism()}, ${fmtGB(os.totalmem())} RAM, node ${process.version}; free disk ${fmtGB(freeBytes(cacheDir))}; peak RSS via ${timeBin ? `${timeBin} -v` : '/proc VmHWM polling'}`);
+  const results = { machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version }, date: new Date().toISOString() };
+
+  // ---- main: ResNet-18 × 40
+  const main = dataset(1, 40);
+  readAll(main.dir); // warm the page cache
+  const nodeRead = Math.min(readAll(main.dir), readAll(main.dir));
+  const catRead = Math.min(catAll(main.dir), catAll(main.dir));
+  const readLimit = Math.min(nodeRead, catRead);
+  const mainRuns = await best(runs, () => analyze(main.dir));
+  const m = mainRuns.best;
+  results.main = { N: main.N, T: main.T, bytes: main.bytes, nodeReadSeconds: nodeRead, catReadSeconds: catRead, runs: mainRuns.all.map((r) => ({ seconds: r.seconds, rss: r.rss, stages: r.runInfo.stageMilliseconds, inProcessSeconds: r.runInfo.seconds })) };
+
+  console.log(`\nMain: ResNet-18-like, ${main.N.toLocaleString('en-US')} F32 params × ${main.T} checkpoints = ${fmtGB(main.bytes)} (page cache warm)\n`);
+  console.log(
+    table(
+      [
+        ['what', 'seconds', 'GB/s', 'vs read', 'peak RSS'],
+        ['read, node 8 MB preads', nodeRead.toFixed(3), (main.bytes / GB / nodeRead).toFixed(2), '', ''],
+        ['read, cat > /dev/null', catRead.toFixed(3), (main.bytes / GB / catRead).toFixed(2), '', ''],
+        ...mainRuns.all.map((r, i) => [`cmd analyze run ${i + 1} (whole process)`, r.seconds.toFixed(3), (main.bytes / GB / r.seconds).toFixed(2), `${(r.seconds / readLimit).toFixed(1)}x`, fmtMB(r.rss)]),
+      ],
+      ['l', 'r', 'r', 'r', 'r'],
+    ),
+  );
+  console.log(`best run stages: ${stageText(m.runInfo.stageMilliseconds)}; in-process ${m.runInfo.seconds.toFixed(3)} s (so start-up + exit ≈ ${(m.seconds - m.runInfo.seconds).toFixed(2)} s); run-info peakRss ${fmtMB(m.runInfo.peakRssBytes)}; model file ${fmtGB(m.modelBytes)}`);
+
+  // ---- scaling
+  if (!flag('--no-scaling')) {
+    const variants = [
+      ['½N', 0.5, 40],
+      ['N', 1, 40],
+      ['2N', 2, 40],
+      ['½T', 1, 20],
+      ['2T', 1, 80],
+    ];
+    const rows = [['variant', 'params', 'T', 'GB', 'seconds', 'GB/s', 'ns per N·T', 'vs N,T', 'peak RSS', 'fit ms']];
+    const base = m.seconds / (main.N * main.T);
+    results.scaling = [];
+    for (const [label, scale, T] of variants) {
+      const isMain = scale === 1 && T === 40;
+      const d = isMain ? main : dataset(scale, T, { cache: false });
+      try {
+        readAll(d.dir);
+        const r = isMain ? m : (await best(2, () => analyze(d.dir))).best;
+        const per = r.seconds / (d.N * d.T);
+        rows.push([label, d.N.toLocaleString('en-US'), d.T, (d.bytes / GB).toFixed(2), r.seconds.toFixed(3), (d.bytes / GB / r.seconds).toFixed(2), (per * 1e9).toFixed(3), (per / base).toFixed(2), fmtMB(r.rss), Math.round(r.runInfo.stageMilliseconds?.fit ?? 0)]);
+        results.scaling.push({ label, N: d.N, T: d.T, bytes: d.bytes, seconds: r.seconds, rss: r.rss, stages: r.runInfo.stageMilliseconds });
+      } finally {
+        if (!isMain) fs.rmSync(d.dir, { recursive: true, force: true });
+      }
+    }
+    console.log('\nScaling (whole process; "vs N,T" = time per N·T element relative to the main run; 1.00 = linear)\n');
+    console.log(table(rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']));
+  }
+
+  // ---- clustering: K = 1,000 (from the main runs) and K = 10,000
+  const clusterK1000 = Math.min(...mainRuns.all.map((r) => r.runInfo.stageMilliseconds?.cluster ?? Infinity));
+  const crow = [['K', 'cluster ms', 'readSamples ms', 'whole run s', 'peak RSS']];
+  crow.push(['1,000', Math.round(clusterK1000), Math.round(m.runInfo.stageMilliseconds?.readSamples ?? 0), m.seconds.toFixed(3), fmtMB(m.rss)]);
+  results.clusterK1000Ms = clusterK1000;
+  if (!flag('--no-k10000')) {
+    const r = await analyze(main.dir, { samples: 10000 });
+    crow.push(['10,000', Math.round(r.runInfo.stageMilliseconds?.cluster ?? 0), Math.round(r.runInfo.stageMilliseconds?.readSamples ?? 0), r.seconds.toFixed(3), fmtMB(r.rss)]);
+    results.k10000 = { seconds: r.seconds, rss: r.rss, stages: r.runInfo.stageMilliseconds };
+  }
+  console.log('\nClustering (stage "cluster": |corr|, row distances, complete linkage, maxclust, heatmap)\n');
+  console.log(table(crow, ['r', 'r', 'r', 'r', 'r']));
+
+  // ---- targets
+  const gbps = main.bytes / GB / m.seconds;
+  const targets = [
+    ['throughput ≥ 1 GB/s', `${gbps.toFixed(2)} GB/s`, gbps >= 1],
+    ['peak RSS ≤ 600 MB', fmtMB(m.rss), m.rss <= 600e6],
+    ['clustering at K = 1,000 < 1 s', `${Math.round(clusterK1000)} ms`, clusterK1000 < 1000],
+  ];
+  if (results.scaling) {
+    const rel = results.scaling.map((s) => s.seconds / (s.N * s.T) / (m.seconds / (main.N * main.T)));
+    const spread = Math.max(...rel) / Math.min(...rel);
+    targets.push(['time linear in N·T (per-element spread ≤ 1.5x)', `${spread.toFixed(2)}x`, spread <= 1.5]);
+  }
+  console.log('\nTargets\n');
+  console.log(table([['target', 'measured', 'met'], ...targets.map(([t, v, ok]) => [t, v, ok ? 'yes' : 'NO'])], ['l', 'r', 'l']));
+  results.targets = targets.map(([t, v, ok]) => ({ target: t, measured: v, met: ok }));
+
+  if (flag('--profile')) {
+    const profDir = path.join(cacheDir, 'profile');
+    fs.rmSync(profDir, { recursive: true, force: true });
+    await analyze(main.dir, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] });
+    console.log(`\nCPU profiles of one main run: ${path.relative(root, profDir)}/ (open in Chrome DevTools)`);
+  }
+
+  fs.writeFileSync(path.join(cacheDir, 'bench-results.json'), `${JSON.stringify(results, null, 2)}\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,139 @@
+/**
+ * Evaluating original vs CMD-reconstructed checkpoints (and the last-k average beside them),
+ * either in-process with tfjs for LayersModels or with the user's own command per checkpoint.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { CheckpointInfo, CheckpointSet } from '../checkpoints/checkpoint-set.ts';
+import { UsageError } from '../errors.ts';
+import type { CmdModel } from '../output/model-reader.ts';
+import { num, type NumValue, type RunReport } from '../output/report-schema.ts';
+import { averagedTensors, originalTensors, reconstructedTensors, tensorValues } from '../reconstruct/checkpoint-tensors.ts';
+import { writeCheckpointLike } from '../reconstruct/write-checkpoint.ts';
+import type { TensorToWrite } from '../formats/types.ts';
+
+export type EvalSpec =
+  | { kind: 'tfjs'; dataDir: string }
+  | { kind: 'command'; template: string; concurrency: number; timeoutMs: number };
+
+export interface EvalPlan {
+  set: CheckpointSet;
+  model: CmdModel;
+  /** Model window positions to evaluate (original and CMD). */
+  positions: number[];
+  /** Checkpoints averaged for the baseline (the last k of the window). */
+  averaged: CheckpointInfo[];
+  spec: EvalSpec;
+  /** Scratch folder for checkpoints written only to be evaluated by a command. */
+  scratchDir: string;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+type Metrics = { accuracy?: number; loss?: number; error?: string };
+type Evaluation = NonNullable<RunReport['evaluation']>;
+
+function toReport(m: Metrics): { accuracy?: NumValue; loss?: NumValue; error?: string } {
+  return {
+    ...(m.accuracy !== undefined ? { accuracy: num(m.accuracy) } : {}),
+    ...(m.loss !== undefined ? { loss: num(m.loss) } : {}),
+    ...(m.error ? { error: m.error } : {}),
+  };
+}
+
+/** Positions 0, k, 2k, … of the window, always with the last one. */
+export function evaluationPositions(T: number, every: number): number[] {
+  const out: number[] = [];
+  for (let p = 0; p < T; p += every) out.push(p);
+  if (out[out.length - 1] !== T - 1) out.push(T - 1);
+  return out;
+}
+
+async function evaluateWithTfjs(plan: EvalPlan, variants: { key: string; tensors: () => TensorToWrite[] }[]): Promise<Map<string, Metrics>> {
+  const { set } = plan;
+  const extras = set.checkpoints[0].contents.extras as { model?: { modelTopology?: unknown } } | undefined;
+  if (set.format !== 'tfjs' || !extras?.model?.modelTopology) {
+    throw new UsageError('--eval-data evaluates tfjs LayersModels (model.json with a topology); use --eval-cmd for other checkpoints');
+  }
+  const [{ loadEvalData }, { createTfjsEvaluator }] = await Promise.all([import('./eval-data.ts'), import('./eval-tfjs.ts')]);
+  const data = await loadEvalData(plan.spec.kind === 'tfjs' ? plan.spec.dataDir : '');
+  const evaluator = await createTfjsEvaluator({ modelJson: extras.model, data, label: set.checkpoints[0].path });
+  const results = new Map<string, Metrics>();
+  try {
+    for (const v of variants) {
+      if (plan.signal?.aborted) break;
+      const weights = new Map(v.tensors().map((t) => [t.name, tensorValues(t)]));
+      try {
+        results.set(v.key, await evaluator.evaluate(weights));
+      } catch (e) {
+        results.set(v.key, { error: (e as Error).message.split('\n')[0] });
+      }
+    }
+  } finally {
+    evaluator.dispose();
+  }
+  return results;
+}
+
+async function evaluateWithCommand(plan: EvalPlan, variants: { key: string; checkpoint: CheckpointInfo; write?: () => Promise<string> }[]): Promise<Map<string, Metrics>> {
+  const spec = plan.spec as Extract<EvalSpec, { kind: 'command' }>;
+  const { runEvalCommands } = await import('./eval-cmd.ts');
+  const inputs: { index: number; step: number; name: string; path: string }[] = [];
+  for (const [i, v] of variants.entries()) {
+    const p = v.write ? await v.write() : v.checkpoint.entry;
+    inputs.push({ index: i, step: v.checkpoint.step, name: path.basename(p), path: p });
+  }
+  const results = await runEvalCommands({ template: spec.template, checkpoints: inputs, concurrency: spec.concurrency, timeoutMs: spec.timeoutMs, signal: plan.signal });
+  const out = new Map<string, Metrics>();
+  results.forEach((r, i) => {
+    const err = r.error ? `${r.error}${r.stderrTail ? ` | ${r.stderrTail.filter(Boolean).slice(-2).join(' | ')}` : ''}` : undefined;
+    out.set(variants[i].key, { accuracy: r.accuracy, loss: r.loss, error: err });
+    if (err) plan.log?.(`evaluation of ${inputs[i].path} failed: ${err}`);
+  });
+  return out;
+}
+
+/** Evaluates and returns the report's `evaluation` section. */
+export async function evaluateRun(plan: EvalPlan): Promise<Evaluation> {
+  const { set, model, positions, averaged } = plan;
+  const first = model.params.window.from;
+  const ckpt = (p: number) => set.checkpoints[first + p];
+  let results: Map<string, Metrics>;
+  if (plan.spec.kind === 'tfjs') {
+    const variants = positions.flatMap((p) => [
+      { key: `orig:${p}`, tensors: () => originalTensors(ckpt(p)) },
+      { key: `cmd:${p}`, tensors: () => reconstructedTensors(set, model, ckpt(p), p) },
+    ]);
+    if (averaged.length) variants.push({ key: 'avg', tensors: () => averagedTensors(averaged) });
+    results = await evaluateWithTfjs(plan, variants);
+  } else {
+    await fsp.mkdir(plan.scratchDir, { recursive: true });
+    const variants: { key: string; checkpoint: CheckpointInfo; write?: () => Promise<string> }[] = positions.flatMap((p) => [
+      { key: `orig:${p}`, checkpoint: ckpt(p) },
+      { key: `cmd:${p}`, checkpoint: ckpt(p), write: () => writeCheckpointLike(ckpt(p), path.join(plan.scratchDir, 'cmd'), reconstructedTensors(set, model, ckpt(p), p)) },
+    ]);
+    if (averaged.length) {
+      const last = averaged[averaged.length - 1];
+      variants.push({ key: 'avg', checkpoint: last, write: () => writeCheckpointLike(last, path.join(plan.scratchDir, 'avg'), averagedTensors(averaged)) });
+    }
+    results = await evaluateWithCommand(plan, variants);
+  }
+  const get = (k: string): Metrics => results.get(k) ?? { error: 'not evaluated' };
+  const label = (c: CheckpointInfo) => ({ index: c.index, step: c.step, name: c.name });
+  const lastPos = positions[positions.length - 1];
+  const finalOrig = get(`orig:${lastPos}`);
+  const finalCmd = get(`cmd:${lastPos}`);
+  const avg = averaged.length ? get('avg') : undefined;
+  const delta = (a?: number, b?: number) => (a !== undefined && b !== undefined ? num((a - b) * 100) : undefined);
+  return {
+    method: plan.spec.kind === 'tfjs' ? 'tfjs' : `command: ${plan.spec.template}`,
+    checkpoints: positions.map((p) => ({ ...label(ckpt(p)), original: toReport(get(`orig:${p}`)), cmd: toReport(get(`cmd:${p}`)) })),
+    ...(avg ? { average: { lastK: averaged.length, checkpoints: averaged.map(label), metrics: toReport(avg) } } : {}),
+    final: {
+      original: toReport(finalOrig),
+      cmd: toReport(finalCmd),
+      ...(delta(finalCmd.accuracy, finalOrig.accuracy) !== undefined ? { accuracyDelta: delta(finalCmd.accuracy, finalOrig.accuracy) } : {}),
+      ...(avg && delta(avg.accuracy, finalOrig.accuracy) !== undefined ? { averageAccuracyDelta: delta(avg.accuracy, finalOrig.accuracy) } : {}),
+    },
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * Whole-checkpoint tensor sets, as writers take them: the original checkpoint t, its CMD
+ * reconstruction ŵ(t) = a ⊙ r(t)[mode] + b, and the uniform average of several checkpoints.
+ * One checkpoint at a time is held in memory, never the trajectory.
+ */
+import type { CheckpointInfo, CheckpointSet } from '../checkpoints/checkpoint-set.ts';
+import { DTYPES, decodeInto, elementCount, encodeFloats, isFloat } from '../formats/dtype.ts';
+import type { StoredTensor, TensorToWrite } from '../formats/types.ts';
+import type { CmdModel } from '../output/model-reader.ts';
+import { ElementReader } from '../trajectory/element-reader.ts';
+
+/** Reads a stored tensor as little-endian bytes of its logical dtype (dequantized, byte-swapped). */
+function readAsLittleEndian(io: ElementReader, t: StoredTensor): Uint8Array {
+  const n = elementCount(t.shape);
+  const enc = t.encoding;
+  if (enc.dtype === t.dtype && !enc.bigEndian && !enc.quantization) {
+    const out = new Uint8Array(n * DTYPES[t.dtype].bytes);
+    io.readRaw(t, 0, out.byteLength, out);
+    return out;
+  }
+  const values = new Float64Array(n);
+  io.read(t, 0, n, values);
+  return encodeFloats(t.dtype, values);
+}
+
+/** The original checkpoint's tensors, in its storage order. */
+export function originalTensors(checkpoint: CheckpointInfo): TensorToWrite[] {
+  const io = new ElementReader();
+  try {
+    return checkpoint.contents.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], data: readAsLittleEndian(io, t) }));
+  } finally {
+    io.close();
+  }
+}
+
+/**
+ * ŵ_i(t) for one modelled tensor, in float32 arithmetic as the official reconstruction
+ * (`r(t)[mode] * a + b` on float32 tensors): fround(fround(a · r) + b).
+ */
+export function reconstructTensor(model: CmdModel, name: string, count: number, position: number): Float32Array {
+  const a = new Float32Array(count);
+  const b = new Float32Array(count);
+  const mode = new Float32Array(count);
+  model.read(name, 'a', 0, count, a);
+  model.read(name, 'b', 0, count, b);
+  model.read(name, 'mode', 0, count, mode);
+  const T = model.checkpoints.length;
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = Math.fround(Math.fround(a[i] * model.refs[mode[i] * T + position]) + b[i]);
+  return out;
+}
+
+/**
+ * Checkpoint `checkpoint` with every modelled tensor replaced by its CMD reconstruction at
+ * model position `position`, cast back to the tensor's dtype; everything else copied.
+ */
+export function reconstructedTensors(set: CheckpointSet, model: CmdModel, checkpoint: CheckpointInfo, position: number): TensorToWrite[] {
+  const modelled = new Map(set.space.tensors.map((t) => [t.name, t]));
+  const original = originalTensors(checkpoint);
+  return original.map((t) => {
+    const m = modelled.get(t.name);
+    if (!m) return t;
+    return { ...t, data: encodeFloats(t.dtype, reconstructTensor(model, t.name, m.count, position)) };
+  });
+}
+
+/**
+ * The uniform average of `checkpoints` (timm/fairseq checkpoint averaging): floating
+ * tensors averaged in float64 and cast back; integer and bool tensors from the last one.
+ */
+export function averagedTensors(checkpoints: CheckpointInfo[]): TensorToWrite[] {
+  const last = checkpoints[checkpoints.length - 1];
+  const io = new ElementReader();
+  try {
+    return last.contents.tensors.map((t) => {
+      if (!isFloat(t.dtype)) return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: readAsLittleEndian(io, t) };
+      const n = elementCount(t.shape);
+      const sum = new Float64Array(n);
+      const one = new Float64Array(n);
+      for (const c of checkpoints) {
+        const s = c.contents.tensors.find((x) => x.name === t.name) as StoredTensor;
+        io.read(s, 0, n, one);
+        for (let i = 0; i < n; i++) sum[i] += one[i];
+      }
+      for (let i = 0; i < n; i++) sum[i] /= checkpoints.length;
+      return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: encodeFloats(t.dtype, sum) };
+    });
+  } finally {
+    io.close();
+  }
+}
+
+/** Decodes a tensor to write back into float32 values (for in-process evaluation). */
+export function tensorValues(t: TensorToWrite): Float32Array | Int32Array {
+  const n = elementCount(t.shape);
+  if (isFloat(t.dtype)) {
+    const out = new Float32Array(n);
+    decodeInto(t.dtype, t.data, n, out);
+    return out;
+  }
+  const tmp = new Float64Array(n);
+  decodeInto(t.dtype, t.data, n, tmp);
+  return Int32Array.from(tmp);
+}

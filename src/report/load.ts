@@ -1,0 +1,35 @@
+/** Locating and loading a report with its run timings (`cmd report`, `--html`). */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { readReport, REPORT_FILE, RUN_INFO_FILE } from '../output/report.ts';
+import type { ReportRun } from './gates.ts';
+
+export const DEFAULT_REPORT = path.join('cmd-out', REPORT_FILE);
+
+/** A report path as given, or `<dir>/report.json` when it names a folder. */
+export async function resolveReportPath(arg: string | undefined): Promise<string> {
+  const p = arg ?? DEFAULT_REPORT;
+  try {
+    if ((await fsp.stat(p)).isDirectory()) return path.join(p, REPORT_FILE);
+  } catch {
+    // a missing path is reported by readReport, naming the file
+  }
+  return p;
+}
+
+/** `seconds` from the run-info.json beside a report; undefined when absent or unusable. */
+export async function readRunSeconds(reportFile: string): Promise<number | undefined> {
+  try {
+    const info = JSON.parse(await fsp.readFile(path.join(path.dirname(reportFile), RUN_INFO_FILE), 'utf8')) as { seconds?: unknown };
+    return typeof info.seconds === 'number' && Number.isFinite(info.seconds) && info.seconds > 0 ? info.seconds : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads and validates a report (InputError on a bad one) and its runtime. */
+export async function loadRun(arg: string | undefined): Promise<ReportRun> {
+  const file = await resolveReportPath(arg);
+  const report = await readReport(file);
+  return { file, report, seconds: await readRunSeconds(file) };
+}

@@ -1,0 +1,71 @@
+/**
+ * The markdown view of `cmd report`, sized for a CI comment: a headline with each gate's
+ * verdict first, then compact tables. No colour codes, ever.
+ */
+import { formatBytes } from '../cli/terminal.ts';
+import { fromNum, type NumValue } from '../output/report-schema.ts';
+import { formatGateValue, type GateResult, type ReportRun } from './gates.ts';
+import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct } from './metrics.ts';
+
+/** Pipes and newlines would break a table row. */
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+function table(rows: string[][], align: ('l' | 'r')[]): string[] {
+  const [head, ...body] = rows;
+  return [`| ${head.map(cell).join(' | ')} |`, `| ${align.map((a) => (a === 'r' ? '---:' : ':---')).join(' | ')} |`, ...body.map((r) => `| ${r.map(cell).join(' | ')} |`)];
+}
+const accOf = (x: NumValue | undefined) => (x === undefined ? '–' : pct(fromNum(x)));
+
+/** The gate verdicts as one headline line. */
+export function gateHeadline(gates: readonly GateResult[]): string {
+  if (!gates.length) return '**CMD report** — no gates requested';
+  const failed = gates.filter((g) => !g.passed).length;
+  const verdicts = gates.map((g) => `${g.passed ? '✅' : '❌'} \`${g.name}\` ${formatGateValue(g.value)} ≤ ${g.threshold}`).join(' · ');
+  return `**CMD report: ${failed ? `❌ ${failed} of ${gates.length} gates failed` : `✅ all ${gates.length} gates passed`}** — ${verdicts}`;
+}
+
+export function renderMarkdown(run: ReportRun, gates: readonly GateResult[], baseline?: ReportRun): string {
+  const r = run.report;
+  const out: string[] = [gateHeadline(gates), ''];
+  out.push(
+    `\`${run.file}\`: ${r.method.modes} modes from ${r.method.samples} sampled of ${r.input.modelledParameters.toLocaleString('en-US')} parameters over ${r.checkpoints.length} checkpoints (${r.input.format}); ` +
+      `relative reconstruction error last ${pct(lastRelativeError(r))}, mean ${pct(finiteMean(r.checkpoints.map((c) => fromNum(c.relativeError))))}; ` +
+      `model ${formatBytes(r.storage.modelBytes)} vs ${formatBytes(r.storage.checkpointsBytes)} of checkpoints.`,
+    '',
+  );
+  if (gates.length) {
+    out.push(...table([['gate', 'value', 'threshold', 'result'], ...gates.map((g) => [`\`${g.name}\``, formatGateValue(g.value), `≤ ${g.threshold}`, g.passed ? 'pass' : '**FAIL**'])], ['l', 'r', 'r', 'l']), '');
+  }
+  const acc = finalAccuracy(r);
+  const ev = r.evaluation;
+  if (ev && acc) {
+    out.push(`Final accuracy (${acc.source}, ${ev.method}): original ${pct(acc.original)}, CMD ${pct(acc.cmd)}${acc.average !== undefined ? `, averaged (last ${ev.average?.lastK}) ${pct(acc.average)}` : ''}.`, '');
+    out.push('<details><summary>Per-checkpoint accuracy</summary>', '');
+    out.push(...table([['step', 'original', 'CMD'], ...ev.checkpoints.map((c) => [String(c.step), accOf(c.original.accuracy), accOf(c.cmd.accuracy)])], ['r', 'r', 'r']));
+    out.push('', '</details>', '');
+  } else {
+    out.push('No evaluation in this report.', '');
+  }
+  if (r.baselines?.length) {
+    out.push(...table([['baseline', 'last error', 'accuracy'], ...r.baselines.map((b) => [b.name, pct(fromNum(b.checkpoints[b.checkpoints.length - 1]?.relativeError)), accOf(b.metrics?.accuracy)])], ['l', 'r', 'r']), '');
+  }
+  if (baseline) {
+    const b = finalAccuracy(baseline.report);
+    const secs = (x?: number) => (x === undefined ? '–' : `${x.toFixed(2)} s`);
+    out.push(
+      ...table(
+        [
+          ['', 'this run', `baseline \`${baseline.file}\``],
+          ['last rel. error', pct(lastRelativeError(r)), pct(lastRelativeError(baseline.report))],
+          ['final CMD accuracy', acc ? pct(acc.cmd) : '–', b ? pct(b.cmd) : '–'],
+          ['runtime', secs(run.seconds), secs(baseline.seconds)],
+        ],
+        ['l', 'r', 'r'],
+      ),
+      '',
+    );
+  }
+  out.push(`<sub>${r.tool.name} ${r.tool.version}; mean R² by mode: ${r.modes.map((m) => fixed(fromNum(m.meanR2), 2)).join(', ')}</sub>`);
+  return out.join('\n');
+}
