@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { CancelledError, CmdError } from '../errors.ts';
-import { addSelectionOptions, intArg } from './options.ts';
+import { addSelectionOptions, intArg, modesArg } from './options.ts';
 import { setQuiet } from './terminal.ts';
 import { interruptSignal, installSignalHandlers } from './signals.ts';
 import type { InspectFlags } from './commands/inspect.ts';
@@ -45,7 +45,7 @@ function buildProgram() {
       .description('run post-hoc CMD on a checkpoint folder and write the model and report')
       .argument('<dir>', 'checkpoint folder')
       .option('-o, --out <dir>', 'output folder', 'cmd-out')
-      .option('-m, --modes <M>', 'number of modes M (at most; tied clusters can give fewer)', intArg('--modes', 1, 65535), 10)
+      .option('-m, --modes <M>', 'number of modes M (at most; tied clusters can give fewer); a list 2,5,10 sweeps M in one pass, the first is the main model', modesArg, [10])
       .option('-k, --samples <K>', 'number of sampled parameters K', intArg('--samples', 2))
       .option('--seed <n>', 'seed for sampling', intArg('--seed', 0, 2 ** 32 - 1))
       .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs) instead of drawing them')
@@ -54,9 +54,9 @@ function buildProgram() {
       .option('--force', 'replace a non-empty output folder')
       .option('--json', 'print report.json instead of the summary')
       .option('-q, --quiet', 'no progress or notes on stderr'),
-  ).action(async (dir: string, flags: AnalyzeFlags) => {
+  ).action(async (dir: string, flags: Omit<AnalyzeFlags, 'modes'> & { modes: number[] }) => {
     const { analyzeCommand } = await import('./commands/analyze.ts');
-    await analyzeCommand(dir, flags);
+    await analyzeCommand(dir, { ...flags, modes: flags.modes[0], sweepModes: flags.modes.slice(1) });
   });
 
   addSelectionOptions(
@@ -88,6 +88,21 @@ function buildProgram() {
     const { reconstructCommand } = await import('./commands/reconstruct.ts');
     await reconstructCommand(dir, { ...flags, format: undefined, outputFormat: flags.format });
   });
+
+  program
+    .command('report')
+    .description('print a run report, write it as HTML, and check thresholds (exit 1 when one fails)')
+    .argument('[report]', 'report.json or its output folder', 'cmd-out/report.json')
+    .option('--baseline <report>', 'compare with this earlier run (report.json or its folder)')
+    .option('--max-acc-drop <points>', 'fail when CMD final accuracy is more than this many percentage points below the original (and the baseline)')
+    .option('--max-recon-error <x>', 'fail when the relative reconstruction error at the last checkpoint exceeds x (a fraction, e.g. 0.1)')
+    .option('--max-slowdown <ratio>', 'fail when the runtime exceeds ratio × the baseline runtime (needs --baseline)')
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'markdown', 'json']).default('table'))
+    .option('--html <file>', 'also write a self-contained HTML report with charts')
+    .action(async (file: string, flags: import('./commands/report.ts').ReportCliFlags) => {
+      const { reportCommand } = await import('./commands/report.ts');
+      await reportCommand(file, flags);
+    });
 
   return program;
 }

@@ -16,6 +16,16 @@ export function intArg(name: string, min = -Infinity, max = Infinity) {
   };
 }
 
+/** `--modes 10` or a sweep `--modes 2,5,10,20` (the first is the primary model). */
+export function modesArg(value: string): number[] {
+  const list = value.split(',').map((v) => v.trim());
+  if (!list.length || !list.every((v) => /^\d+$/.test(v))) throw new InvalidArgumentError('--modes takes an integer or a comma list of integers');
+  const nums = list.map(Number);
+  if (nums.some((n) => n < 1 || n > 65535)) throw new InvalidArgumentError('--modes must be between 1 and 65535');
+  if (new Set(nums).size !== nums.length) throw new InvalidArgumentError('--modes lists a value twice');
+  return nums;
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }

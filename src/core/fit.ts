@@ -14,6 +14,8 @@
  * constants). The closed form equals numpy's `X W̃ᵀ (W̃W̃ᵀ)⁺` (§2.6).
  */
 
+import { ensureKernelMemory, loadFitKernel, type FitKernelExports } from './wasm/fit-kernel.ts';
+
 /** Singular values of the 2×2 Gram matrix at or below this fraction of the largest are dropped, like numpy's `pinv(rcond=1e-15)`. */
 export const PINV_RCOND = 1e-15;
 
@@ -302,13 +304,14 @@ function crossSums(sc: Scratch, bn: number, T: number, stats: ReferenceStats): v
   }
 }
 
+/** a, b, R² of the last {@link fitParam} call (a module-level slot avoids an allocation per parameter). */
+const fitted = new Float64Array(3);
+
 /**
- * Fits parameter i of the block to mode m from its sums, writes a, b, R² and the float32-rounded
- * a, b used for the error sums. Returns R².
+ * Fits one parameter to mode m from its sums: s1 = Σ z, s2 = Σ z², meanW = c_w and
+ * cross = Σ z·r̃_m. Leaves a, b and R² in {@link fitted}.
  */
-function fitOne(sc: Scratch, i: number, cross: number, m: number, T: number, stats: ReferenceStats, out: FitOutput, dst: number): number {
-  const s1 = sc.s1[i];
-  const meanW = sc.meanW[i];
+function fitParam(s1: number, s2: number, meanW: number, cross: number, m: number, T: number, stats: ReferenceStats): void {
   let a: number;
   let b: number;
   let r2 = 0;
@@ -322,7 +325,7 @@ function fitOne(sc: Scratch, i: number, cross: number, m: number, T: number, sta
     const R1 = stats.sum1[m];
     const num = T * cross - s1 * R1;
     const varR = stats.varScaled[m];
-    const varW = T * sc.s2[i] - s1 * s1;
+    const varW = T * s2 - s1 * s1;
     a = num / varR;
     b = (s1 - a * R1) / T + meanW - a * stats.mean[m];
     if (varW > 0) {
@@ -330,6 +333,20 @@ function fitOne(sc: Scratch, i: number, cross: number, m: number, T: number, sta
       r2 = Math.min(rho * rho, 1);
     }
   }
+  fitted[0] = a;
+  fitted[1] = b;
+  fitted[2] = r2;
+}
+
+/**
+ * Fits parameter i of the block to mode m from its sums, writes a, b, R² and the float32-rounded
+ * a, b used for the error sums. Returns R².
+ */
+function fitOne(sc: Scratch, i: number, cross: number, m: number, T: number, stats: ReferenceStats, out: FitOutput, dst: number): number {
+  fitParam(sc.s1[i], sc.s2[i], sc.meanW[i], cross, m, T, stats);
+  const a = fitted[0];
+  const b = fitted[1];
+  const r2 = fitted[2];
   out.a[dst] = a;
   out.b[dst] = b;
   if (out.r2) out.r2[dst] = r2;
@@ -406,6 +423,13 @@ function accumulateErrors(T: number, bn: number, sc: Scratch, stats: ReferenceSt
  */
 export function fitAssign(values: Float32Array | Float64Array, n: number, stats: ReferenceStats, out: FitOutput, acc: FitAccumulators): void {
   const offset = checkChunk('fitAssign', values, n, stats, out, acc);
+  const k = kernelFor();
+  if (k) fitWasm(k, values, n, stats, out, acc, offset, undefined, 0);
+  else fitAssignJs(values, n, stats, out, acc, offset);
+}
+
+/** The JavaScript kernel of {@link fitAssign} (arguments already checked). */
+function fitAssignJs(values: Float32Array | Float64Array, n: number, stats: ReferenceStats, out: FitOutput, acc: FitAccumulators, offset: number): void {
   const { T, M, Mp } = stats;
   const B = blockSize(T);
   const sc = createScratch(B, T, Mp);
@@ -459,6 +483,26 @@ export function fitFixedModes(
 ): void {
   const offset = checkChunk('fitFixedModes', values, n, stats, out, acc);
   if (modes.length < modesOffset + n) throw new RangeError(`fitFixedModes: modes has ${modes.length} entries, needs ${modesOffset + n}`);
+  const k = kernelFor();
+  if (k) fitWasm(k, values, n, stats, out, acc, offset, modes, modesOffset);
+  else fitFixedModesJs(values, n, stats, modes, modesOffset, out, acc, offset);
+}
+
+function badMode(m: number, i: number, M: number): RangeError {
+  return new RangeError(`fitFixedModes: mode ${m} of parameter ${i} is not in 0..${M - 1}`);
+}
+
+/** The JavaScript kernel of {@link fitFixedModes} (arguments already checked). */
+function fitFixedModesJs(
+  values: Float32Array | Float64Array,
+  n: number,
+  stats: ReferenceStats,
+  modes: ArrayLike<number>,
+  modesOffset: number,
+  out: FitOutput,
+  acc: FitAccumulators,
+  offset: number,
+): void {
   const { T, M, centred } = stats;
   const B = blockSize(T);
   const sc = createScratch(B, T, stats.Mp);
@@ -467,7 +511,7 @@ export function fitFixedModes(
     loadBlock(values, n, T, i0, bn, sc);
     for (let i = 0; i < bn; i++) {
       const m = modes[modesOffset + i0 + i];
-      if (!(Number.isInteger(m) && m >= 0 && m < M)) throw new RangeError(`fitFixedModes: mode ${m} of parameter ${i0 + i} is not in 0..${M - 1}`);
+      if (!(Number.isInteger(m) && m >= 0 && m < M)) throw badMode(m, i0 + i, M);
       const o = i * T;
       const ro = m * T;
       let cross = 0;
@@ -479,5 +523,169 @@ export function fitFixedModes(
       acc.r2Sum[m] += r2;
     }
     accumulateErrors(T, bn, sc, stats, acc);
+  }
+}
+
+/** Which implementation of the kernel runs: WebAssembly SIMD or plain JavaScript. */
+export type FitKernel = 'wasm' | 'js';
+
+let kernelChoice: FitKernel | 'auto' = 'auto';
+
+function kernelFor(): FitKernelExports | null {
+  return kernelChoice === 'js' ? null : loadFitKernel();
+}
+
+/**
+ * Selects the kernel for this thread: 'auto' (the default) uses WebAssembly SIMD where the engine
+ * supports it and JavaScript otherwise; 'js' forces JavaScript (e.g. to compare both in tests).
+ * Both give bit-identical modes, a, b and R²; the per-checkpoint error and norm sums agree to
+ * rounding (they add the parameters in a different grouping). Returns the kernel now in use.
+ */
+export function setFitKernel(kernel: FitKernel | 'auto'): FitKernel {
+  kernelChoice = kernel === 'wasm' ? 'auto' : kernel;
+  return activeFitKernel();
+}
+
+/** The kernel that {@link fitAssign} and {@link fitFixedModes} use on this thread. */
+export function activeFitKernel(): FitKernel {
+  return kernelFor() ? 'wasm' : 'js';
+}
+
+/** Parameters per WebAssembly block (a multiple of 8): the block's centred float64 copy stays in L1. */
+function wasmBlockSize(T: number): number {
+  return Math.max(8, Math.min(256, Math.floor(2048 / T) & ~7));
+}
+
+/** Bytes of raw values copied into kernel memory at a time: one set() per checkpoint row, L2-resident. */
+const PANEL_BYTES = 256 << 10;
+
+const align16 = (x: number) => (x + 15) & ~15;
+
+/**
+ * Both entry points on the WebAssembly kernel. The chunk is copied in panels (a few hundred
+ * parameters × T rows) into kernel memory; per block of B parameters the kernel centres the
+ * values and forms the cross sums, JavaScript picks the modes and fits (same code as the JS
+ * kernel), and the kernel adds the error and norm sums. `modes` given: fixed modes, else argmax.
+ */
+function fitWasm(
+  k: FitKernelExports,
+  values: Float32Array | Float64Array,
+  n: number,
+  stats: ReferenceStats,
+  out: FitOutput,
+  acc: FitAccumulators,
+  offset: number,
+  modes: ArrayLike<number> | undefined,
+  modesOffset: number,
+): void {
+  const { T, M, Mp, sum1, constant, varScaled, mean } = stats;
+  const B = wasmBlockSize(T);
+  const elt = values instanceof Float64Array ? 8 : 4;
+  const PW = Math.max(B, Math.floor(PANEL_BYTES / (T * elt * B)) * B);
+  const rowBytes = PW * elt;
+  // Memory layout (byte offsets).
+  const R = 64;
+  const Z = align16(R + T * Mp * 8);
+  const P = Z + T * B * 8;
+  const MEAN = P + Mp * B * 8;
+  const S1 = MEAN + B * 8;
+  const S2 = S1 + B * 8;
+  const A = S2 + B * 8;
+  const D = A + B * 8;
+  const SEL = D + B * 8;
+  const MO = SEL + B * 8;
+  const EV = align16(MO + B * 4);
+  const NV = EV + T * 16;
+  const PANEL = NV + T * 16;
+  const buffer = ensureKernelMemory(k, PANEL + T * rowBytes);
+  const f64 = new Float64Array(buffer);
+  const i32 = new Int32Array(buffer);
+  const panel = elt === 4 ? new Float32Array(buffer) : f64;
+  f64.set(stats.centredT, R / 8);
+  f64.fill(0, EV / 8, PANEL / 8);
+  const load = elt === 4 ? k.load_f32 : k.load_f64;
+  const zs = B * 8;
+  const rs = Mp * 8;
+  const invSqrtVarR = varScaled.map((v, m) => (constant[m] ? 0 : 1 / Math.sqrt(v)));
+  const { modeCount, r2Sum } = acc;
+  const { a: outA, b: outB, r2: outR2, mode: outMode } = out;
+  const mean8 = MEAN / 8, s18 = S1 / 8, s28 = S2 / 8, a8 = A / 8, d8 = D / 8, sel8 = SEL / 8, p8 = P / 8, mo4 = MO / 4;
+  for (let p0 = 0; p0 < n; p0 += PW) {
+    const pw = Math.min(PW, n - p0);
+    const pw8 = (pw + 7) & ~7;
+    for (let t = 0, src = t * n + p0, dst = PANEL / elt; t < T; t++, src += n, dst += PW) {
+      panel.set(values.subarray(src, src + pw), dst);
+      if (pw8 > pw) panel.fill(0, dst + pw, dst + pw8);
+    }
+    for (let b0 = 0; b0 < pw; b0 += B) {
+      const bn = Math.min(B, pw - b0);
+      const ng = (bn + 7) >> 3;
+      const i0 = p0 + b0; // chunk index of the block's parameter 0
+      load(PANEL + b0 * elt, rowBytes, T, ng, Z, zs, MEAN, S1, S2);
+      if (modes) {
+        for (let i = 0; i < bn; i++) {
+          const m = modes[modesOffset + i0 + i];
+          if (!(Number.isInteger(m) && m >= 0 && m < M)) throw badMode(m, i0 + i, M);
+          i32[mo4 + i] = m * 8;
+        }
+        for (let i = bn; i < ng * 8; i++) i32[mo4 + i] = 0;
+        k.crossSel(Z, zs, T, R, rs, ng * 2, MO, SEL);
+      } else {
+        let m = 0;
+        for (; m + 1 < M; m += 2) k.cross2(Z, zs, T, R + m * 8, rs, ng, P + m * zs, zs);
+        if (m < M) k.cross1(Z, zs, T, R + m * 8, rs, ng, P + m * zs);
+      }
+      for (let i = 0; i < bn; i++) {
+        const s1 = f64[s18 + i];
+        const s2 = f64[s28 + i];
+        let best = 0;
+        let cross: number;
+        if (modes) {
+          best = i32[mo4 + i] >> 3;
+          cross = f64[sel8 + i];
+        } else {
+          const varW = T * s2 - s1 * s1;
+          if (M > 1 && varW > 0) {
+            // Same score as the JS kernel: |ρ| up to the parameter's own factor.
+            let bestScore = 0;
+            for (let m = 0, p = p8 + i; m < M; m++, p += B) {
+              const score = Math.abs(T * f64[p] - s1 * sum1[m]) * invSqrtVarR[m];
+              if (score > bestScore) {
+                bestScore = score;
+                best = m;
+              }
+            }
+          }
+          cross = f64[p8 + best * B + i];
+          i32[mo4 + i] = best * 8;
+        }
+        const meanW = f64[mean8 + i];
+        fitParam(s1, s2, meanW, cross, best, T, stats);
+        const a = fitted[0];
+        const b = fitted[1];
+        const r2 = fitted[2];
+        const dst = offset + i0 + i;
+        outMode[dst] = best;
+        outA[dst] = a;
+        outB[dst] = b;
+        if (outR2) outR2[dst] = r2;
+        const fa = Math.fround(a);
+        f64[a8 + i] = fa;
+        f64[d8 + i] = meanW - fa * mean[best] - Math.fround(b);
+        modeCount[best] += 1;
+        r2Sum[best] += r2;
+      }
+      for (let i = bn; i < ng * 8; i++) {
+        f64[a8 + i] = 0;
+        f64[d8 + i] = 0;
+        i32[mo4 + i] = 0;
+      }
+      k.errors(Z, zs, T, R, rs, ng * 2, A, D, MEAN, MO, EV, NV);
+    }
+  }
+  const { errSq, normSq } = acc;
+  for (let t = 0, e = EV / 8, w = NV / 8; t < T; t++, e += 2, w += 2) {
+    errSq[t] += f64[e] + f64[e + 1];
+    normSq[t] += f64[w] + f64[w + 1];
   }
 }

@@ -72,6 +72,19 @@ export const RunReportSchema = z.object({
       final: z.object({ original: Metrics, cmd: Metrics, accuracyDelta: Num.optional(), averageAccuracyDelta: Num.optional() }).optional(),
     })
     .optional(),
+  modeSweep: z
+    .array(
+      z.object({
+        modesRequested: z.number().int().positive(),
+        modes: z.number().int().positive(),
+        model: z.string(),
+        modelBytes: z.number().nonnegative(),
+        compressionVsTrajectory: Num,
+        checkpoints: z.array(CheckpointRef.extend({ relativeError: Num })),
+        metrics: Metrics.optional(),
+      }),
+    )
+    .optional(),
   baselines: z
     .array(z.object({ name: z.string(), rank: z.number().optional(), storageBytes: z.number().optional(), checkpoints: z.array(CheckpointRef.extend({ relativeError: Num })), metrics: Metrics.optional() }))
     .optional(),

@@ -1,5 +1,6 @@
 /** Building, serializing and reading back `report.json`. */
 import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import type { CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 import { InputError } from '../errors.ts';
 import type { AnalysisResult } from '../pipeline/analyze.ts';
@@ -61,6 +62,17 @@ export function buildReport({ set, result, seed, samplesRequested, variant = 'po
     },
     outputs: { model: 'cmd-model.safetensors', samples: SAMPLES_FILE, correlationHeatmap: 'sampled-corr.npy' },
   };
+  if (result.sweep.length) {
+    const all = [result, ...result.sweep].sort((x, y) => x.modesRequested - y.modesRequested);
+    report.modeSweep = all.map((m) => ({
+      modesRequested: m.modesRequested,
+      modes: m.modes.length,
+      model: path.relative(path.dirname(result.modelPath), m.modelPath),
+      modelBytes: m.modelBytes,
+      compressionVsTrajectory: num(checkpointsBytes / m.modelBytes),
+      checkpoints: window.map((c, t) => ({ index: c.index, step: c.step, name: c.name, relativeError: num(m.checkpointErrors[t]) })),
+    }));
+  }
   return RunReportSchema.parse(report);
 }
 

@@ -18,9 +18,9 @@ import { encodeFloats } from '../formats/dtype.ts';
 import { CancelledError, InputError, UsageError } from '../errors.ts';
 import { TrajectoryReader, planTrajectory } from '../trajectory/trajectory-reader.ts';
 import { chunkElements, planChunks } from './chunks.ts';
-import { createModelFile, MODEL_FILE, planModelFile, syncFile, writeAtPosition } from './model-file.ts';
+import { createModelFile, MODEL_FILE, planModelFile, SWEEP_DIR, sweepModelName, syncFile, writeAtPosition } from './model-file.ts';
 import { createPool, defaultWorkerCount, runAll, type WorkerPool } from './pool.ts';
-import type { FitResult, FitTask, PoolData } from './worker.ts';
+import type { FitResult, FitTask, ModelFitResult, ModelTarget, PoolData } from './worker.ts';
 import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
 
 export interface ProgressSink {
@@ -32,6 +32,8 @@ export interface ProgressSink {
 export interface AnalyzeOptions {
   /** M, the number of modes asked for (fewer may result: scipy maxclust on tied heights). */
   modes: number;
+  /** More mode counts fitted in the same pass (a sweep); their models go to `sweep/`. */
+  sweepModes?: number[];
   /** K, the number of sampled parameters. */
   samples: number;
   seed: number;
@@ -54,11 +56,10 @@ export interface ModeSummary {
   meanR2: number | null;
 }
 
-export interface AnalysisResult {
+/** One fitted CMD model: its modes and how well it reconstructs the trajectory. */
+export interface ModelSummary {
   modesRequested: number;
   modes: ModeSummary[];
-  sampleIndices: Float64Array;
-  sampling: 'U_B' | 'U' | 'file';
   /** M' × T reference trajectories (float32 values). */
   refs: Float32Array;
   /** Per checkpoint of the window, ‖W_t − Ŵ_t‖ / ‖W_t‖. */
@@ -66,6 +67,13 @@ export interface AnalysisResult {
   tensorErrors: { name: string; parameters: number; relativeError: number }[];
   modelPath: string;
   modelBytes: number;
+}
+
+export interface AnalysisResult extends ModelSummary {
+  /** The extra models of a mode sweep (`--modes 2,5,10,20`), fitted in the same pass. */
+  sweep: ModelSummary[];
+  sampleIndices: Float64Array;
+  sampling: 'U_B' | 'U' | 'file';
   window: { from: number; to: number };
   /** The sampled |corr| matrix reordered by mode, block-averaged to ≤ 256 × 256. */
   heatmap: Heatmap;
@@ -169,37 +177,37 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     progress.advance(1);
     checkAbort(options.signal);
     const Z = linkageComplete(D, K, { overwrite: true });
-    const labels = fclusterMaxclust(Z, K, options.modes);
-    const sampleModes = numberModes(labels);
-    const refsChosen = pickReferences(A, K, sampleModes.members);
-    const heatmap = corrHeatmap(A, K, sampleModes.members);
+    const modeCounts = [options.modes, ...(options.sweepModes ?? []).filter((m) => m !== options.modes)];
+    for (const m of modeCounts) validateSizes(N, T, K, m);
+    const clusterings = modeCounts.map((m) => clusterModes(A, K, T, X, Z, m, indices));
+    const heatmap = corrHeatmap(A, K, clusterings[0].sampleModes.members);
     progress.advance(2);
     progress.stop();
     timings.cluster = now() - t0;
-    const M = sampleModes.count;
-    const refIndex = Array.from(refsChosen.samplePosition, (p) => indices[p]);
-    const refs = new Float64Array(M * T);
-    for (let m = 0; m < M; m++) refs.set(X.subarray(refsChosen.samplePosition[m] * T, (refsChosen.samplePosition[m] + 1) * T), m * T);
-    const stats = prepareReferences(refs, M, T);
 
-    // The model file, pre-sized; pass 2 fills a, b and mode by position.
-    const modelPath = path.join(outDir, MODEL_FILE);
-    const metadata = modelMetadata(set, options, { M, K, sampling, window, refIndex, indices });
-    const layout = planModelFile(set.space.tensors, M, T, K, metadata);
-    await createModelFile(modelPath, layout);
-    await writeAtPosition(modelPath, layout.position('refs'), encodeFloats('F32', refs));
-    await writeAtPosition(modelPath, layout.position('reference_index'), encodeFloats('I64', refIndex));
-    await writeAtPosition(modelPath, layout.position('sample_index'), encodeFloats('I64', indices));
+    // Model files, pre-sized; pass 2 fills a, b and mode by position.
+    const targets: (ModelTarget & { clustering: Clustering })[] = [];
+    for (const [k, c] of clusterings.entries()) {
+      const modelPath = k === 0 ? path.join(outDir, MODEL_FILE) : path.join(outDir, SWEEP_DIR, sweepModelName(c.modesRequested));
+      if (k === 1) await fsp.mkdir(path.join(outDir, SWEEP_DIR));
+      const metadata = modelMetadata(set, { ...options, modes: c.modesRequested }, { M: c.M, K, sampling, window, refIndex: c.refIndex, indices });
+      const layout = planModelFile(set.space.tensors, c.M, T, K, metadata);
+      await createModelFile(modelPath, layout);
+      await writeAtPosition(modelPath, layout.position('refs'), encodeFloats('F32', c.refs));
+      await writeAtPosition(modelPath, layout.position('reference_index'), encodeFloats('I64', c.refIndex));
+      await writeAtPosition(modelPath, layout.position('sample_index'), encodeFloats('I64', indices));
+      targets.push({ stats: c.stats, modelPath, modeBytes: layout.modeDtype === 'U8' ? 1 : 2, slots: layout.slots, clustering: c });
+    }
 
-    // Pass 2: every parameter, chunk by chunk, on the pool. Results merge in chunk order.
+    // Pass 2: every parameter, chunk by chunk, on the pool, all models at once. Results merge in chunk order.
     t0 = now();
     const chunks = planChunks(set.space.tensors, options.chunkSize ?? chunkElements(T));
     progress.start('fit', N);
-    const modeBytes = layout.modeDtype === 'U8' ? 1 : 2;
+    const taskModels: ModelTarget[] = targets.map(({ stats, modelPath, modeBytes, slots }) => ({ stats, modelPath, modeBytes, slots }));
     const results = await runAll<FitResult>(
       pool,
       chunks.length,
-      (i) => ({ kind: 'fit', chunk: chunks[i], stats, from: window.from, to: window.to, modelPath, modeBytes, slots: layout.slots }) satisfies FitTask,
+      (i) => ({ kind: 'fit', chunk: chunks[i], from: window.from, to: window.to, models: taskModels }) satisfies FitTask,
       (i, r) => {
         if (r.nonFinite) {
           const nf = r.nonFinite;
@@ -210,41 +218,18 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     );
     progress.stop();
     timings.fit = now() - t0;
-    await syncFile(modelPath);
+    for (const t of targets) await syncFile(t.modelPath);
 
-    const total: FitAccumulators = createAccumulators(M, T);
-    const perTensor = set.space.tensors.map(() => ({ errSq: 0, normSq: 0 }));
     let bytesRead = reader.bytesRead;
-    for (const r of results) {
-      mergeAccumulators(total, r.acc);
-      for (const p of r.pieces) {
-        perTensor[p.tensor].errSq += p.errSq;
-        perTensor[p.tensor].normSq += p.normSq;
-      }
-      bytesRead += r.bytesRead;
-    }
-    const ratio = (e: number, w: number) => (w > 0 ? Math.sqrt(e / w) : e > 0 ? Infinity : 0);
-    const modes: ModeSummary[] = Array.from({ length: M }, (_, m) => {
-      const loc = locate(set.space, refIndex[m]);
-      const count = total.modeCount[m];
-      return {
-        mode: m,
-        sampledCount: sampleModes.members[m].length,
-        assignedCount: count,
-        reference: { tensor: loc.tensor, element: loc.element, index: refIndex[m] },
-        meanR2: count > 0 ? total.r2Sum[m] / count : null,
-      };
-    });
+    for (const r of results) bytesRead += r.bytesRead;
+    const summaries: ModelSummary[] = [];
+    for (const [k, target] of targets.entries()) summaries.push(await summarizeModel(set, target.clustering, target.modelPath, results.map((r) => r.models[k]), T));
+    const primary = summaries[0];
     return {
-      modesRequested: options.modes,
-      modes,
+      ...primary,
+      sweep: summaries.slice(1),
       sampleIndices: indices,
       sampling,
-      refs: Float32Array.from(refs),
-      checkpointErrors: Array.from(total.errSq, (e, t) => ratio(e, total.normSq[t])),
-      tensorErrors: set.space.tensors.map((t, k) => ({ name: t.name, parameters: t.count, relativeError: ratio(perTensor[k].errSq, perTensor[k].normSq) })),
-      modelPath,
-      modelBytes: (await fsp.stat(modelPath)).size,
       window,
       heatmap,
       timings,
@@ -256,6 +241,60 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     reader.close();
     await pool.destroy();
   }
+}
+
+interface Clustering {
+  modesRequested: number;
+  M: number;
+  sampleModes: ReturnType<typeof numberModes>;
+  refIndex: number[];
+  refs: Float64Array;
+  stats: ReturnType<typeof prepareReferences>;
+}
+
+/** Cuts the tree into at most `modes` clusters and picks their references (§2.3, §2.4). */
+function clusterModes(A: Float64Array, K: number, T: number, X: Float64Array, Z: Float64Array, modes: number, indices: Float64Array): Clustering {
+  const sampleModes = numberModes(fclusterMaxclust(Z, K, modes));
+  const chosen = pickReferences(A, K, sampleModes.members);
+  const M = sampleModes.count;
+  const refIndex = Array.from(chosen.samplePosition, (p) => indices[p]);
+  const refs = new Float64Array(M * T);
+  for (let m = 0; m < M; m++) refs.set(X.subarray(chosen.samplePosition[m] * T, (chosen.samplePosition[m] + 1) * T), m * T);
+  return { modesRequested: modes, M, sampleModes, refIndex, refs, stats: prepareReferences(refs, M, T) };
+}
+
+/** Merges one model's per-chunk results (in chunk order, for determinism) into its summary. */
+async function summarizeModel(set: CheckpointSet, c: Clustering, modelPath: string, chunkResults: ModelFitResult[], T: number): Promise<ModelSummary> {
+  const total: FitAccumulators = createAccumulators(c.M, T);
+  const perTensor = set.space.tensors.map(() => ({ errSq: 0, normSq: 0 }));
+  for (const r of chunkResults) {
+    mergeAccumulators(total, r.acc);
+    for (const p of r.pieces) {
+      perTensor[p.tensor].errSq += p.errSq;
+      perTensor[p.tensor].normSq += p.normSq;
+    }
+  }
+  const ratio = (e: number, w: number) => (w > 0 ? Math.sqrt(e / w) : e > 0 ? Infinity : 0);
+  const modes: ModeSummary[] = Array.from({ length: c.M }, (_, m) => {
+    const loc = locate(set.space, c.refIndex[m]);
+    const count = total.modeCount[m];
+    return {
+      mode: m,
+      sampledCount: c.sampleModes.members[m].length,
+      assignedCount: count,
+      reference: { tensor: loc.tensor, element: loc.element, index: c.refIndex[m] },
+      meanR2: count > 0 ? total.r2Sum[m] / count : null,
+    };
+  });
+  return {
+    modesRequested: c.modesRequested,
+    modes,
+    refs: Float32Array.from(c.refs),
+    checkpointErrors: Array.from(total.errSq, (e, t) => ratio(e, total.normSq[t])),
+    tensorErrors: set.space.tensors.map((t, k) => ({ name: t.name, parameters: t.count, relativeError: ratio(perTensor[k].errSq, perTensor[k].normSq) })),
+    modelPath,
+    modelBytes: (await fsp.stat(modelPath)).size,
+  };
 }
 
 function modelMetadata(

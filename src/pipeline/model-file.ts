@@ -10,6 +10,9 @@ import type { DType } from '../formats/dtype.ts';
 import type { TensorSlots } from './worker.ts';
 
 export const MODEL_FILE = 'cmd-model.safetensors';
+/** Folder of the extra models of a mode sweep. */
+export const SWEEP_DIR = 'sweep';
+export const sweepModelName = (modes: number): string => `cmd-model-M${modes}.safetensors`;
 
 export interface ModelLayout {
   plan: SafetensorsPlan;

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { rowDistancesBlock } from '../core/correlation.ts';
-import { createAccumulators, fitAssign, fitFixedModes, mergeAccumulators, type FitAccumulators, type ReferenceStats } from '../core/fit.ts';
+import { createAccumulators, fitAssign, mergeAccumulators, type FitAccumulators, type ReferenceStats } from '../core/fit.ts';
 import { TrajectoryReader, type TrajectoryPlan } from '../trajectory/trajectory-reader.ts';
 import type { Chunk } from './chunks.ts';
 
@@ -33,18 +33,27 @@ export interface TensorSlots {
   mode: number;
 }
 
-export interface FitTask {
-  kind: 'fit';
-  chunk: Chunk;
+/** One CMD model fitted in pass 2 (several share a pass when sweeping M). */
+export interface ModelTarget {
   stats: ReferenceStats;
-  /** Checkpoint window [from, to) the model is fitted on (all by default). */
-  from: number;
-  to: number;
   modelPath: string;
   modeBytes: 1 | 2;
   slots: TensorSlots[];
-  /** Fixed modes per parameter (online variant); omitted for post-hoc assignment. */
-  fixedModes?: { path: string; offset: number };
+}
+
+export interface FitTask {
+  kind: 'fit';
+  chunk: Chunk;
+  /** Checkpoint window [from, to) the models are fitted on. */
+  from: number;
+  to: number;
+  models: ModelTarget[];
+}
+
+export interface ModelFitResult {
+  acc: FitAccumulators;
+  /** Per piece of the chunk: Σ err² and Σ w² over the window (for per-tensor errors). */
+  pieces: { tensor: number; errSq: number; normSq: number }[];
 }
 
 export interface NonFinite {
@@ -55,9 +64,7 @@ export interface NonFinite {
 }
 
 export interface FitResult {
-  acc: FitAccumulators;
-  /** Per piece of the chunk: Σ err² and Σ w² over the window (for per-tensor errors). */
-  pieces: { tensor: number; errSq: number; normSq: number }[];
+  models: ModelFitResult[];
   nonFinite?: NonFinite;
   bytesRead: number;
 }
@@ -91,17 +98,15 @@ function firstNonFinite(values: Float32Array | Float64Array, n: number): { t: nu
 function runFit(task: FitTask): FitResult {
   reader ??= new TrajectoryReader(data.plan);
   const before = reader.bytesRead;
-  const { stats, from, to, chunk } = task;
+  const { from, to, chunk } = task;
   const T = to - from;
-  const M = stats.M;
-  const total = createAccumulators(M, T);
-  const pieces: FitResult['pieces'] = [];
-  const fd = modelFd(task.modelPath);
+  const models: ModelFitResult[] = task.models.map((m) => ({ acc: createAccumulators(m.stats.M, T), pieces: [] }));
   const maxPiece = Math.max(...chunk.pieces.map((p) => p.count));
   const values = data.float64 ? new Float64Array(T * maxPiece) : new Float32Array(T * maxPiece);
   const a = new Float32Array(maxPiece);
   const b = new Float32Array(maxPiece);
-  const mode = task.modeBytes === 1 ? new Uint8Array(maxPiece) : new Uint16Array(maxPiece);
+  const mode8 = new Uint8Array(maxPiece);
+  const mode16 = new Uint16Array(maxPiece);
   for (const piece of chunk.pieces) {
     const n = piece.count;
     const g0 = data.plan.tensors[piece.tensor].offset + piece.start;
@@ -109,37 +114,29 @@ function runFit(task: FitTask): FitResult {
     reader.readRange(g0, g0 + n, v, from, to);
     const bad = firstNonFinite(v, n);
     if (bad) {
-      return {
-        acc: total,
-        pieces,
-        nonFinite: { checkpoint: from + bad.t, tensor: piece.tensor, element: piece.start + bad.i, value: v[bad.t * n + bad.i] },
-        bytesRead: reader.bytesRead - before,
-      };
+      const nonFinite = { checkpoint: from + bad.t, tensor: piece.tensor, element: piece.start + bad.i, value: v[bad.t * n + bad.i] };
+      return { models, nonFinite, bytesRead: reader.bytesRead - before };
     }
-    const acc = createAccumulators(M, T);
-    const out = { mode: mode.subarray(0, n), a: a.subarray(0, n), b: b.subarray(0, n) };
-    if (task.fixedModes) {
-      const fixed = new Uint8Array(n * task.modeBytes);
-      fs.readSync(modelFd(task.fixedModes.path), fixed, 0, fixed.byteLength, task.fixedModes.offset + (g0 * task.modeBytes));
-      const modes = task.modeBytes === 1 ? fixed : new Uint16Array(fixed.buffer, 0, n);
-      fitFixedModes(v, n, stats, modes, 0, out, acc);
-    } else {
-      fitAssign(v, n, stats, out, acc);
-    }
-    const slot = task.slots[piece.tensor];
-    writeAt(fd, new Uint8Array(a.buffer, 0, n * 4), slot.a + piece.start * 4);
-    writeAt(fd, new Uint8Array(b.buffer, 0, n * 4), slot.b + piece.start * 4);
-    writeAt(fd, new Uint8Array(mode.buffer, 0, n * task.modeBytes), slot.mode + piece.start * task.modeBytes);
-    let e = 0;
-    let w = 0;
-    for (let t = 0; t < T; t++) {
-      e += acc.errSq[t];
-      w += acc.normSq[t];
-    }
-    pieces.push({ tensor: piece.tensor, errSq: e, normSq: w });
-    mergeAccumulators(total, acc);
+    task.models.forEach((target, k) => {
+      const acc = createAccumulators(target.stats.M, T);
+      const mode = target.modeBytes === 1 ? mode8.subarray(0, n) : mode16.subarray(0, n);
+      fitAssign(v, n, target.stats, { mode, a: a.subarray(0, n), b: b.subarray(0, n) }, acc);
+      const fd = modelFd(target.modelPath);
+      const slot = target.slots[piece.tensor];
+      writeAt(fd, new Uint8Array(a.buffer, 0, n * 4), slot.a + piece.start * 4);
+      writeAt(fd, new Uint8Array(b.buffer, 0, n * 4), slot.b + piece.start * 4);
+      writeAt(fd, new Uint8Array(mode.buffer, 0, n * target.modeBytes), slot.mode + piece.start * target.modeBytes);
+      let e = 0;
+      let w = 0;
+      for (let t = 0; t < T; t++) {
+        e += acc.errSq[t];
+        w += acc.normSq[t];
+      }
+      models[k].pieces.push({ tensor: piece.tensor, errSq: e, normSq: w });
+      mergeAccumulators(models[k].acc, acc);
+    });
   }
-  return { acc: total, pieces, bytesRead: reader.bytesRead - before };
+  return { models, bytesRead: reader.bytesRead - before };
 }
 
 export default function run(task: DistanceTask | FitTask): FitResult | null {

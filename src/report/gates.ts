@@ -5,7 +5,7 @@
  */
 import { UsageError } from '../errors.ts';
 import type { RunReport } from '../output/report-schema.ts';
-import { finalAccuracy, lastRelativeError } from './metrics.ts';
+import { finalAccuracy, lastRelativeError, plural } from './metrics.ts';
 
 export interface GateThresholds {
   /** Largest allowed accuracy drop, in percentage points. */
@@ -73,7 +73,7 @@ export function evaluateGates(run: ReportRun, thresholds: GateThresholds, baseli
 export function failureMessage(gates: readonly GateResult[]): string | undefined {
   const failed = gates.filter((g) => !g.passed);
   if (!failed.length) return undefined;
-  return `${failed.length} of ${gates.length} gate${gates.length === 1 ? '' : 's'} failed: ${failed.map((g) => `${g.name} (${formatGateValue(g.value)} > ${g.threshold})`).join(', ')}`;
+  return `${failed.length} of ${plural(gates.length, 'gate')} failed: ${failed.map((g) => `${g.name} (${formatGateValue(g.value)} > ${g.threshold})`).join(', ')}`;
 }
 
 /** Gate values are percentages points, fractions or ratios: four significant digits suit all. */

@@ -46,3 +46,8 @@ export function fixed(x: number | undefined, digits = 4): string {
   if (x === undefined) return '–';
   return Number.isFinite(x) ? x.toFixed(digits) : String(x);
 }
+
+/** "1 gate" / "3 gates". */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}

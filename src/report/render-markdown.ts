@@ -5,7 +5,7 @@
 import { formatBytes } from '../cli/terminal.ts';
 import { fromNum, type NumValue } from '../output/report-schema.ts';
 import { formatGateValue, type GateResult, type ReportRun } from './gates.ts';
-import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct } from './metrics.ts';
+import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct, plural } from './metrics.ts';
 
 /** Pipes and newlines would break a table row. */
 function cell(s: string): string {
@@ -22,7 +22,7 @@ export function gateHeadline(gates: readonly GateResult[]): string {
   if (!gates.length) return '**CMD report** — no gates requested';
   const failed = gates.filter((g) => !g.passed).length;
   const verdicts = gates.map((g) => `${g.passed ? '✅' : '❌'} \`${g.name}\` ${formatGateValue(g.value)} ≤ ${g.threshold}`).join(' · ');
-  return `**CMD report: ${failed ? `❌ ${failed} of ${gates.length} gates failed` : `✅ all ${gates.length} gates passed`}** — ${verdicts}`;
+  return `**CMD report: ${failed ? `❌ ${failed} of ${plural(gates.length, 'gate')} failed` : gates.length === 1 ? '✅ the gate passed' : `✅ all ${gates.length} gates passed`}** — ${verdicts}`;
 }
 
 export function renderMarkdown(run: ReportRun, gates: readonly GateResult[], baseline?: ReportRun): string {

@@ -3,7 +3,7 @@ import type { ChalkInstance } from 'chalk';
 import { formatBytes, formatTable } from '../cli/terminal.ts';
 import { fromNum, type NumValue, type RunReport } from '../output/report-schema.ts';
 import { formatGateValue, type GateResult, type ReportRun } from './gates.ts';
-import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct } from './metrics.ts';
+import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct, plural } from './metrics.ts';
 
 type Metrics = { accuracy?: NumValue; loss?: NumValue; error?: string };
 
@@ -120,7 +120,7 @@ function gatesSection(gates: readonly GateResult[], c: ChalkInstance): string[] 
   return [
     'gates:',
     formatTable([['gate', 'value', 'threshold', 'result', 'what'], ...rows], ['l', 'r', 'l', 'l', 'l']),
-    failed ? c.red.bold(`${failed} of ${gates.length} gates failed`) : c.green.bold(`all ${gates.length} gates passed`),
+    failed ? c.red.bold(`${failed} of ${plural(gates.length, 'gate')} failed`) : c.green.bold(gates.length === 1 ? 'the gate passed' : `all ${gates.length} gates passed`),
   ];
 }
 

@@ -24,9 +24,9 @@ export function seriesColour(i: number): string {
 }
 
 /** About `count` round tick values covering [lo, hi]. */
-export function niceTicks(lo: number, hi: number, count = 5): number[] {
+export function niceTicks(lo: number, hi: number, count = 5, integer = false): number[] {
   if (!(hi > lo)) return [lo];
-  const raw = (hi - lo) / count;
+  const raw = integer ? Math.max(1, (hi - lo) / count) : (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((s) => s >= raw) ?? 10 * mag;
   const ticks: number[] = [];
@@ -64,13 +64,13 @@ function domain(values: number[], pad = 0.05, floor?: number): [number, number] 
   return [lo, hi];
 }
 
-function axes(x: Scale, y: Scale, xLabel: string, yLabel: string, yFormat: (v: number) => string, xTicks?: { v: number; label: string }[]): string {
+function axes(x: Scale, y: Scale, xLabel: string, yLabel: string, yFormat: (v: number) => string, xTicks?: { v: number; label: string }[], xInteger = false): string {
   const out: string[] = [`<g class="axes">`];
   for (const t of niceTicks(y.lo, y.hi)) {
     const py = r2(y(t));
     out.push(`<line class="grid" x1="${M.left}" x2="${M.left + PW}" y1="${py}" y2="${py}"/>`, `<text class="tick" x="${M.left - 6}" y="${py}" text-anchor="end" dominant-baseline="middle">${esc(yFormat(t))}</text>`);
   }
-  const xt = xTicks ?? niceTicks(x.lo, x.hi, 8).map((v) => ({ v, label: String(v) }));
+  const xt = xTicks ?? niceTicks(x.lo, x.hi, 8, xInteger).map((v) => ({ v, label: String(v) }));
   for (const t of xt) {
     const px = r2(x(t.v));
     out.push(`<line class="tickmark" x1="${px}" x2="${px}" y1="${M.top + PH}" y2="${M.top + PH + 4}"/>`, `<text class="tick" x="${px}" y="${M.top + PH + 16}" text-anchor="middle">${esc(t.label)}</text>`);
@@ -119,6 +119,8 @@ export interface LineSeries {
   dashed?: boolean;
   /** Marker radius; 0 keeps the data attributes on invisible marks. @default 3 */
   radius?: number;
+  /** Leave out of the legend (a helper series drawn for another one). */
+  noLegend?: boolean;
 }
 
 export interface LineChartOptions {
@@ -141,7 +143,9 @@ export function lineChart(o: LineChartOptions): string {
   const [y0, y1] = domain(all.map((p) => p.y), 0.08, yFloor);
   const x = scale(x0, x1, M.left, M.left + PW);
   const y = scale(y0, y1, M.top + PH, M.top);
-  const body: string[] = [svgOpen(id, title), axes(x, y, xLabel, yLabel, yFormat)];
+  // Steps are integers: ticks at 2.5 would name checkpoints that do not exist.
+  const xInteger = all.every((p) => !Number.isFinite(p.x) || Number.isInteger(p.x));
+  const body: string[] = [svgOpen(id, title), axes(x, y, xLabel, yLabel, yFormat, undefined, xInteger)];
   for (const s of series) {
     const segments: string[][] = [[]];
     const marks: string[] = [];
@@ -158,7 +162,7 @@ export function lineChart(o: LineChartOptions): string {
     const lines = segments.filter((g) => g.length > 1).map((g) => `<polyline points="${g.join(' ')}" fill="none" stroke="${s.colour}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
     body.push(`<g data-series="${esc(s.name)}">${lines.join('')}${marks.join('')}</g>`);
   }
-  if (showLegend) body.push(legend(series.map((s) => ({ name: s.name, colour: s.colour, dashed: s.dashed }))));
+  if (showLegend) body.push(legend(series.filter((s) => !s.noLegend).map((s) => ({ name: s.name, colour: s.colour, dashed: s.dashed }))));
   body.push('</svg>');
   return body.join('');
 }

@@ -36,7 +36,7 @@ async function rewriteSafetensors(src: string, dst: string, edit: (tensors: { na
 describe('loadCheckpointSet', () => {
   it('orders real npz checkpoints naturally and ignores training by-products', async () => {
     const dir = tempDir();
-    for (const f of readdirSync(lenetNpz)) copyInto(dir, path.join(lenetNpz, f), f.replace('epoch_00', 'epoch_'));
+    for (const f of readdirSync(lenetNpz).sort().slice(0, 3)) copyInto(dir, path.join(lenetNpz, f), f.replace('epoch_00', 'epoch_'));
     for (const f of ['optimizer.pt', 'scheduler.pt', 'rng_state_0.pth', 'config.json', 'trainer_state.json', 'training_args.bin', 'README.md', 'tokenizer.json']) writeFileSync(path.join(dir, f), '{}');
     const set = await loadCheckpointSet(dir);
     expect(set.format).toBe('npz');
@@ -52,7 +52,7 @@ describe('loadCheckpointSet', () => {
     const summary = JSON.parse(readFileSync(fixture('lenet5-fmnist', 'official', 'summary.json'), 'utf8'));
     const table = summary.tensor_order.map((n: string) => [n, summary.tensor_shapes[n]]);
     const sets = [
-      await loadCheckpointSet(lenetNpz),
+      await loadCheckpointSet(lenetNpz, { to: 3 }),
       await loadCheckpointSet(fixture('lenet5-fmnist', 'npy-dirs')),
       await loadCheckpointSet(fixture('lenet5-fmnist', 'flat'), { tensorTable: table }),
     ];
@@ -81,7 +81,7 @@ describe('loadCheckpointSet', () => {
   });
 
   it('reads ranges that cross tensor boundaries and scattered parameters consistently', async () => {
-    const set = await loadCheckpointSet(lenetNpz);
+    const set = await loadCheckpointSet(lenetNpz, { to: 3 });
     const r = new TrajectoryReader(planTrajectory(set));
     const N = set.space.total;
     const all = new Float64Array(3 * N);

@@ -13,6 +13,11 @@ import { chalkFor, formatBytes, formatTable, logLine, writeOut } from '../termin
 
 export interface AnalyzeFlags extends SelectionFlags {
   out: string;
+  /** Extra mode counts of a sweep, fitted in the same pass. */
+  sweepModes?: number[];
+  /** Online CMD: modes and references from the first warm-up checkpoints, then running a, b. */
+  online?: boolean;
+  warmup?: number;
   modes: number;
   samples?: number;
   seed?: number;
@@ -45,6 +50,7 @@ export async function runAnalysis(set: CheckpointSet, flags: AnalyzeFlags, stagi
   const samples = flags.samples ?? 1000;
   const result = await analyzeCheckpoints(set, stagingDir, {
     modes: flags.modes,
+    sweepModes: flags.sweepModes,
     samples: samplesFrom ? samplesFrom.length : Math.min(samples, set.space.total),
     seed,
     samplesFrom,
@@ -74,7 +80,9 @@ export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<
   for (const n of set.notes) logLine(`note: ${n}`);
   const staged = await StagedDir.create(flags.out, flags.force);
   try {
-    const { report } = await runAnalysis(set, flags, staged.path, samplesFrom);
+    const { report } = flags.online
+      ? await (await import('../../online/run-online.ts')).runOnlineAnalysis(set, flags, staged.path, samplesFrom)
+      : await runAnalysis(set, flags, staged.path, samplesFrom);
     await staged.commit();
     writeOut(flags.json ? serializeReport(report) : renderSummary(report, flags.out));
   } catch (e) {

@@ -1,0 +1,50 @@
+/** `cmd report`: reads a report (and optionally a baseline run), prints it, checks the gates. */
+import { GateError, UsageError } from '../../errors.ts';
+import { evaluateGates, failureMessage, type GateThresholds } from '../../report/gates.ts';
+import { buildHtmlInputs, writeHtmlFile } from '../../report/html.ts';
+import { loadRun } from '../../report/load.ts';
+import { renderMarkdown } from '../../report/render-markdown.ts';
+import { renderTable } from '../../report/render-table.ts';
+import { buildSummary } from '../../report/summary.ts';
+import { chalkFor, writeOut } from '../terminal.ts';
+
+/** Flags as commander hands them over: thresholds still strings, checked here. */
+export interface ReportCliFlags {
+  baseline?: string;
+  maxAccDrop?: string;
+  maxReconError?: string;
+  maxSlowdown?: string;
+  format: 'table' | 'markdown' | 'json';
+  html?: string;
+}
+
+/** A threshold flag: a finite number ≥ 0 (> 0 for ratios). */
+export function parseThreshold(flag: string, value: string | undefined, positive = false): number | undefined {
+  if (value === undefined) return undefined;
+  const x = Number(value.trim());
+  if (value.trim() === '' || !Number.isFinite(x) || x < 0 || (positive && x === 0)) {
+    throw new UsageError(`${flag} must be a ${positive ? 'positive' : 'non-negative'} number, got '${value}'`);
+  }
+  return x;
+}
+
+export async function reportCommand(file: string | undefined, flags: ReportCliFlags): Promise<void> {
+  const thresholds: GateThresholds = {
+    maxAccDrop: parseThreshold('--max-acc-drop', flags.maxAccDrop),
+    maxReconError: parseThreshold('--max-recon-error', flags.maxReconError),
+    maxSlowdown: parseThreshold('--max-slowdown', flags.maxSlowdown, true),
+  };
+  if (thresholds.maxSlowdown !== undefined && !flags.baseline) throw new UsageError('--max-slowdown compares runtimes with a baseline run; give --baseline <report.json>');
+  const run = await loadRun(file);
+  const baseline = flags.baseline ? await loadRun(flags.baseline) : undefined;
+  const gates = evaluateGates(run, thresholds, baseline);
+
+  // Written before the gates decide, so a failing run still leaves its report to look at.
+  if (flags.html) await writeHtmlFile(flags.html, await buildHtmlInputs(run, { baseline, gates }));
+  if (flags.format === 'json') writeOut(JSON.stringify(buildSummary(run, gates, baseline), null, 2));
+  else if (flags.format === 'markdown') writeOut(renderMarkdown(run, gates, baseline));
+  else writeOut(renderTable(run, gates, chalkFor(process.stdout), baseline));
+
+  const failed = failureMessage(gates);
+  if (failed) throw new GateError(failed);
+}
