@@ -584,16 +584,12 @@ function fitWasm(
   const PW = Math.max(B, Math.floor(PANEL_BYTES / (T * elt * B)) * B);
   const rowBytes = PW * elt;
   // Memory layout (byte offsets).
-  const R = 64;
+  const ST = 64; // per-mode table, 64 bytes per mode
+  const R = ST + M * 64;
   const Z = align16(R + T * Mp * 8);
   const P = Z + T * B * 8;
-  const MEAN = P + Mp * B * 8;
-  const S1 = MEAN + B * 8;
-  const S2 = S1 + B * 8;
-  const A = S2 + B * 8;
-  const D = A + B * 8;
-  const SEL = D + B * 8;
-  const MO = SEL + B * 8;
+  const [MEAN, S1, S2, A, D, SEL, OA, OB, OR2] = Array.from({ length: 9 }, (_, k) => P + Mp * B * 8 + k * B * 8);
+  const MO = OR2 + B * 8;
   const EV = align16(MO + B * 4);
   const NV = EV + T * 16;
   const PANEL = NV + T * 16;
@@ -601,15 +597,24 @@ function fitWasm(
   const f64 = new Float64Array(buffer);
   const i32 = new Int32Array(buffer);
   const panel = elt === 4 ? new Float32Array(buffer) : f64;
+  for (let m = 0, q = ST / 8; m < M; m++, q += 8) {
+    f64[q] = sum1[m];
+    f64[q + 1] = constant[m] ? 0 : 1 / Math.sqrt(varScaled[m]);
+    f64[q + 2] = varScaled[m];
+    f64[q + 3] = Math.sqrt(varScaled[m]);
+    f64[q + 4] = mean[m];
+    f64[q + 5] = 0;
+    if (constant[m]) i32[2 * q + 10] = i32[2 * q + 11] = -1; // all-ones lane mask
+  }
   f64.set(stats.centredT, R / 8);
   f64.fill(0, EV / 8, PANEL / 8);
   const load = elt === 4 ? k.load_f32 : k.load_f64;
   const zs = B * 8;
   const rs = Mp * 8;
-  const invSqrtVarR = varScaled.map((v, m) => (constant[m] ? 0 : 1 / Math.sqrt(v)));
   const { modeCount, r2Sum } = acc;
   const { a: outA, b: outB, r2: outR2, mode: outMode } = out;
-  const mean8 = MEAN / 8, s18 = S1 / 8, s28 = S2 / 8, a8 = A / 8, d8 = D / 8, sel8 = SEL / 8, p8 = P / 8, mo4 = MO / 4;
+  const mo4 = MO / 4;
+  const or28 = OR2 / 8;
   for (let p0 = 0; p0 < n; p0 += PW) {
     const pw = Math.min(PW, n - p0);
     const pw8 = (pw + 7) & ~7;
@@ -634,52 +639,20 @@ function fitWasm(
         let m = 0;
         for (; m + 1 < M; m += 2) k.cross2(Z, zs, T, R + m * 8, rs, ng, P + m * zs, zs);
         if (m < M) k.cross1(Z, zs, T, R + m * 8, rs, ng, P + m * zs);
+        k.argmax(ng * 2, T, M, P, zs, S1, S2, ST, MO, SEL);
       }
+      // Padded lanes (zero values) fit to a = b = 0 and add nothing to the error sums.
+      k.fit(ng * 4, T, S1, S2, MEAN, ST, MO, SEL, A, D, OA, OB, OR2);
+      const dst = offset + i0;
       for (let i = 0; i < bn; i++) {
-        const s1 = f64[s18 + i];
-        const s2 = f64[s28 + i];
-        let best = 0;
-        let cross: number;
-        if (modes) {
-          best = i32[mo4 + i] >> 3;
-          cross = f64[sel8 + i];
-        } else {
-          const varW = T * s2 - s1 * s1;
-          if (M > 1 && varW > 0) {
-            // Same score as the JS kernel: |ρ| up to the parameter's own factor.
-            let bestScore = 0;
-            for (let m = 0, p = p8 + i; m < M; m++, p += B) {
-              const score = Math.abs(T * f64[p] - s1 * sum1[m]) * invSqrtVarR[m];
-              if (score > bestScore) {
-                bestScore = score;
-                best = m;
-              }
-            }
-          }
-          cross = f64[p8 + best * B + i];
-          i32[mo4 + i] = best * 8;
-        }
-        const meanW = f64[mean8 + i];
-        fitParam(s1, s2, meanW, cross, best, T, stats);
-        const a = fitted[0];
-        const b = fitted[1];
-        const r2 = fitted[2];
-        const dst = offset + i0 + i;
-        outMode[dst] = best;
-        outA[dst] = a;
-        outB[dst] = b;
-        if (outR2) outR2[dst] = r2;
-        const fa = Math.fround(a);
-        f64[a8 + i] = fa;
-        f64[d8 + i] = meanW - fa * mean[best] - Math.fround(b);
-        modeCount[best] += 1;
-        r2Sum[best] += r2;
+        const m = i32[mo4 + i] >> 3;
+        outMode[dst + i] = m;
+        modeCount[m] += 1;
+        r2Sum[m] += f64[or28 + i];
       }
-      for (let i = bn; i < ng * 8; i++) {
-        f64[a8 + i] = 0;
-        f64[d8 + i] = 0;
-        i32[mo4 + i] = 0;
-      }
+      outA.set(f64.subarray(OA / 8, OA / 8 + bn), dst);
+      outB.set(f64.subarray(OB / 8, OB / 8 + bn), dst);
+      if (outR2) outR2.set(f64.subarray(or28, or28 + bn), dst);
       k.errors(Z, zs, T, R, rs, ng * 2, A, D, MEAN, MO, EV, NV);
     }
   }

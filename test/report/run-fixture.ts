@@ -83,7 +83,7 @@ export function setEvaluation(report: RunReport, original: number[], cmdAcc: num
     final: {
       original: { accuracy: original[original.length - 1] },
       cmd: { accuracy: cmdAcc[cmdAcc.length - 1] },
-      accuracyDelta: cmdAcc[cmdAcc.length - 1] - original[original.length - 1],
+      accuracyDelta: (cmdAcc[cmdAcc.length - 1] - original[original.length - 1]) * 100, // points, as reconstruct writes it
     },
   };
 }

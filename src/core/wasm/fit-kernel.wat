@@ -306,6 +306,125 @@
       (v128.store offset=16 (local.get $p) (local.get $a1))
       (br_if $groups (i32.lt_u (local.tee $g (i32.add (local.get $g) (i32.const 1))) (local.get $nq)))))
 
+  ;; Mode choice (§2.5) for groups of 4 parameters ($nq): m(i) = the first m maximising
+  ;; |T·P[m][i] − s1_i·R1_m| · invSqrtVarR_m, or 0 when the parameter is constant (T·s2 − s1² ≤ 0).
+  ;; Writes $mo[i] = 8·m(i) (i32) and $sel[i] = P[m(i)][i]. Mode table $st: 64 bytes per mode,
+  ;; [R1, invSqrtVarR, varR, sqrt varR, mean, constant mask].
+  (func (export "argmax")
+    (param $nq i32) (param $T i32) (param $M i32) (param $P i32) (param $ps i32)
+    (param $s1 i32) (param $s2 i32) (param $st i32) (param $mo i32) (param $sel i32)
+    (local $g i32) (local $m i32) (local $pp i32) (local $sp i32) (local $o i32)
+    (local $Tv v128) (local $mv v128) (local $sm v128) (local $inv v128)
+    (local $s1a v128) (local $s1b v128) (local $va v128) (local $vb v128)
+    (local $bsa v128) (local $bsb v128) (local $bma v128) (local $bmb v128) (local $bca v128) (local $bcb v128)
+    (local $pa v128) (local $pb v128) (local $sa v128) (local $sb v128) (local $ka v128) (local $kb v128)
+    (local.set $Tv (f64x2.splat (f64.convert_i32_u (local.get $T))))
+    (loop $groups
+      (local.set $o (i32.shl (local.get $g) (i32.const 5)))
+      (local.set $s1a (v128.load offset=0 (i32.add (local.get $s1) (local.get $o))))
+      (local.set $s1b (v128.load offset=16 (i32.add (local.get $s1) (local.get $o))))
+      ;; Valid lanes: T·s2 − s1² > 0.
+      (local.set $va (f64x2.gt (f64x2.sub (f64x2.mul (local.get $Tv) (v128.load offset=0 (i32.add (local.get $s2) (local.get $o))))
+        (f64x2.mul (local.get $s1a) (local.get $s1a))) (v128.const f64x2 0 0)))
+      (local.set $vb (f64x2.gt (f64x2.sub (f64x2.mul (local.get $Tv) (v128.load offset=16 (i32.add (local.get $s2) (local.get $o))))
+        (f64x2.mul (local.get $s1b) (local.get $s1b))) (v128.const f64x2 0 0)))
+      (local.set $pp (i32.add (local.get $P) (local.get $o)))
+      (local.set $bca (v128.load offset=0 (local.get $pp)))
+      (local.set $bcb (v128.load offset=16 (local.get $pp)))
+      (local.set $bsa (v128.const f64x2 0 0))
+      (local.set $bsb (v128.const f64x2 0 0))
+      (local.set $bma (v128.const i64x2 0 0))
+      (local.set $bmb (v128.const i64x2 0 0))
+      (local.set $sp (local.get $st))
+      (local.set $m (i32.const 0))
+      (loop $modes
+        (local.set $pa (v128.load offset=0 (local.get $pp)))
+        (local.set $pb (v128.load offset=16 (local.get $pp)))
+        (local.set $sm (v128.load64_splat offset=0 (local.get $sp)))
+        (local.set $inv (v128.load64_splat offset=8 (local.get $sp)))
+        (local.set $sa (f64x2.mul (f64x2.abs (f64x2.sub (f64x2.mul (local.get $Tv) (local.get $pa)) (f64x2.mul (local.get $s1a) (local.get $sm)))) (local.get $inv)))
+        (local.set $sb (f64x2.mul (f64x2.abs (f64x2.sub (f64x2.mul (local.get $Tv) (local.get $pb)) (f64x2.mul (local.get $s1b) (local.get $sm)))) (local.get $inv)))
+        (local.set $ka (f64x2.gt (local.get $sa) (local.get $bsa)))
+        (local.set $kb (f64x2.gt (local.get $sb) (local.get $bsb)))
+        (local.set $mv (i64x2.splat (i64.extend_i32_u (i32.shl (local.get $m) (i32.const 3)))))
+        (local.set $bsa (v128.bitselect (local.get $sa) (local.get $bsa) (local.get $ka)))
+        (local.set $bsb (v128.bitselect (local.get $sb) (local.get $bsb) (local.get $kb)))
+        (local.set $bma (v128.bitselect (local.get $mv) (local.get $bma) (local.get $ka)))
+        (local.set $bmb (v128.bitselect (local.get $mv) (local.get $bmb) (local.get $kb)))
+        (local.set $bca (v128.bitselect (local.get $pa) (local.get $bca) (local.get $ka)))
+        (local.set $bcb (v128.bitselect (local.get $pb) (local.get $bcb) (local.get $kb)))
+        (local.set $pp (i32.add (local.get $pp) (local.get $ps)))
+        (local.set $sp (i32.add (local.get $sp) (i32.const 64)))
+        (br_if $modes (i32.lt_u (local.tee $m (i32.add (local.get $m) (i32.const 1))) (local.get $M))))
+      ;; Constant parameters: mode 0 and its cross sum.
+      (local.set $pp (i32.add (local.get $P) (local.get $o)))
+      (local.set $bma (v128.and (local.get $bma) (local.get $va)))
+      (local.set $bmb (v128.and (local.get $bmb) (local.get $vb)))
+      (local.set $bca (v128.bitselect (local.get $bca) (v128.load offset=0 (local.get $pp)) (local.get $va)))
+      (local.set $bcb (v128.bitselect (local.get $bcb) (v128.load offset=16 (local.get $pp)) (local.get $vb)))
+      (v128.store offset=0 (i32.add (local.get $sel) (local.get $o)) (local.get $bca))
+      (v128.store offset=16 (i32.add (local.get $sel) (local.get $o)) (local.get $bcb))
+      (local.set $sp (i32.add (local.get $mo) (i32.shl (local.get $g) (i32.const 4))))
+      (i32.store offset=0 (local.get $sp) (i32.wrap_i64 (i64x2.extract_lane 0 (local.get $bma))))
+      (i32.store offset=4 (local.get $sp) (i32.wrap_i64 (i64x2.extract_lane 1 (local.get $bma))))
+      (i32.store offset=8 (local.get $sp) (i32.wrap_i64 (i64x2.extract_lane 0 (local.get $bmb))))
+      (i32.store offset=12 (local.get $sp) (i32.wrap_i64 (i64x2.extract_lane 1 (local.get $bmb))))
+      (br_if $groups (i32.lt_u (local.tee $g (i32.add (local.get $g) (i32.const 1))) (local.get $nq)))))
+
+  ;; Least-squares fit (§2.6) of $nv pairs of parameters to their modes from the sums s1, s2,
+  ;; mean (c_w) and sel = Σ z·r̃_m, in exactly the operation order of fitParam in fit.ts. Writes
+  ;; a, b, R² to $oa, $ob, $or2 and, for the error pass, â = fround(a) to $fa and
+  ;; d = c_w − â·r̄_m − fround(b) to $d. A constant reference (mask in the mode table) takes the
+  ;; pinv minimum-norm solution a = c·x̄/(c²+1), b = x̄/(c²+1), R² = 0.
+  (func (export "fit")
+    (param $nv i32) (param $T i32) (param $s1 i32) (param $s2 i32) (param $mean i32) (param $st i32)
+    (param $mo i32) (param $sel i32) (param $fa i32) (param $d i32) (param $oa i32) (param $ob i32) (param $or2 i32)
+    (local $j i32) (local $o i32) (local $q0 i32) (local $q1 i32)
+    (local $Tv v128) (local $x1 v128) (local $x2 v128) (local $cw v128) (local $cr v128)
+    (local $R1 v128) (local $varR v128) (local $sdR v128) (local $mr v128) (local $cm v128)
+    (local $num v128) (local $a v128) (local $b v128) (local $r2 v128) (local $varW v128)
+    (local $xbar v128) (local $den v128) (local $ra v128) (local $rb v128)
+    (local.set $Tv (f64x2.splat (f64.convert_i32_u (local.get $T))))
+    (loop $pairs
+      (local.set $o (i32.shl (local.get $j) (i32.const 4)))
+      (local.set $q0 (i32.add (local.get $st) (i32.shl (i32.load offset=0 (i32.add (local.get $mo) (i32.shl (local.get $j) (i32.const 3)))) (i32.const 3))))
+      (local.set $q1 (i32.add (local.get $st) (i32.shl (i32.load offset=4 (i32.add (local.get $mo) (i32.shl (local.get $j) (i32.const 3)))) (i32.const 3))))
+      (local.set $R1 (v128.load64_lane offset=0 1 (local.get $q1) (v128.load64_splat offset=0 (local.get $q0))))
+      (local.set $varR (v128.load64_lane offset=16 1 (local.get $q1) (v128.load64_splat offset=16 (local.get $q0))))
+      (local.set $sdR (v128.load64_lane offset=24 1 (local.get $q1) (v128.load64_splat offset=24 (local.get $q0))))
+      (local.set $mr (v128.load64_lane offset=32 1 (local.get $q1) (v128.load64_splat offset=32 (local.get $q0))))
+      (local.set $cm (v128.load64_lane offset=40 1 (local.get $q1) (v128.load64_splat offset=40 (local.get $q0))))
+      (local.set $x1 (v128.load (i32.add (local.get $s1) (local.get $o))))
+      (local.set $x2 (v128.load (i32.add (local.get $s2) (local.get $o))))
+      (local.set $cw (v128.load (i32.add (local.get $mean) (local.get $o))))
+      (local.set $cr (v128.load (i32.add (local.get $sel) (local.get $o))))
+      ;; Regular reference.
+      (local.set $num (f64x2.sub (f64x2.mul (local.get $Tv) (local.get $cr)) (f64x2.mul (local.get $x1) (local.get $R1))))
+      (local.set $varW (f64x2.sub (f64x2.mul (local.get $Tv) (local.get $x2)) (f64x2.mul (local.get $x1) (local.get $x1))))
+      (local.set $a (f64x2.div (local.get $num) (local.get $varR)))
+      (local.set $b (f64x2.sub
+        (f64x2.add (f64x2.div (f64x2.sub (local.get $x1) (f64x2.mul (local.get $a) (local.get $R1))) (local.get $Tv)) (local.get $cw))
+        (f64x2.mul (local.get $a) (local.get $mr))))
+      (local.set $r2 (f64x2.div (local.get $num) (f64x2.mul (f64x2.sqrt (local.get $varW)) (local.get $sdR))))
+      (local.set $r2 (v128.and
+        (f64x2.min (f64x2.mul (local.get $r2) (local.get $r2)) (v128.const f64x2 1 1))
+        (f64x2.gt (local.get $varW) (v128.const f64x2 0 0))))
+      ;; Constant reference: c = r̄.
+      (local.set $xbar (f64x2.add (local.get $cw) (f64x2.div (local.get $x1) (local.get $Tv))))
+      (local.set $den (f64x2.add (f64x2.mul (local.get $mr) (local.get $mr)) (v128.const f64x2 1 1)))
+      (local.set $a (v128.bitselect (f64x2.div (f64x2.mul (local.get $mr) (local.get $xbar)) (local.get $den)) (local.get $a) (local.get $cm)))
+      (local.set $b (v128.bitselect (f64x2.div (local.get $xbar) (local.get $den)) (local.get $b) (local.get $cm)))
+      (local.set $r2 (v128.andnot (local.get $r2) (local.get $cm)))
+      (v128.store (i32.add (local.get $oa) (local.get $o)) (local.get $a))
+      (v128.store (i32.add (local.get $ob) (local.get $o)) (local.get $b))
+      (v128.store (i32.add (local.get $or2) (local.get $o)) (local.get $r2))
+      (local.set $ra (f64x2.promote_low_f32x4 (f32x4.demote_f64x2_zero (local.get $a))))
+      (local.set $rb (f64x2.promote_low_f32x4 (f32x4.demote_f64x2_zero (local.get $b))))
+      (v128.store (i32.add (local.get $fa) (local.get $o)) (local.get $ra))
+      (v128.store (i32.add (local.get $d) (local.get $o))
+        (f64x2.sub (f64x2.sub (local.get $cw) (f64x2.mul (local.get $ra) (local.get $mr))) (local.get $rb)))
+      (br_if $pairs (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $nv)))))
+
   ;; Squared errors and norms per checkpoint, two lanes each: with â, d = c_w − â·r̄ − b̂ and c = c_w
   ;; per parameter ($a, $d, $c float64, $mo i32 = 8·m(i)), adds (z − â·r̃_m + d)² to $ev[t] and
   ;; (z + c)² to $nv[t] (each T × f64x2). Groups of 4 parameters ($nq); zero-padded parameters

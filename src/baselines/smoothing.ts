@@ -1,0 +1,120 @@
+/**
+ * Weight-averaging baselines, computed per parameter inside a chunk (each chunk has all T values of
+ * its parameters, so no cross-chunk state is needed):
+ *
+ * - last-k uniform average (LAWA / timm / fairseq `average_checkpoints`): one model
+ *   avg = (1/k) Σ_{t ≥ T−k} w(t); its "reconstruction" of every checkpoint is avg itself;
+ * - EMA over checkpoints: ema(0) = w(0), ema(t) = β·ema(t−1) + (1−β)·w(t); compared with w(t) at
+ *   every t, and its final value ema(T−1) is a model users evaluate.
+ */
+import { errorSeries, type ErrorSeries } from './series.ts';
+
+/** Options of the smoothing baselines. */
+export interface SmoothingOptions {
+  /** Checkpoints in the uniform average (clamped to T). @default 5 */
+  lastK?: number;
+  /** EMA decay β ∈ [0, 1). @default 0.9 */
+  beta?: number;
+}
+
+/** Per-chunk (or merged) sums of the smoothing baselines. Cloneable to and from workers. */
+export interface SmoothingAccumulator {
+  T: number;
+  /** Effective k (min(lastK, T)). */
+  lastK: number;
+  beta: number;
+  count: number;
+  /** Σ_i (w_i(t) − avg_i)². */
+  avgErrSq: Float64Array;
+  /** Σ_i (w_i(t) − ema_i(t))². */
+  emaErrSq: Float64Array;
+  /** Σ_i w_i(t)². */
+  normSq: Float64Array;
+}
+
+/** Where {@link accumulateSmoothing} may write the per-parameter models (index `offset + i`). */
+export interface SmoothingModels {
+  /** The last-k average per parameter. */
+  average?: Float32Array | Float64Array;
+  /** The final EMA ema(T−1) per parameter. */
+  ema?: Float32Array | Float64Array;
+  /** Index of the chunk's parameter 0 in the output arrays. @default 0 */
+  offset?: number;
+}
+
+/** A zeroed accumulator; validates the options once so the kernel does not have to. */
+export function createSmoothing(T: number, options: SmoothingOptions = {}): SmoothingAccumulator {
+  const { lastK = 5, beta = 0.9 } = options;
+  if (!Number.isInteger(T) || T < 1) throw new RangeError(`createSmoothing: T must be a positive integer, got ${T}`);
+  if (!Number.isInteger(lastK) || lastK < 1) throw new RangeError(`createSmoothing: lastK must be a positive integer, got ${lastK}`);
+  if (!(beta >= 0 && beta < 1)) throw new RangeError(`createSmoothing: beta must be in [0, 1), got ${beta}`);
+  return {
+    T,
+    lastK: Math.min(lastK, T),
+    beta,
+    count: 0,
+    avgErrSq: new Float64Array(T),
+    emaErrSq: new Float64Array(T),
+    normSq: new Float64Array(T),
+  };
+}
+
+/** Adds `from` into `into` (same T, k and β). */
+export function mergeSmoothing(into: SmoothingAccumulator, from: SmoothingAccumulator): void {
+  if (into.T !== from.T || into.lastK !== from.lastK || into.beta !== from.beta) {
+    throw new RangeError(`mergeSmoothing: accumulators differ (T ${into.T}/${from.T}, k ${into.lastK}/${from.lastK}, β ${into.beta}/${from.beta})`);
+  }
+  for (let t = 0; t < into.T; t++) {
+    into.avgErrSq[t] += from.avgErrSq[t];
+    into.emaErrSq[t] += from.emaErrSq[t];
+    into.normSq[t] += from.normSq[t];
+  }
+  into.count += from.count;
+}
+
+/**
+ * Adds the n parameters of one chunk (`values[t·n + i]`) to `acc`, optionally writing the averaged
+ * and final-EMA models. The average is taken of differences to w(T−k) and the EMA is updated as
+ * ema += (1−β)(w − ema), so both stay exact-ish when |mean| ≫ std.
+ */
+export function accumulateSmoothing(values: ArrayLike<number>, n: number, T: number, acc: SmoothingAccumulator, models: SmoothingModels = {}): void {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`accumulateSmoothing: n must be a non-negative integer, got ${n}`);
+  if (acc.T !== T) throw new RangeError(`accumulateSmoothing: accumulator has T = ${acc.T}, chunk has T = ${T}`);
+  if (values.length < T * n) throw new RangeError(`accumulateSmoothing: values has ${values.length} entries, expected T·n = ${T}·${n}`);
+  const offset = models.offset ?? 0;
+  for (const [name, arr] of [['average', models.average], ['ema', models.ema]] as const) {
+    if (arr && arr.length < offset + n) throw new RangeError(`accumulateSmoothing: output ${name} has ${arr.length} slots, needs ${offset + n}`);
+  }
+  const { lastK: k, beta, avgErrSq, emaErrSq, normSq } = acc;
+  const alpha = 1 - beta;
+  const t0 = T - k;
+  for (let i = 0; i < n; i++) {
+    const c = values[t0 * n + i];
+    let d = 0;
+    for (let t = t0 + 1; t < T; t++) d += values[t * n + i] - c;
+    const shift = d / k;
+    let ema = values[i];
+    for (let t = 0; t < T; t++) {
+      const w = values[t * n + i];
+      normSq[t] += w * w;
+      const ea = w - c - shift;
+      avgErrSq[t] += ea * ea;
+      if (t > 0) ema += alpha * (w - ema);
+      const ee = w - ema;
+      emaErrSq[t] += ee * ee;
+    }
+    if (models.average) models.average[offset + i] = c + shift;
+    if (models.ema) models.ema[offset + i] = ema;
+  }
+  acc.count += n;
+}
+
+/** Per-checkpoint errors of both smoothing baselines. */
+export function finalizeSmoothing(acc: SmoothingAccumulator): { lastK: number; beta: number; average: ErrorSeries; ema: ErrorSeries } {
+  return {
+    lastK: acc.lastK,
+    beta: acc.beta,
+    average: errorSeries(acc.avgErrSq, acc.normSq),
+    ema: errorSeries(acc.emaErrSq, acc.normSq),
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * Online CMD arithmetic (cmd-algorithm.md §3.2, §10.2): running sums instead of a reference
+ * history. Per mode m: n, R1 = Σ (r_m − c_m), R2 = Σ (r_m − c_m)² with c_m = r_m(0). Per
+ * parameter i of mode m(i): S1 = Σ (w_i − c_i), S2 = Σ (w_i − c_i)², P = Σ (w_i − c_i)(r_m − c_m)
+ * with c_i = w_i(0). Adding a checkpoint is O(N); a and b follow from the closed form, which
+ * equals numpy's `X W̃ᵀ (W̃W̃ᵀ)⁺` (the pinv minimum-norm solution for a constant reference).
+ *
+ * Shifting by the first value makes the sums small numbers whose differences keep full float64
+ * precision even when |mean| ≫ spread (BatchNorm running variances); b is shifted back at the end.
+ * Every function is pure over typed arrays so chunks can run on worker threads.
+ */
+import { PINV_RCOND } from '../core/fit.ts';
+
+/** Per-mode running sums of the shifted references. */
+export interface ModeSums {
+  /** Checkpoints added so far. */
+  n: number;
+  /** c_m = r_m(0), the shift. */
+  shift: number[];
+  R1: number[];
+  R2: number[];
+}
+
+/** Empty sums with the given shifts (the references' values at checkpoint 0). */
+export function createModeSums(shift: ArrayLike<number>): ModeSums {
+  const M = shift.length;
+  return { n: 0, shift: Array.from(shift), R1: new Array<number>(M).fill(0), R2: new Array<number>(M).fill(0) };
+}
+
+/** The sums after adding one checkpoint's reference values `r` (raw, M of them); `sums` is unchanged. */
+export function addReferences(sums: ModeSums, r: ArrayLike<number>): ModeSums {
+  const R1 = sums.R1.slice();
+  const R2 = sums.R2.slice();
+  for (let m = 0; m < R1.length; m++) {
+    const q = r[m] - sums.shift[m];
+    R1[m] += q;
+    R2[m] += q * q;
+  }
+  return { n: sums.n + 1, shift: sums.shift, R1, R2 };
+}
+
+/** What the per-parameter solve needs per mode, derived once per checkpoint from {@link ModeSums}. */
+export interface ModeFit {
+  n: number;
+  shift: Float64Array;
+  R1: Float64Array;
+  /** n·R2 − R1², the scaled variance of the reference. */
+  varR: Float64Array;
+  /** Time mean of the reference. */
+  mean: Float64Array;
+  /** 1 when numpy's pinv(rcond = 1e-15) would drop the Gram matrix's second singular value. */
+  constant: Uint8Array;
+}
+
+/**
+ * Per-mode fit constants. The constant-reference test is {@link prepareReferences}'s: the
+ * eigenvalues of G = [[Σr², Σr], [Σr, n]] from centred sums, second ≤ 1e-15 × first → constant.
+ */
+export function modeFit(sums: ModeSums): ModeFit {
+  const M = sums.R1.length;
+  const n = sums.n;
+  const fit: ModeFit = { n, shift: Float64Array.from(sums.shift), R1: Float64Array.from(sums.R1), varR: new Float64Array(M), mean: new Float64Array(M), constant: new Uint8Array(M) };
+  for (let m = 0; m < M; m++) {
+    const R1 = sums.R1[m];
+    const R2 = sums.R2[m];
+    const varR = n * R2 - R1 * R1;
+    fit.varR[m] = varR;
+    const c = sums.shift[m] + R1 / n;
+    fit.mean[m] = c;
+    const centredSq = Math.max(varR / n, 0);
+    const trace = centredSq + n * c * c + n;
+    const det = n * centredSq;
+    const s1 = (trace + Math.sqrt(Math.max(trace * trace - 4 * det, 0))) / 2;
+    const s2 = s1 > 0 ? det / s1 : 0;
+    fit.constant[m] = !(s2 > PINV_RCOND * s1) || !(varR > 0) ? 1 : 0;
+  }
+  return fit;
+}
+
+/** The running sums of one chunk of parameters (views into the chunk's state files). */
+export interface ChunkSums {
+  /** c_i = w_i(0). */
+  shift: Float64Array;
+  mode: Uint8Array | Uint16Array;
+  S1: Float64Array;
+  S2: Float64Array;
+  P: Float64Array;
+}
+
+/** Fresh sums for `n` parameters whose checkpoint-0 values are `first` (S1 = S2 = P = 0). */
+export function createChunkSums(first: ArrayLike<number>, mode: Uint8Array | Uint16Array): ChunkSums {
+  const n = first.length;
+  return { shift: Float64Array.from(first), mode, S1: new Float64Array(n), S2: new Float64Array(n), P: new Float64Array(n) };
+}
+
+/**
+ * Adds one checkpoint: `w[wOffset + i]` = parameter i's value, `refShifted[m]` = r_m(t) − c_m.
+ * Updates the chunk's sums in place.
+ */
+export function accumulateCheckpoint(sums: ChunkSums, w: ArrayLike<number>, wOffset: number, refShifted: Float64Array): void {
+  const { shift, mode, S1, S2, P } = sums;
+  for (let i = 0; i < shift.length; i++) {
+    const z = w[wOffset + i] - shift[i];
+    S1[i] += z;
+    S2[i] += z * z;
+    P[i] += z * refShifted[mode[i]];
+  }
+}
+
+/** Per-chunk side results of a solve: counts and Σ R² per mode. */
+export interface SolveStats {
+  modeCount: Float64Array;
+  r2Sum: Float64Array;
+}
+
+/**
+ * a_i, b_i (float64) and R²_i = ρ² from the sums, for every parameter of the chunk:
+ * a = (n·P − S1·R1)/(n·R2 − R1²), b = (S1 − a·R1)/n + c_i − a·c_m; for a constant reference
+ * with mean c, the minimum-norm a = c·x̄/(c²+1), b = x̄/(c²+1) (reconstruction = time mean x̄).
+ */
+export function solveChunk(sums: ChunkSums, fit: ModeFit, a: Float64Array, b: Float64Array, stats?: SolveStats): void {
+  const { shift, mode, S1, S2, P } = sums;
+  const n = fit.n;
+  for (let i = 0; i < shift.length; i++) {
+    const m = mode[i];
+    const s1 = S1[i];
+    let r2 = 0;
+    if (fit.constant[m]) {
+      const c = fit.mean[m];
+      const xbar = shift[i] + s1 / n;
+      a[i] = (c * xbar) / (c * c + 1);
+      b[i] = xbar / (c * c + 1);
+    } else {
+      const R1 = fit.R1[m];
+      const varR = fit.varR[m];
+      const num = n * P[i] - s1 * R1;
+      const ai = num / varR;
+      a[i] = ai;
+      b[i] = (s1 - ai * R1) / n + shift[i] - ai * fit.shift[m];
+      const varW = n * S2[i] - s1 * s1;
+      if (varW > 0) {
+        const rho = num / (Math.sqrt(varW) * Math.sqrt(varR));
+        r2 = Math.min(rho * rho, 1);
+      }
+    }
+    if (stats) {
+      stats.modeCount[m] += 1;
+      stats.r2Sum[m] += r2;
+    }
+  }
+}
+
+/**
+ * Σ_i (w_i − (â_i·r_{m(i)} + b̂_i))² and Σ_i w_i² over parameters [i0, i1) of the chunk at one
+ * checkpoint, with â, b̂ rounded to float32 as the model file stores them; float64 arithmetic.
+ */
+export function checkpointError(w: ArrayLike<number>, wOffset: number, a: Float64Array, b: Float64Array, mode: ArrayLike<number>, ref: ArrayLike<number>, i0: number, i1: number): { errSq: number; normSq: number } {
+  let errSq = 0;
+  let normSq = 0;
+  for (let i = i0; i < i1; i++) {
+    const x = w[wOffset + i];
+    const e = x - (Math.fround(a[i]) * ref[mode[i]] + Math.fround(b[i]));
+    errSq += e * e;
+    normSq += x * x;
+  }
+  return { errSq, normSq };
+}
