@@ -55,6 +55,7 @@ async function writeSharded(source: CheckpointInfo, destDir: string, tensors: Te
  * (default: the source's own entry name). Returns the path written (file or folder).
  */
 export async function writeCheckpointLike(source: CheckpointInfo, outDir: string, tensors: TensorToWrite[], format: OutputFormat = 'same', name = source.name): Promise<string> {
+  await fsp.mkdir(outDir, { recursive: true });
   const inFolder = source.entry !== source.path; // the checkpoint is a folder (HF checkpoint-N/, tfjs epoch_1/, npy dir)
   const metadata = source.contents.metadata;
   if (format !== 'same' && format !== source.contents.format) {

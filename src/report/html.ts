@@ -100,9 +100,10 @@ function figure(title: string, caption: string, svg: string): string {
   return `<figure><figcaption><strong>${esc(title)}</strong><br><span>${esc(caption)}</span></figcaption>${svg}</figure>`;
 }
 
-function htmlTable(rows: string[][], numericFrom = 1): string {
+/** `align` has one letter per column: 'r' right-aligns numbers, anything else is text. */
+function htmlTable(rows: string[][], align: string): string {
   const [head, ...body] = rows;
-  const td = (c: string, i: number, tag: string) => `<${tag}${i >= numericFrom ? ' class="num"' : ''}>${esc(c)}</${tag}>`;
+  const td = (c: string, i: number, tag: string) => `<${tag}${align[i] === 'r' ? ' class="num"' : ''}>${esc(c)}</${tag}>`;
   return `<table><thead><tr>${head.map((c, i) => td(c, i, 'th')).join('')}</tr></thead><tbody>${body.map((r) => `<tr>${r.map((c, i) => td(c, i, 'td')).join('')}</tr>`).join('')}</tbody></table>`;
 }
 
@@ -112,19 +113,19 @@ function tables(inp: HtmlInputs): string {
   const r = inp.run.report;
   const parts: string[] = [];
   if (inp.gates?.length) {
-    parts.push('<h2>Gates</h2>', htmlTable([['gate', 'value', 'threshold', 'result', 'what'], ...inp.gates.map((g) => [g.name, formatGateValue(g.value), `≤ ${g.threshold}`, g.passed ? 'pass' : 'FAIL', g.description])]));
+    parts.push('<h2>Gates</h2>', htmlTable([['gate', 'value', 'threshold', 'result', 'what'], ...inp.gates.map((g) => [g.name, formatGateValue(g.value), `≤ ${g.threshold}`, g.passed ? 'pass' : 'FAIL', g.description])], 'lrlll'));
   }
   const ev = r.evaluation;
   if (ev) {
     const rows = ev.checkpoints.map((c) => [c.name, String(c.step), acc(c.original.accuracy), acc(c.cmd.accuracy), c.original.loss === undefined ? '–' : fixed(fromNum(c.original.loss)), c.cmd.loss === undefined ? '–' : fixed(fromNum(c.cmd.loss))]);
     if (ev.average) rows.push([`average of last ${ev.average.lastK}`, '', '', acc(ev.average.metrics.accuracy), '', ev.average.metrics.loss === undefined ? '–' : fixed(fromNum(ev.average.metrics.loss))]);
-    parts.push(`<h2>Evaluation (${esc(ev.method)})</h2>`, htmlTable([['checkpoint', 'step', 'original acc', 'CMD acc', 'original loss', 'CMD loss'], ...rows]));
+    parts.push(`<h2>Evaluation (${esc(ev.method)})</h2>`, htmlTable([['checkpoint', 'step', 'original acc', 'CMD acc', 'original loss', 'CMD loss'], ...rows], 'lrrrrr'));
   }
   if (r.baselines?.length) {
-    parts.push('<h2>Baselines</h2>', htmlTable([['name', 'rank', 'storage', 'last error', 'mean error', 'accuracy'], ...r.baselines.map((b) => [b.name, b.rank === undefined ? '–' : String(b.rank), b.storageBytes === undefined ? '–' : formatBytes(b.storageBytes), pct(fromNum(b.checkpoints[b.checkpoints.length - 1]?.relativeError)), pct(finiteMean(b.checkpoints.map((c) => fromNum(c.relativeError)))), acc(b.metrics?.accuracy)])]));
+    parts.push('<h2>Baselines</h2>', htmlTable([['name', 'rank', 'storage', 'last error', 'mean error', 'accuracy'], ...r.baselines.map((b) => [b.name, b.rank === undefined ? '–' : String(b.rank), b.storageBytes === undefined ? '–' : formatBytes(b.storageBytes), pct(fromNum(b.checkpoints[b.checkpoints.length - 1]?.relativeError)), pct(finiteMean(b.checkpoints.map((c) => fromNum(c.relativeError)))), acc(b.metrics?.accuracy)])], 'lrrrrr'));
   }
-  parts.push('<h2>Modes</h2>', htmlTable([['mode', 'sampled', 'assigned', 'mean R²', 'reference parameter'], ...r.modes.map((m) => [String(m.mode), String(m.sampledCount), String(m.assignedCount), fixed(fromNum(m.meanR2), 3), `${m.reference.tensor}[${m.reference.element}]`])]));
-  parts.push('<h2>Checkpoints</h2>', htmlTable([['checkpoint', 'step', 'relative error'], ...r.checkpoints.map((c) => [c.name, String(c.step), pct(fromNum(c.relativeError))])]));
+  parts.push('<h2>Modes</h2>', htmlTable([['mode', 'sampled', 'assigned', 'mean R²', 'reference parameter'], ...r.modes.map((m) => [String(m.mode), String(m.sampledCount), String(m.assignedCount), fixed(fromNum(m.meanR2), 3), `${m.reference.tensor}[${m.reference.element}]`])], 'rrrrl'));
+  parts.push('<h2>Checkpoints</h2>', htmlTable([['checkpoint', 'step', 'relative error'], ...r.checkpoints.map((c) => [c.name, String(c.step), pct(fromNum(c.relativeError))])], 'lrr'));
   return parts.join('\n');
 }
 

@@ -48,7 +48,7 @@ export function modelMismatch(model: CmdModel, set: CheckpointSet): string | und
   }
   const { from, to } = model.params.window;
   const window = set.checkpoints.slice(from, to);
-  if (window.length !== model.checkpoints.length) return `the model covers ${model.checkpoints.length} checkpoints, the folder has ${window.length} in that window`;
+  if (from !== 0 || to !== set.checkpoints.length || window.length !== model.checkpoints.length) return `the model covers ${model.checkpoints.length} checkpoints, the folder has ${set.checkpoints.length} selected`;
   for (let i = 0; i < window.length; i++) {
     const m = model.checkpoints[i];
     const c = window[i];

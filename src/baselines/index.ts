@@ -1,0 +1,113 @@
+/**
+ * Baselines reported beside CMD (docs/baselines.md): last-k average, EMA, PCA (DLDR-style) and
+ * exact DMD, each at rank M and at CMD's storage. Pass 2 runs {@link accumulateBaselines} per chunk
+ * in the workers; the main thread merges the results in chunk order and calls
+ * {@link finalizeBaselines} once.
+ */
+import { accumulateGram, createGram, mergeGram, type GramAccumulator } from './gram.ts';
+import { finalizePca, type PcaRankResult } from './pca.ts';
+import { finalizeDmd, type DmdRankResult } from './dmd.ts';
+import { accumulateSmoothing, createSmoothing, finalizeSmoothing, mergeSmoothing, type SmoothingAccumulator, type SmoothingModels, type SmoothingOptions } from './smoothing.ts';
+import { dmdBytes, pcaBytes, sameStorageRank } from './storage.ts';
+import type { ErrorSeries } from './series.ts';
+
+export { accumulateGram, centredGram, createGram, mergeGram, rawGram, type GramAccumulator } from './gram.ts';
+export { finalizePca, symmetricEigen, type PcaRankResult, type PcaResult } from './pca.ts';
+export { finalizeDmd, isometricSnapshots, type DmdRankResult, type DmdResult } from './dmd.ts';
+export {
+  accumulateSmoothing,
+  createSmoothing,
+  finalizeSmoothing,
+  mergeSmoothing,
+  type SmoothingAccumulator,
+  type SmoothingModels,
+  type SmoothingOptions,
+} from './smoothing.ts';
+export { cmdModelBytes, dmdBytes, pcaBytes, sameStorageRank, type CmdModelSize, type SameStorageRanks } from './storage.ts';
+export { errorSeries, type ErrorSeries } from './series.ts';
+
+/** Everything one chunk contributes (plain typed arrays: cloneable between threads). */
+export interface BaselineAccumulators {
+  gram: GramAccumulator;
+  smoothing: SmoothingAccumulator;
+}
+
+/** Zeroed accumulators for T checkpoints. */
+export function createBaselineAccumulators(T: number, options: SmoothingOptions = {}): BaselineAccumulators {
+  return { gram: createGram(T), smoothing: createSmoothing(T, options) };
+}
+
+/** Adds one chunk (`values[t·n + i]`, T checkpoints, n parameters) to all baselines. */
+export function accumulateBaselines(values: ArrayLike<number>, n: number, T: number, acc: BaselineAccumulators, models?: SmoothingModels): void {
+  accumulateGram(values, n, T, acc.gram);
+  accumulateSmoothing(values, n, T, acc.smoothing, models);
+}
+
+/** Adds `from` into `into`; call in chunk order. */
+export function mergeBaselineAccumulators(into: BaselineAccumulators, from: BaselineAccumulators): void {
+  mergeGram(into.gram, from.gram);
+  mergeSmoothing(into.smoothing, from.smoothing);
+}
+
+/** One low-rank baseline at one rank, with its storage. */
+export interface LowRankEntry<R> {
+  /** Why this rank: the CMD mode count, or the largest rank within CMD's bytes. */
+  basis: 'modes' | 'sameStorage';
+  bytes: number;
+  /** True when bytes ≤ the CMD model's bytes. */
+  withinBudget: boolean;
+  result: R;
+}
+
+/** All baseline results for the report. */
+export interface BaselineResults {
+  parameters: number;
+  checkpoints: number;
+  cmdBytes: number;
+  sameStorage: { pca: number; dmd: number };
+  average: { lastK: number; bytes: number; errors: ErrorSeries };
+  ema: { beta: number; bytes: number; errors: ErrorSeries };
+  pca: LowRankEntry<PcaRankResult>[];
+  /** Empty when T < 2 (DMD needs a pair of snapshots); the same-storage entry is absent when no rank fits. */
+  dmd: LowRankEntry<DmdRankResult>[];
+  /** Eigenvalues of the centred Gram (PCA spectrum), descending. */
+  pcaSpectrum: Float64Array;
+  /** Singular values of X1 (DMD), descending. */
+  dmdSingularValues: Float64Array;
+}
+
+/**
+ * Turns the merged accumulators into per-checkpoint errors: last-k average, EMA, and PCA / DMD at
+ * rank `modes` and at the largest rank within `cmdBytes` (see {@link sameStorageRank}).
+ */
+export function finalizeBaselines(acc: BaselineAccumulators, options: { modes: number; cmdBytes: number }): BaselineResults {
+  const { modes, cmdBytes } = options;
+  const { T, count: N } = acc.gram;
+  if (N < 1) throw new RangeError('finalizeBaselines: no parameters were accumulated');
+  const same = sameStorageRank(cmdBytes, N, T);
+  const smooth = finalizeSmoothing(acc.smoothing);
+  const pcaRanks: [number, LowRankEntry<unknown>['basis']][] = [[modes, 'modes']];
+  if (same.pca >= 0) pcaRanks.push([same.pca, 'sameStorage']);
+  const pca = finalizePca(acc.gram, pcaRanks.map(([r]) => r));
+  const dmdRanks: [number, LowRankEntry<unknown>['basis']][] = T >= 2 ? [[modes, 'modes']] : [];
+  if (T >= 2 && same.dmd >= 1) dmdRanks.push([same.dmd, 'sameStorage']);
+  const dmd = dmdRanks.length ? finalizeDmd(acc.gram, dmdRanks.map(([r]) => r)) : undefined;
+  return {
+    parameters: N,
+    checkpoints: T,
+    cmdBytes,
+    sameStorage: same,
+    average: { lastK: smooth.lastK, bytes: 4 * N, errors: smooth.average },
+    ema: { beta: smooth.beta, bytes: 4 * N, errors: smooth.ema },
+    pca: pca.ranks.map((result, k) => {
+      const bytes = pcaBytes(result.rank, N, T);
+      return { basis: pcaRanks[k][1], bytes, withinBudget: bytes <= cmdBytes, result };
+    }),
+    dmd: (dmd?.ranks ?? []).map((result, k) => {
+      const bytes = dmdBytes(result.rank, N);
+      return { basis: dmdRanks[k][1], bytes, withinBudget: bytes <= cmdBytes, result };
+    }),
+    pcaSpectrum: pca.spectrum,
+    dmdSingularValues: dmd?.singularValues ?? new Float64Array(0),
+  };
+}

@@ -1,0 +1,392 @@
+/**
+ * The online CMD run (cmd-algorithm.md §3): warm-up on checkpoints 0..F with the post-hoc
+ * pipeline (samples, clusters, references and modes are frozen there), then one checkpoint at
+ * a time only a and b change, from running sums kept in chunked state files (state.ts). The
+ * same engine serves `cmd analyze --online` (all checkpoints at once) and `cmd watch`
+ * (checkpoints as they appear, resumable), so both produce the same bytes.
+ */
+import { promises as fsp } from 'node:fs';
+import type { CheckpointSet } from '../checkpoints/checkpoint-set.ts';
+import { locate } from '../checkpoints/parameter-space.ts';
+import { CancelledError, InputError } from '../errors.ts';
+import { encodeFloats } from '../formats/dtype.ts';
+import { readSafetensorsHeader } from '../formats/safetensors.ts';
+import type { StoredTensor } from '../formats/types.ts';
+import { analyzeCheckpoints, type AnalysisResult, type ProgressSink } from '../pipeline/analyze.ts';
+import { chunkElements, planChunks, type Chunk } from '../pipeline/chunks.ts';
+import { createModelFile, modeDtypeFor, planModelFile, syncFile, writeAtPosition, type ModelLayout } from '../pipeline/model-file.ts';
+import { defaultWorkerCount } from '../pipeline/pool.ts';
+import { buildReport } from '../output/report.ts';
+import type { RunReport } from '../output/report-schema.ts';
+import { TrajectoryReader, planTrajectory } from '../trajectory/trajectory-reader.ts';
+import { addReferences, createModeSums, modeFit, solveChunk, type ModeFit, type ModeSums } from './kernel.ts';
+import { createTaskRunner, type TaskRunner } from './online-pool.ts';
+import type { ModelOut, TaskContext, TaskResult } from './online-tasks.ts';
+import { readChunk, readState, removeStaleFiles, writeCommit, writeMeta, STATE_VERSION, type CheckpointSummary, type OnlineCommit, type OnlineMeta } from './state.ts';
+
+export interface OnlineOptions {
+  /** F: checkpoints 0..F are the warm-up. */
+  warmup: number;
+  modes: number;
+  samples: number;
+  seed: number;
+  samplesFrom?: [string, number][];
+  workers?: number;
+  /** Parameters per state chunk (default: chunkElements(F + 1), ~32 MB of warm-up values). */
+  chunkSize?: number;
+  signal?: AbortSignal;
+  progress?: ProgressSink;
+}
+
+/** A checkpoint to add: its identity and where its modelled tensors are (parameter-space order). */
+export interface NewCheckpoint {
+  step: number;
+  name: string;
+  bytes: number;
+  /** What was opened (for error messages). */
+  path: string;
+  stored: StoredTensor[];
+}
+
+const ratio = (e: number, w: number) => (w > 0 ? Math.sqrt(e / w) : e > 0 ? Infinity : 0);
+
+function nonFiniteError(file: string, tensor: string, element: number, value: number, step: number): InputError {
+  return new InputError(file, `tensor ${tensor} element ${element} is ${value} (non-finite) at step ${step}`, 'non-finite');
+}
+
+export class OnlineEngine {
+  readonly stateDir: string;
+  readonly meta: OnlineMeta;
+  private state: OnlineCommit;
+  private readonly runner: TaskRunner;
+  private readonly chunks: Chunk[];
+  private readonly signal?: AbortSignal;
+
+  private constructor(stateDir: string, meta: OnlineMeta, commit: OnlineCommit, runner: TaskRunner, signal?: AbortSignal) {
+    this.stateDir = stateDir;
+    this.meta = meta;
+    this.state = commit;
+    this.runner = runner;
+    this.chunks = planChunks(meta.tensors, meta.chunkSize);
+    this.signal = signal;
+  }
+
+  /** The committed state (read-only view). */
+  get commit(): OnlineCommit {
+    return this.state;
+  }
+
+  get checkpoints(): CheckpointSummary[] {
+    return this.state.checkpoints;
+  }
+
+  private get ctx(): TaskContext {
+    return { tensors: this.meta.tensors, float64: this.meta.float64, stateDir: this.stateDir, modeBytes: this.meta.modeBytes };
+  }
+
+  /**
+   * Warm-up on checkpoints 0..F of `set` (post-hoc CMD into `scratchDir`), then the initial
+   * sums from one chunked pass over those checkpoints, committed as generation F. `stateDir`
+   * must be empty. Writes the online model at F to `modelOut` when given.
+   */
+  static async start(stateDir: string, set: CheckpointSet, options: OnlineOptions, scratchDir: string, modelOut?: string): Promise<{ engine: OnlineEngine; warm: AnalysisResult }> {
+    const F = options.warmup;
+    const window = { from: 0, to: F + 1 };
+    const warm = await analyzeCheckpoints(set, scratchDir, {
+      modes: options.modes,
+      samples: options.samples,
+      seed: options.seed,
+      samplesFrom: options.samplesFrom,
+      workers: options.workers,
+      window,
+      signal: options.signal,
+      progress: options.progress,
+    });
+    const M = warm.modes.length;
+    const refIndex = warm.modes.map((m) => m.reference.index);
+    // The references' values at full precision (warm.refs is float32).
+    const plan = planTrajectory(set);
+    plan.stored = plan.stored.slice(0, F + 1);
+    const reader = new TrajectoryReader(plan);
+    const X = new Float64Array(M * (F + 1));
+    try {
+      reader.readParameters(refIndex, X, 0, F + 1);
+    } finally {
+      reader.close();
+    }
+    const refs: Float64Array[] = Array.from({ length: F + 1 }, (_, t) => Float64Array.from({ length: M }, (_, m) => X[m * (F + 1) + t]));
+    let sums = createModeSums(refs[0]);
+    for (const r of refs) sums = addReferences(sums, r);
+    const refShifted = refs.map((r) => r.map((v, m) => v - sums.shift[m]));
+
+    const warmModel = await readSafetensorsHeader(warm.modelPath);
+    const byName = new Map(warmModel.tensors.map((t) => [t.name, t]));
+    const modePositions = set.space.tensors.map((t) => byName.get(`${t.name}.mode`)!.spans[0].offset);
+    const meta: OnlineMeta = {
+      version: STATE_VERSION,
+      warmup: F,
+      N: set.space.total,
+      M,
+      K: warm.sampleIndices.length,
+      chunkSize: options.chunkSize ?? chunkElements(F + 1),
+      modeBytes: modeDtypeFor(M) === 'U8' ? 1 : 2,
+      float64: set.space.tensors.some((t) => t.dtype === 'F64'),
+      source: { dir: set.dir, format: set.format },
+      tensors: set.space.tensors,
+      carried: set.space.carried,
+      refIndex,
+      sampleIndex: Array.from(warm.sampleIndices),
+      metadata: warmModel.metadata,
+      modesRequested: options.modes,
+      samplesRequested: options.samplesFrom ? options.samplesFrom.length : options.samples,
+      sampling: warm.sampling,
+      seed: options.samplesFrom ? null : options.seed,
+      modes: warm.modes.map((m) => ({ sampledCount: m.sampledCount, reference: m.reference })),
+    };
+    await fsp.mkdir(stateDir, { recursive: true });
+    await writeMeta(stateDir, meta);
+    const checkpoints = set.checkpoints.slice(0, F + 1).map((c) => ({ index: c.index, step: c.step, name: c.name, bytes: c.bytes }));
+    const emptyCommit: OnlineCommit = {
+      version: STATE_VERSION,
+      t: -1,
+      checkpoints,
+      modeSums: sums,
+      refs: refs.map((r) => Array.from(r)),
+      errors: [],
+      tensorErrors: [],
+      modeCount: [],
+      r2Sum: [],
+      bytesRead: 0,
+    };
+    const runner = createTaskRunner(Math.max(1, options.workers ?? defaultWorkerCount()), options.signal);
+    const engine = new OnlineEngine(stateDir, meta, emptyCommit, runner, options.signal);
+    try {
+      const fit = modeFit(sums);
+      const model = modelOut ? await engine.prepareModel(modelOut, checkpoints) : undefined;
+      const stored = plan.stored;
+      options.progress?.start('warm-up', set.space.total);
+      const results = await runner.runAll(
+        engine.chunks.length,
+        (i) => ({ kind: 'init', ctx: engine.ctx, chunk: engine.chunks[i], stored, modes: { path: warm.modelPath, positions: modePositions }, refShifted, refs, fit, modelOut: model?.out }),
+        (i, r) => {
+          engine.throwNonFinite(r, (k) => set.checkpoints[k]);
+          options.progress?.advance(engine.chunks[i].count);
+        },
+      );
+      options.progress?.stop();
+      const { total, perTensor, modeCount, r2Sum, bytesRead } = engine.merge(results);
+      const commit: OnlineCommit = {
+        ...emptyCommit,
+        t: F,
+        errors: [...checkpoints.slice(0, F).map(() => ({ errSq: 0, normSq: 0 })), total],
+        tensorErrors: perTensor,
+        modeCount,
+        r2Sum,
+        bytesRead: bytesRead + warm.bytesRead,
+      };
+      if (model) await engine.finishModel(model.layout, modelOut!, commit.refs);
+      await writeCommit(stateDir, commit);
+      engine.state = commit;
+      return { engine, warm };
+    } catch (e) {
+      await runner.destroy();
+      throw e;
+    }
+  }
+
+  /** The engine over a committed state in `stateDir` (stray files of an interrupted update removed), or undefined. */
+  static async resume(stateDir: string, options: { workers?: number; signal?: AbortSignal } = {}): Promise<OnlineEngine | undefined> {
+    const found = await readState(stateDir);
+    if (!found) return undefined;
+    await removeStaleFiles(stateDir, found.commit.t);
+    const runner = createTaskRunner(Math.max(1, options.workers ?? defaultWorkerCount()), options.signal);
+    return new OnlineEngine(stateDir, found.meta, found.commit, runner, options.signal);
+  }
+
+  private throwNonFinite(r: TaskResult, checkpoint: (k: number) => { path: string; step: number }): void {
+    const nf = r.nonFinite;
+    if (!nf) return;
+    const c = checkpoint(nf.checkpoint);
+    throw nonFiniteError(c.path, this.meta.tensors[nf.tensor].name, nf.element, nf.value, c.step);
+  }
+
+  private merge(results: TaskResult[]) {
+    const M = this.meta.M;
+    const total = { errSq: 0, normSq: 0 };
+    const perTensor = this.meta.tensors.map(() => ({ errSq: 0, normSq: 0 }));
+    const modeCount = new Array<number>(M).fill(0);
+    const r2Sum = new Array<number>(M).fill(0);
+    let bytesRead = 0;
+    for (const r of results) {
+      for (const p of r.pieces) {
+        total.errSq += p.errSq;
+        total.normSq += p.normSq;
+        perTensor[p.tensor].errSq += p.errSq;
+        perTensor[p.tensor].normSq += p.normSq;
+      }
+      r.modeCount.forEach((c, m) => (modeCount[m] += c));
+      r.r2Sum.forEach((c, m) => (r2Sum[m] += c));
+      bytesRead += r.bytesRead;
+    }
+    return { total, perTensor, modeCount, r2Sum, bytesRead };
+  }
+
+  /** The model file's `__metadata__` for the online model over `checkpoints`. */
+  private metadataFor(checkpoints: CheckpointSummary[]): Record<string, string> {
+    const md = { ...this.meta.metadata };
+    md['cmd.checkpoints'] = JSON.stringify(checkpoints);
+    const params = JSON.parse(this.meta.metadata['cmd.params']) as Record<string, unknown>;
+    md['cmd.params'] = JSON.stringify({ ...params, variant: 'online', window: { from: 0, to: checkpoints.length }, warmup: this.meta.warmup });
+    return md;
+  }
+
+  private layoutFor(checkpoints: CheckpointSummary[]): ModelLayout {
+    return planModelFile(this.meta.tensors, this.meta.M, checkpoints.length, this.meta.K, this.metadataFor(checkpoints));
+  }
+
+  /** Creates the pre-sized model file (replacing `file`); chunk tasks fill a, b and mode. */
+  private async prepareModel(file: string, checkpoints: CheckpointSummary[]): Promise<{ layout: ModelLayout; out: ModelOut }> {
+    const layout = this.layoutFor(checkpoints);
+    await fsp.rm(file, { force: true });
+    await createModelFile(file, layout);
+    return { layout, out: { path: file, slots: layout.slots } };
+  }
+
+  /** Writes refs (M × T, mode-major), reference_index and sample_index, and syncs the file. */
+  private async finishModel(layout: ModelLayout, file: string, refs: number[][]): Promise<void> {
+    const M = this.meta.M;
+    const T = refs.length;
+    const flat = new Float64Array(M * T);
+    for (let t = 0; t < T; t++) for (let m = 0; m < M; m++) flat[m * T + t] = refs[t][m];
+    await writeAtPosition(file, layout.position('refs'), encodeFloats('F32', flat));
+    await writeAtPosition(file, layout.position('reference_index'), encodeFloats('I64', this.meta.refIndex));
+    await writeAtPosition(file, layout.position('sample_index'), encodeFloats('I64', this.meta.sampleIndex));
+    await syncFile(file);
+  }
+
+  /** Bytes of the model file over `T` checkpoints. */
+  modelBytes(T = this.state.t + 1): number {
+    return this.layoutFor(this.state.checkpoints.slice(0, T)).plan.totalBytes;
+  }
+
+  /**
+   * Adds the next checkpoint: reads its values chunk by chunk, updates the sums into a new
+   * generation, commits. Writes the online model at this checkpoint to `modelOut` when given.
+   * Interrupted (signal) or failing before the commit, the state stays at the previous checkpoint.
+   */
+  async apply(c: NewCheckpoint, modelOut?: string): Promise<void> {
+    const { M, refIndex } = this.meta;
+    const prev = this.state;
+    const t = prev.t + 1;
+    const reader = new TrajectoryReader({ tensors: this.meta.tensors, stored: [c.stored], total: this.meta.N });
+    const r = new Float64Array(M);
+    try {
+      reader.readParameters(refIndex, r, 0, 1);
+    } finally {
+      reader.close();
+    }
+    for (let m = 0; m < M; m++) {
+      if (!Number.isFinite(r[m])) {
+        const loc = locate({ tensors: this.meta.tensors, carried: [], total: this.meta.N }, refIndex[m]);
+        throw nonFiniteError(c.path, loc.tensor, loc.element, r[m], c.step);
+      }
+    }
+    const sums: ModeSums = addReferences(prev.modeSums, r);
+    const fit: ModeFit = modeFit(sums);
+    const refShifted = r.map((v, m) => v - sums.shift[m]);
+    const checkpoints = [...prev.checkpoints, { index: t, step: c.step, name: c.name, bytes: c.bytes }];
+    const refs = [...prev.refs, Array.from(r)];
+    const model = modelOut ? await this.prepareModel(modelOut, checkpoints) : undefined;
+    const results = await this.runner.runAll(
+      this.chunks.length,
+      (i) => ({ kind: 'update', ctx: this.ctx, chunk: this.chunks[i], stored: c.stored, refShifted, refs: r, fit, from: prev.t, to: t, modelOut: model?.out }),
+      (_, res) => this.throwNonFinite(res, () => c),
+    );
+    const { total, perTensor, modeCount, r2Sum, bytesRead } = this.merge(results);
+    const commit: OnlineCommit = {
+      version: STATE_VERSION,
+      t,
+      checkpoints,
+      modeSums: sums,
+      refs,
+      errors: [...prev.errors, total],
+      tensorErrors: prev.tensorErrors.map((e, k) => ({ errSq: e.errSq + perTensor[k].errSq, normSq: e.normSq + perTensor[k].normSq })),
+      modeCount,
+      r2Sum,
+      bytesRead: prev.bytesRead + bytesRead,
+    };
+    if (model) await this.finishModel(model.layout, modelOut!, refs);
+    if (this.signal?.aborted) throw new CancelledError();
+    await writeCommit(this.stateDir, commit);
+    this.state = commit;
+    await removeStaleFiles(this.stateDir, t);
+  }
+
+  /** Writes the committed online model to `file` from the state alone (no checkpoint is read). */
+  async writeModel(file: string): Promise<void> {
+    const commit = this.state;
+    const model = await this.prepareModel(file, commit.checkpoints);
+    const fit = modeFit(commit.modeSums);
+    await this.runner.runAll(this.chunks.length, (i) => ({ kind: 'materialize', ctx: this.ctx, chunk: this.chunks[i], fit, gen: commit.t, modelOut: model.out }));
+    await this.finishModel(model.layout, file, commit.refs);
+  }
+
+  /** Online a, b (float64) of every parameter at the committed checkpoint, from the state files. */
+  coefficients(): Promise<{ a: Float64Array; b: Float64Array; mode: Uint16Array }> {
+    const N = this.meta.N;
+    const a = new Float64Array(N);
+    const b = new Float64Array(N);
+    const mode = new Uint16Array(N);
+    const fit = modeFit(this.state.modeSums);
+    let offset = 0;
+    for (const chunk of this.chunks) {
+      const sums = readChunk(this.stateDir, chunk.index, this.state.t, chunk.count, this.meta.modeBytes);
+      solveChunk(sums, fit, a.subarray(offset, offset + chunk.count), b.subarray(offset, offset + chunk.count));
+      mode.set(sums.mode, offset);
+      offset += chunk.count;
+    }
+    return Promise.resolve({ a, b, mode });
+  }
+
+  /** report.json of the committed state: per checkpoint the online model's error (0 before F). */
+  buildReport(): RunReport {
+    const { meta, state } = this;
+    const T = state.t + 1;
+    // buildReport reads only these fields of the set (dir, format, checkpoint identities, space).
+    const set = {
+      dir: meta.source.dir,
+      format: meta.source.format,
+      checkpoints: state.checkpoints,
+      space: { tensors: meta.tensors, carried: meta.carried, total: meta.N },
+      ignored: [],
+      notes: [],
+    } as unknown as CheckpointSet;
+    const result: AnalysisResult = {
+      modesRequested: meta.modesRequested,
+      modes: meta.modes.map((m, i) => ({
+        mode: i,
+        sampledCount: m.sampledCount,
+        assignedCount: state.modeCount[i],
+        reference: m.reference,
+        meanR2: state.modeCount[i] > 0 ? state.r2Sum[i] / state.modeCount[i] : null,
+      })),
+      sampleIndices: Float64Array.from(meta.sampleIndex),
+      sampling: meta.sampling,
+      refs: new Float32Array(0),
+      checkpointErrors: state.errors.map((e) => ratio(e.errSq, e.normSq)),
+      tensorErrors: meta.tensors.map((t, k) => ({ name: t.name, parameters: t.count, relativeError: ratio(state.tensorErrors[k].errSq, state.tensorErrors[k].normSq) })),
+      modelPath: '',
+      modelBytes: this.modelBytes(T),
+      window: { from: 0, to: T },
+      heatmap: { size: 0, values: new Float32Array(0), modeStarts: [] },
+      timings: {},
+      bytesRead: state.bytesRead,
+      workers: this.runner.threads,
+    };
+    return buildReport({ set, result, seed: meta.seed, samplesRequested: meta.samplesRequested, variant: 'online', warmup: meta.warmup });
+  }
+
+  async close(): Promise<void> {
+    await this.runner.destroy();
+  }
+}
