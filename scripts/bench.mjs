@@ -11,8 +11,9 @@
  * are generated into .bench-cache/tmp-* and deleted after use. Results also go to
  * .bench-cache/bench-results.json.
  *
- * Flags: --no-scaling, --no-k10000, --runs N (default 3), --profile (writes .cpuprofile files
- * of the main run, main thread and workers, to .bench-cache/profile/).
+ * Flags: --no-scaling, --no-k10000, --k10000-limit S (stop the K = 10,000 run after S seconds,
+ * default 300), --runs N (default 3), --profile (writes .cpuprofile files of one main run, main
+ * thread and workers, to .bench-cache/profile/).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -113,21 +114,36 @@ function readVmHWM(pid) {
  * when present, else from polling /proc/<pid>/status VmHWM; run-info.json's peakRssBytes
  * (the process's own getrusage) is kept as a cross-check.
  */
-function analyze(dir, { samples = 1000, extra = [], nodeArgs = [] } = {}) {
+function analyze(dir, { samples = 1000, extra = [], nodeArgs = [], timeoutSeconds = 0 } = {}) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cmd-bench-out-'));
   const cmdArgs = [...nodeArgs, cli, 'analyze', dir, '-o', out, '--modes', String(MODES), '--samples', String(samples), '--force', '--quiet', ...extra];
-  const [file, argv] = timeBin ? [timeBin, ['-v', process.execPath, ...cmdArgs]] : [process.execPath, cmdArgs];
+  // With a time limit the child is node itself, so it can be stopped and its VmHWM polled.
+  const useTime = timeBin && !timeoutSeconds;
+  const [file, argv] = useTime ? [timeBin, ['-v', process.execPath, ...cmdArgs]] : [process.execPath, cmdArgs];
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     let polled = 0;
     child.stderr.on('data', (d) => (stderr += d));
-    const poll = timeBin ? undefined : setInterval(() => (polled = Math.max(polled, readVmHWM(child.pid))), 20);
+    const poll = useTime ? undefined : setInterval(() => (polled = Math.max(polled, readVmHWM(child.pid))), 20);
+    let timedOut = false;
+    const limit = timeoutSeconds
+      ? setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGKILL');
+        }, timeoutSeconds * 1000)
+      : undefined;
     child.on('error', reject);
     child.on('close', (code) => {
       const seconds = (performance.now() - t0) / 1000;
       if (poll) clearInterval(poll);
+      if (limit) clearTimeout(limit);
+      if (timedOut) {
+        fs.rmSync(out, { recursive: true, force: true });
+        resolve({ seconds, cpu: NaN, rss: polled, rssSource: 'VmHWM polling', runInfo: { stageMilliseconds: {} }, modelBytes: 0, timedOut: true });
+        return;
+      }
       if (code !== 0) {
         fs.rmSync(out, { recursive: true, force: true });
         reject(new Error(`bench: analyze exited ${code}\n${stderr}`));
@@ -229,9 +245,11 @@ async function main() {
   crow.push(['1,000', Math.round(clusterK1000), Math.round(m.runInfo.stageMilliseconds?.readSamples ?? 0), m.seconds.toFixed(3), m.cpu.toFixed(2), fmtMB(m.rss)]);
   results.clusterK1000Ms = clusterK1000;
   if (!flag('--no-k10000')) {
-    const r = await analyze(main.dir, { samples: 10000 });
-    crow.push(['10,000', Math.round(r.runInfo.stageMilliseconds?.cluster ?? 0), Math.round(r.runInfo.stageMilliseconds?.readSamples ?? 0), r.seconds.toFixed(3), r.cpu.toFixed(2), fmtMB(r.rss)]);
-    results.k10000 = { seconds: r.seconds, cpu: r.cpu, rss: r.rss, stages: r.runInfo.stageMilliseconds };
+    const limit = Number(args[args.indexOf('--k10000-limit') + 1]) || 300;
+    const r = await analyze(main.dir, { samples: 10000, timeoutSeconds: limit });
+    if (r.timedOut) crow.push(['10,000', `> ${limit * 1000} (stopped)`, '', `> ${limit}`, '', `≥ ${fmtMB(r.rss)}`]);
+    else crow.push(['10,000', Math.round(r.runInfo.stageMilliseconds?.cluster ?? 0), Math.round(r.runInfo.stageMilliseconds?.readSamples ?? 0), r.seconds.toFixed(3), '', fmtMB(r.rss)]);
+    results.k10000 = { seconds: r.seconds, rss: r.rss, timedOut: !!r.timedOut, stages: r.runInfo.stageMilliseconds };
   }
   console.log('\nClustering (stage "cluster": |corr|, row distances, complete linkage, maxclust, heatmap)\n');
   console.log(table(crow, ['r', 'r', 'r', 'r', 'r', 'r']));

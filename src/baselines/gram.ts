@@ -65,77 +65,125 @@ export function mergeGram(into: GramAccumulator, from: GramAccumulator): void {
   into.count += from.count;
 }
 
-/** Scratch reused across calls of one thread (the kernel allocates nothing per chunk). */
-let scratch = new Float64Array(0);
+/** Scratch reused across calls on one thread, so the kernel allocates nothing per chunk. */
+let zb = new Float64Array(0);
+let Cp = new Float64Array(0);
+let mu = new Float64Array(0);
+let c0 = new Float64Array(0);
+
+/** Parameters per block: the block's centred values (T × B float64) stay in L1. */
+function blockSize(T: number): number {
+  return Math.max(16, Math.min(128, Math.floor(4096 / T) & ~3));
+}
 
 /**
  * Adds the n parameters of one chunk (`values[t·n + i]`, T checkpoints) to `acc`.
  *
- * Cost is T(T+1)/2 multiply-adds per parameter, done as a 2-row × 4-parameter micro-kernel on the
- * upper triangle: each C entry is loaded and stored once per 4 parameters, and each z load feeds
- * two rows.
+ * Cost is about T(T+1)/2 multiply-adds per parameter. Parameters go in blocks of B: the block is
+ * centred into a T × B buffer (each checkpoint's B values are read contiguously), then the block's
+ * Gram is formed as dot products over the B parameters in 2 × 4 register tiles of (t, u) on the
+ * upper triangle, into a chunk-local buffer that is added to `acc` once at the end.
  */
 export function accumulateGram(values: ArrayLike<number>, n: number, T: number, acc: GramAccumulator): void {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`accumulateGram: n must be a non-negative integer, got ${n}`);
   if (acc.T !== T) throw new RangeError(`accumulateGram: accumulator has T = ${acc.T}, chunk has T = ${T}`);
   if (values.length < T * n) throw new RangeError(`accumulateGram: values has ${values.length} entries, expected T·n = ${T}·${n}`);
-  if (scratch.length < 4 * T) scratch = new Float64Array(4 * T);
-  const z = scratch; // z[t·4 + j]: fluctuation of parameter j of the group at checkpoint t
-  const { C, s, zSum, normSq } = acc;
+  const B = blockSize(T);
+  const Tp = (T + 3) & ~3; // rows t ≥ T of the block stay zero, so tiles need no edge cases
+  if (zb.length < Tp * B) zb = new Float64Array(Tp * B);
+  if (Cp.length < Tp * Tp) Cp = new Float64Array(Tp * Tp);
+  if (mu.length < B) {
+    mu = new Float64Array(B);
+    c0 = new Float64Array(B);
+  }
+  const z = zb;
+  const Cb = Cp;
+  const m0 = mu;
+  const w0 = c0;
+  z.fill(0, 0, Tp * B);
+  Cb.fill(0, 0, Tp * Tp);
+  const { s, zSum, normSq } = acc;
   let q = 0;
   let muSum = 0;
-  for (let i0 = 0; i0 < n; i0 += 4) {
-    const g = Math.min(4, n - i0);
-    for (let j = 0; j < 4; j++) {
-      if (j >= g) {
-        for (let t = 0; t < T; t++) z[t * 4 + j] = 0; // padding contributes exact zeros
-        continue;
-      }
-      const i = i0 + j;
-      const c = values[i];
-      let d = 0;
-      for (let t = 0; t < T; t++) {
-        const w = values[t * n + i];
-        d += w - c;
-        normSq[t] += w * w;
-      }
-      const shift = d / T;
-      const mu = c + shift;
-      for (let t = 0; t < T; t++) {
-        const zt = values[t * n + i] - c - shift;
-        z[t * 4 + j] = zt;
-        s[t] += mu * zt;
-        zSum[t] += zt;
-      }
-      q += mu * mu;
-      muSum += mu;
+  for (let i0 = 0; i0 < n; i0 += B) {
+    const bn = Math.min(B, n - i0);
+    // Shift by the t = 0 value (exact for float32 input), then centre on the block's means.
+    for (let j = 0; j < bn; j++) {
+      w0[j] = values[i0 + j];
+      m0[j] = 0;
     }
-    gramBlock4(z, T, C);
+    for (let t = 0; t < T; t++) {
+      const o = t * n + i0;
+      let w2 = 0;
+      for (let j = 0; j < bn; j++) {
+        const w = values[o + j];
+        m0[j] += w - w0[j];
+        w2 += w * w;
+      }
+      normSq[t] += w2;
+    }
+    for (let j = 0; j < bn; j++) m0[j] /= T;
+    for (let t = 0; t < T; t++) {
+      const o = t * n + i0;
+      const zo = t * B;
+      let sz = 0;
+      let smz = 0;
+      for (let j = 0; j < bn; j++) {
+        const v = values[o + j] - w0[j] - m0[j];
+        z[zo + j] = v;
+        sz += v;
+        smz += (w0[j] + m0[j]) * v;
+      }
+      for (let j = bn; j < B; j++) z[zo + j] = 0;
+      zSum[t] += sz;
+      s[t] += smz;
+    }
+    for (let j = 0; j < bn; j++) {
+      const m = w0[j] + m0[j];
+      q += m * m;
+      muSum += m;
+    }
+    gramTiles(z, Tp, B, Cb);
+  }
+  const C = acc.C;
+  for (let t = 0; t < T; t++) {
+    for (let u = t; u < T; u++) C[t * T + u] += Cb[t * Tp + u];
   }
   acc.q[0] += q;
   acc.muSum[0] += muSum;
   acc.count += n;
 }
 
-/** C[t·T + u] += Σ_j z[t·4+j]·z[u·4+j] for u ≥ t, two rows t, t+1 at a time. */
-function gramBlock4(z: Float64Array, T: number, C: Float64Array): void {
-  let t = 0;
-  for (; t + 1 < T; t += 2) {
-    const a0 = z[4 * t], a1 = z[4 * t + 1], a2 = z[4 * t + 2], a3 = z[4 * t + 3];
-    const b0 = z[4 * t + 4], b1 = z[4 * t + 5], b2 = z[4 * t + 6], b3 = z[4 * t + 7];
-    const ra = t * T;
-    const rb = ra + T;
-    C[ra + t] += a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3;
-    for (let u = t + 1; u < T; u++) {
-      const o = 4 * u;
-      const z0 = z[o], z1 = z[o + 1], z2 = z[o + 2], z3 = z[o + 3];
-      C[ra + u] += a0 * z0 + a1 * z1 + a2 * z2 + a3 * z3;
-      C[rb + u] += b0 * z0 + b1 * z1 + b2 * z2 + b3 * z3;
+/**
+ * Cp[t·Tp + u] += Σ_j zb[t·B + j]·zb[u·B + j] for u ≥ t (plus a few entries below the diagonal in
+ * the diagonal tiles, which are never read). 2 × 4 tiles: 6 loads feed 8 multiply-adds, and the 8
+ * sums plus 6 operands fit the 16 x64 float registers.
+ */
+function gramTiles(zb: Float64Array, Tp: number, B: number, Cp: Float64Array): void {
+  for (let t = 0; t < Tp; t += 2) {
+    const a = t * B;
+    const b = a + B;
+    for (let u = t & ~3; u < Tp; u += 4) {
+      const x0 = u * B;
+      const x1 = x0 + B;
+      const x2 = x1 + B;
+      const x3 = x2 + B;
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      for (let j = 0; j < B; j++) {
+        const za = zb[a + j];
+        const zc = zb[b + j];
+        const y0 = zb[x0 + j];
+        const y1 = zb[x1 + j];
+        const y2 = zb[x2 + j];
+        const y3 = zb[x3 + j];
+        s00 += za * y0; s01 += za * y1; s02 += za * y2; s03 += za * y3;
+        s10 += zc * y0; s11 += zc * y1; s12 += zc * y2; s13 += zc * y3;
+      }
+      const r0 = t * Tp + u;
+      const r1 = r0 + Tp;
+      Cp[r0] += s00; Cp[r0 + 1] += s01; Cp[r0 + 2] += s02; Cp[r0 + 3] += s03;
+      Cp[r1] += s10; Cp[r1 + 1] += s11; Cp[r1 + 2] += s12; Cp[r1 + 3] += s13;
     }
-  }
-  if (t < T) {
-    const a0 = z[4 * t], a1 = z[4 * t + 1], a2 = z[4 * t + 2], a3 = z[4 * t + 3];
-    C[t * T + t] += a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3;
   }
 }
 

@@ -49,6 +49,8 @@ function buildProgram() {
       .option('-k, --samples <K>', 'number of sampled parameters K', intArg('--samples', 2))
       .option('--seed <n>', 'seed for sampling', intArg('--seed', 0, 2 ** 32 - 1))
       .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs) instead of drawing them')
+      .option('--online', 'online CMD: modes and references from the warm-up checkpoints 0..F, then a, b updated checkpoint by checkpoint')
+      .option('--warmup <F>', 'online warm-up: checkpoints 0..F (default 20, capped at T-1)', intArg('--warmup', 2))
       .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1, 256))
       .addOption(new Option('--chunk-size <n>', 'parameters per pass-2 chunk').argParser(intArg('--chunk-size', 1)).hideHelp())
       .option('--force', 'replace a non-empty output folder')
@@ -70,6 +72,8 @@ function buildProgram() {
       .option('-k, --samples <K>', 'number of sampled parameters K', intArg('--samples', 2))
       .option('--seed <n>', 'seed for sampling', intArg('--seed', 0, 2 ** 32 - 1))
       .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs)')
+      .option('--online', 'write the online CMD model at each chosen checkpoint (a, b fitted on checkpoints up to it)')
+      .option('--warmup <F>', 'online warm-up: checkpoints 0..F (default 20, capped at T-1)', intArg('--warmup', 2))
       .option('--checkpoints <which>', 'last, all, or a comma list of steps', 'last')
       .addOption(new Option('--format <format>', 'format of the written checkpoints').choices(['same', 'safetensors', 'npy', 'npz', 'tfjs']).default('same'))
       .option('--avg-last <k>', 'also write the uniform average of the last k checkpoints (0: none)', intArg('--avg-last', 0), 5)
@@ -102,6 +106,28 @@ function buildProgram() {
     .action(async (file: string, flags: import('./commands/report.ts').ReportCliFlags) => {
       const { reportCommand } = await import('./commands/report.ts');
       await reportCommand(file, flags);
+    });
+
+  program
+    .command('watch')
+    .description('online CMD alongside training: update the model as each new checkpoint in <dir> is complete (resumable)')
+    .argument('<dir>', 'checkpoint folder being written by a training run')
+    .option('-o, --out <dir>', 'output folder (model, report and the resumable state)', 'cmd-out')
+    .option('--warmup <F>', 'warm-up checkpoints 0..F', intArg('--warmup', 2), 20)
+    .option('--until <step>', 'stop (exit 0) once the checkpoint with this step is processed', intArg('--until'))
+    .option('--poll-ms <n>', 'how often to look for new checkpoints', intArg('--poll-ms', 10), 1000)
+    .option('-m, --modes <M>', 'number of modes M', intArg('--modes', 1, 65535), 10)
+    .option('-k, --samples <K>', 'number of sampled parameters K', intArg('--samples', 2))
+    .option('--seed <n>', 'seed for sampling', intArg('--seed', 0, 2 ** 32 - 1))
+    .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs)')
+    .addOption(new Option('--format <format>', 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs']))
+    .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1, 256))
+    .addOption(new Option('--chunk-size <n>', 'parameters per state chunk').argParser(intArg('--chunk-size', 1)).hideHelp())
+    .option('--force', 'discard an existing output folder and start over')
+    .option('-q, --quiet', 'no progress or notes on stderr')
+    .action(async (dir: string, flags: import('./commands/watch.ts').WatchFlags) => {
+      const { watchCommand } = await import('./commands/watch.ts');
+      await watchCommand(dir, flags);
     });
 
   return program;

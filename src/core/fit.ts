@@ -553,7 +553,7 @@ export function activeFitKernel(): FitKernel {
 
 /** Parameters per WebAssembly block (a multiple of 8): the block's centred float64 copy stays in L1. */
 function wasmBlockSize(T: number): number {
-  return Math.max(8, Math.min(256, Math.floor(2048 / T) & ~7));
+  return Math.max(8, Math.min(256, Math.floor(4096 / T) & ~7));
 }
 
 /** Bytes of raw values copied into kernel memory at a time: one set() per checkpoint row, L2-resident. */
@@ -626,7 +626,7 @@ function fitWasm(
       const bn = Math.min(B, pw - b0);
       const ng = (bn + 7) >> 3;
       const i0 = p0 + b0; // chunk index of the block's parameter 0
-      load(PANEL + b0 * elt, rowBytes, T, ng, Z, zs, MEAN, S1, S2);
+      load(PANEL + b0 * elt, rowBytes, T, ng, Z, zs, MEAN, S1, S2, NV);
       if (modes) {
         for (let i = 0; i < bn; i++) {
           const m = modes[modesOffset + i0 + i];
@@ -653,7 +653,7 @@ function fitWasm(
       outA.set(f64.subarray(OA / 8, OA / 8 + bn), dst);
       outB.set(f64.subarray(OB / 8, OB / 8 + bn), dst);
       if (outR2) outR2.set(f64.subarray(or28, or28 + bn), dst);
-      k.errors(Z, zs, T, R, rs, ng * 2, A, D, MEAN, MO, EV, NV);
+      k.errors(Z, zs, T, R, rs, ng, A, D, MO, EV);
     }
   }
   const { errSq, normSq } = acc;

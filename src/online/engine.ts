@@ -29,6 +29,8 @@ export interface OnlineOptions {
   warmup: number;
   modes: number;
   samples: number;
+  /** What the report calls samplesRequested (default: `samples`, or the file's count). */
+  samplesRequested?: number;
   seed: number;
   samplesFrom?: [string, number][];
   workers?: number;
@@ -87,9 +89,18 @@ export class OnlineEngine {
   /**
    * Warm-up on checkpoints 0..F of `set` (post-hoc CMD into `scratchDir`), then the initial
    * sums from one chunked pass over those checkpoints, committed as generation F. `stateDir`
-   * must be empty. Writes the online model at F to `modelOut` when given.
+   * must be empty. Writes the online model at F to `modelOut` when given; `beforeCommit` runs
+   * after the warm-up analysis and before the commit (to write side files that must exist
+   * whenever a committed state does).
    */
-  static async start(stateDir: string, set: CheckpointSet, options: OnlineOptions, scratchDir: string, modelOut?: string): Promise<{ engine: OnlineEngine; warm: AnalysisResult }> {
+  static async start(
+    stateDir: string,
+    set: CheckpointSet,
+    options: OnlineOptions,
+    scratchDir: string,
+    modelOut?: string,
+    beforeCommit?: (warm: AnalysisResult) => Promise<void>,
+  ): Promise<{ engine: OnlineEngine; warm: AnalysisResult }> {
     const F = options.warmup;
     const window = { from: 0, to: F + 1 };
     const warm = await analyzeCheckpoints(set, scratchDir, {
@@ -138,7 +149,7 @@ export class OnlineEngine {
       sampleIndex: Array.from(warm.sampleIndices),
       metadata: warmModel.metadata,
       modesRequested: options.modes,
-      samplesRequested: options.samplesFrom ? options.samplesFrom.length : options.samples,
+      samplesRequested: options.samplesRequested ?? (options.samplesFrom ? options.samplesFrom.length : options.samples),
       sampling: warm.sampling,
       seed: options.samplesFrom ? null : options.seed,
       modes: warm.modes.map((m) => ({ sampledCount: m.sampledCount, reference: m.reference })),
@@ -185,6 +196,8 @@ export class OnlineEngine {
         bytesRead: bytesRead + warm.bytesRead,
       };
       if (model) await engine.finishModel(model.layout, modelOut!, commit.refs);
+      await beforeCommit?.(warm);
+      if (options.signal?.aborted) throw new CancelledError();
       await writeCommit(stateDir, commit);
       engine.state = commit;
       return { engine, warm };
@@ -332,7 +345,7 @@ export class OnlineEngine {
   }
 
   /** Online a, b (float64) of every parameter at the committed checkpoint, from the state files. */
-  coefficients(): Promise<{ a: Float64Array; b: Float64Array; mode: Uint16Array }> {
+  coefficients(): { a: Float64Array; b: Float64Array; mode: Uint16Array } {
     const N = this.meta.N;
     const a = new Float64Array(N);
     const b = new Float64Array(N);
@@ -345,7 +358,7 @@ export class OnlineEngine {
       mode.set(sums.mode, offset);
       offset += chunk.count;
     }
-    return Promise.resolve({ a, b, mode });
+    return { a, b, mode };
   }
 
   /** report.json of the committed state: per checkpoint the online model's error (0 before F). */
@@ -377,6 +390,7 @@ export class OnlineEngine {
       tensorErrors: meta.tensors.map((t, k) => ({ name: t.name, parameters: t.count, relativeError: ratio(state.tensorErrors[k].errSq, state.tensorErrors[k].normSq) })),
       modelPath: '',
       modelBytes: this.modelBytes(T),
+      sweep: [],
       window: { from: 0, to: T },
       heatmap: { size: 0, values: new Float32Array(0), modeStarts: [] },
       timings: {},

@@ -39,7 +39,7 @@ function gate(name: GateResult['name'], description: string, value: number, thre
 
 function requireEvaluation(run: ReportRun, role: string): NonNullable<ReturnType<typeof finalAccuracy>> {
   const acc = finalAccuracy(run.report);
-  if (!acc) throw new UsageError(`--max-acc-drop needs accuracies, but the ${role} report ${run.file} has no evaluation section (run analyze/reconstruct with evaluation)`);
+  if (!acc) throw new UsageError(`--max-acc-drop needs accuracies, but the ${role} report ${run.file} has no evaluation section (evaluate with cmd reconstruct --eval-data or --eval-cmd)`);
   return acc;
 }
 

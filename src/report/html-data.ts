@@ -3,7 +3,8 @@
  * the model's reference trajectories and the |corr| heatmap. A missing or unreadable file is
  * not fatal: the chart says why it is absent and the rest of the report renders.
  */
-import { open } from 'node:fs/promises';
+import { access, open } from 'node:fs/promises';
+import { InputError } from '../errors.ts';
 import path from 'node:path';
 import { decodeInto } from '../formats/dtype.ts';
 import { readNpyHeader } from '../formats/npy.ts';
@@ -24,15 +25,25 @@ export interface HeatmapData {
   values: Float32Array;
 }
 
-function reason(e: unknown): string {
+/** Why `name` could not be used, in one line naming it (InputErrors already name their file). */
+function reason(name: string, e: unknown): string {
+  if (e instanceof InputError) return e.message;
   const err = e as NodeJS.ErrnoException;
-  if (err.code === 'ENOENT') return 'file not found';
-  return (err.message ?? String(e)).split('\n')[0];
+  return `${name}: ${err.code === 'ENOENT' ? 'file not found' : (err.message ?? String(e)).split('\n')[0]}`;
+}
+
+/** The readers turn ENOENT into a long InputError; a missing side file deserves a short note. */
+async function missing(file: string): Promise<boolean> {
+  return access(file).then(
+    () => false,
+    () => true,
+  );
 }
 
 /** Reads the M' × T reference trajectories out of the report's cmd-model.safetensors. */
 export async function loadReferences(reportDir: string, report: RunReport): Promise<Loaded<References>> {
   const file = path.resolve(reportDir, report.outputs.model);
+  if (await missing(file)) return { ok: false, reason: `${report.outputs.model}: file not found` };
   try {
     const model = await openCmdModel(file);
     try {
@@ -46,7 +57,7 @@ export async function loadReferences(reportDir: string, report: RunReport): Prom
       model.close();
     }
   } catch (e) {
-    return { ok: false, reason: `${report.outputs.model}: ${reason(e)}` };
+    return { ok: false, reason: reason(report.outputs.model, e) };
   }
 }
 
@@ -55,6 +66,7 @@ export async function loadHeatmap(reportDir: string, report: RunReport): Promise
   const name = report.outputs.correlationHeatmap;
   if (!name) return { ok: false, reason: 'the report names no correlation heatmap file' };
   const file = path.resolve(reportDir, name);
+  if (await missing(file)) return { ok: false, reason: `${name}: file not found` };
   try {
     const h = await readNpyHeader(file);
     const [rows, cols] = h.shape;
@@ -73,6 +85,6 @@ export async function loadHeatmap(reportDir: string, report: RunReport): Promise
       await fh.close();
     }
   } catch (e) {
-    return { ok: false, reason: `${name}: ${reason(e)}` };
+    return { ok: false, reason: reason(name, e) };
   }
 }

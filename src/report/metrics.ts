@@ -6,7 +6,7 @@ export interface FinalAccuracy {
   cmd: number;
   /** The uniform average of the last k checkpoints, when the evaluation has it. */
   average?: number;
-  /** Where the numbers came from, for messages ("final" or the last evaluated checkpoint). */
+  /** Where the numbers came from, for messages ("final evaluation" or the last evaluated checkpoint). */
   source: string;
 }
 
@@ -18,10 +18,10 @@ export function finalAccuracy(report: RunReport): FinalAccuracy | undefined {
   const ev = report.evaluation;
   if (!ev) return undefined;
   const average = ev.average ? fromNum(ev.average.metrics.accuracy) : undefined;
-  if (ev.final) return { original: fromNum(ev.final.original.accuracy), cmd: fromNum(ev.final.cmd.accuracy), average, source: 'final' };
+  if (ev.final) return { original: fromNum(ev.final.original.accuracy), cmd: fromNum(ev.final.cmd.accuracy), average, source: 'final evaluation' };
   const last = ev.checkpoints[ev.checkpoints.length - 1];
   if (!last) return undefined;
-  return { original: fromNum(last.original.accuracy), cmd: fromNum(last.cmd.accuracy), average, source: `checkpoint ${last.name}` };
+  return { original: fromNum(last.original.accuracy), cmd: fromNum(last.cmd.accuracy), average, source: `last evaluated checkpoint, ${last.name}` };
 }
 
 /** Relative reconstruction error at the last modelled checkpoint (NaN if there is none). */

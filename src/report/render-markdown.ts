@@ -21,7 +21,7 @@ const accOf = (x: NumValue | undefined) => (x === undefined ? '–' : pct(fromNu
 export function gateHeadline(gates: readonly GateResult[]): string {
   if (!gates.length) return '**CMD report** — no gates requested';
   const failed = gates.filter((g) => !g.passed).length;
-  const verdicts = gates.map((g) => `${g.passed ? '✅' : '❌'} \`${g.name}\` ${formatGateValue(g.value)} ≤ ${g.threshold}`).join(' · ');
+  const verdicts = gates.map((g) => `${g.passed ? '✅' : '❌'} \`${g.name}\` ${formatGateValue(g.value)} ${g.passed ? '≤' : '>'} ${g.threshold}`).join(' · ');
   return `**CMD report: ${failed ? `❌ ${failed} of ${plural(gates.length, 'gate')} failed` : gates.length === 1 ? '✅ the gate passed' : `✅ all ${gates.length} gates passed`}** — ${verdicts}`;
 }
 

@@ -59,7 +59,7 @@ function evaluationSection(r: RunReport): string[] {
   const lines = [`evaluation (${ev.method}):`, formatTable([['step', 'checkpoint', 'original acc', 'CMD acc', 'Δ pts', 'original loss', 'CMD loss'], ...rows], ['r', 'l', 'r', 'r', 'r', 'r', 'r'])];
   const acc = finalAccuracy(r);
   if (acc) {
-    lines.push(`final (${acc.source}): original ${pct(acc.original)}, CMD ${pct(acc.cmd)}${acc.average !== undefined ? `, averaged ${pct(acc.average)}` : ''}; CMD − original ${fixed((acc.cmd - acc.original) * 100, 2)} pts`);
+    lines.push(`final accuracy (${acc.source}): original ${pct(acc.original)}, CMD ${pct(acc.cmd)}${acc.average !== undefined ? `, averaged ${pct(acc.average)}` : ''}; CMD − original ${fixed((acc.cmd - acc.original) * 100, 2)} pts`);
   }
   const errors = ev.checkpoints.flatMap((c) => [c.original.error, c.cmd.error].filter(Boolean).map((e) => `  ${c.name}: ${e}`));
   if (errors.length) lines.push('evaluation failures:', ...errors);

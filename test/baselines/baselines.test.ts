@@ -265,7 +265,7 @@ describe('PCA baseline', () => {
       expectClose(res.ranks[k].errors.errSq, ref, 1e-8);
       const naiveErr = new Float64Array(T);
       for (let j = r; j < T; j++) for (let t = 0; t < T; t++) naiveErr[t] += Math.max(values[j], 0) * vectors[t * T + j] ** 2;
-      console.log("naive", maxRelDiff(naiveErr, ref)); expect(maxRelDiff(naiveErr, ref)).toBeGreaterThan(1e-6);
+      expect(maxRelDiff(naiveErr, ref)).toBeGreaterThan(1e-4);
     });
   });
 });
@@ -332,15 +332,14 @@ describe('DMD baseline', () => {
     }
   });
 
-  it('stays accurate when |mean| ≫ std (rows near 1e3)', () => {
+  it('keeps 1e-8 when |mean| ≫ std (rows near 1e3)', () => {
     const tr = trajectory(1500, 20, 14, { centre: 1000, spread: 100, scale: 0.01, noise: 0.2, f32: true });
     const W = dense(tr);
     const ranks = [2, 3, 5];
     const res = finalizeDmd(gramOf(tr), ranks);
     ranks.forEach((r, k) => {
       const ref = denseDmd(W, r);
-      // The dense SVD itself only resolves the fluctuation directions to about ε·σ₁/σ_k ≈ 1e-10.
-      expectClose(res.ranks[k].errors.errSq, ref, 1e-6);
+      expectClose(res.ranks[k].errors.errSq, ref, 1e-8);
       // Sanity: the fluctuations are tiny relative to the weights, so the errors are not trivially 0.
       expect(Math.max(...res.ranks[k].errors.relativeError)).toBeGreaterThan(1e-9);
     });

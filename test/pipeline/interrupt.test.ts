@@ -73,7 +73,7 @@ async function interruptWhen(ready: (parent: string) => boolean, delayMs: number
 describe('cmd analyze on SIGINT', () => {
   it('exits 130 and leaves nothing behind when interrupted during pass 2', async () => {
     // Pass 2 has started once the pre-sized model file exists; let it run a little longer.
-    const r = await interruptWhen((p) => stagedModel(p) !== '', 300, ['--workers', '1', '--chunk-size', '20000']);
+    const r = await interruptWhen((p) => stagedModel(p) !== '', 100, ['--workers', '1', '--chunk-size', '5000']);
     expect(r.status).toBe(130);
     expect(r.seconds).toBeLessThan(5);
     expect(r.left).toEqual([]);

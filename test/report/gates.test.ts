@@ -34,7 +34,7 @@ describe('evaluateGates', () => {
     const r = withEval([0.9, 0.7], [0.9, 0.6], (rep) => delete rep.evaluation!.final);
     const [g] = evaluateGates(r, { maxAccDrop: 5 });
     expect(g.value).toBeCloseTo(10, 12);
-    expect(g.description).toContain(`checkpoint ${run.report.checkpoints.at(-1)!.name}`);
+    expect(g.description).toContain(`last evaluated checkpoint, ${run.report.checkpoints.at(-1)!.name}`);
   });
 
   it('a failed (missing) CMD accuracy fails the gate instead of passing silently', () => {

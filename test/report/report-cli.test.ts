@@ -160,7 +160,7 @@ describe('cmd report on a real run', () => {
     expect(first).toContain('✅ `max-acc-drop`');
     expect(first).toContain('❌ `max-recon-error`');
     expect(r.stdout).toContain('| gate | value | threshold | result |');
-    expect(r.stdout).toContain('Final accuracy (final, test-constructed values (not measured)): original 90.00%, CMD 89.90%');
+    expect(r.stdout).toContain('Final accuracy (final evaluation, test-constructed values (not measured)): original 90.00%, CMD 89.90%');
     const ok = cmd(['report', file, '--format', 'markdown', '--max-acc-drop', '0.5']);
     expect(ok.status).toBe(0);
     expect(ok.stdout.split('\n')[0]).toMatch(/^\*\*CMD report: ✅ the gate passed\*\*/);

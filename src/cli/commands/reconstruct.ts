@@ -93,6 +93,10 @@ export async function reconstructCommand(dirArg: string | undefined, flags: Reco
   }
   const set = await loadCheckpointSet(dir, await loadOptionsFrom(flags));
   for (const n of set.notes) logLine(`note: ${n}`);
+  if (flags.online) {
+    const { reconstructOnlineCommand } = await import('../../online/run-online.ts');
+    return reconstructOnlineCommand(set, flags, samplesFrom);
+  }
 
   let reuse: string | undefined;
   if (flags.model) {

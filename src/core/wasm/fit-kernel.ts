@@ -20,14 +20,14 @@ export interface KernelMemory {
 /** The kernel's exports; every address is a byte offset into `memory` (see fit-kernel.wat). */
 export interface FitKernelExports {
   memory: KernelMemory;
-  load_f32(src: number, rs: number, T: number, ng: number, Z: number, zs: number, mean: number, s1: number, s2: number): void;
-  load_f64(src: number, rs: number, T: number, ng: number, Z: number, zs: number, mean: number, s1: number, s2: number): void;
+  load_f32(src: number, rs: number, T: number, ng: number, Z: number, zs: number, mean: number, s1: number, s2: number, nv: number): void;
+  load_f64(src: number, rs: number, T: number, ng: number, Z: number, zs: number, mean: number, s1: number, s2: number, nv: number): void;
   cross2(Z: number, zs: number, T: number, R: number, rs: number, ng: number, P: number, ps: number): void;
   cross1(Z: number, zs: number, T: number, R: number, rs: number, ng: number, P: number): void;
   crossSel(Z: number, zs: number, T: number, R: number, rs: number, nq: number, mo: number, out: number): void;
   argmax(nq: number, T: number, M: number, P: number, ps: number, s1: number, s2: number, st: number, mo: number, sel: number): void;
   fit(nv: number, T: number, s1: number, s2: number, mean: number, st: number, mo: number, sel: number, fa: number, d: number, oa: number, ob: number, or2: number): void;
-  errors(Z: number, zs: number, T: number, R: number, rs: number, nq: number, a: number, d: number, c: number, mo: number, ev: number, nv: number): void;
+  errors(Z: number, zs: number, T: number, R: number, rs: number, ng: number, a: number, d: number, mo: number, ev: number): void;
 }
 
 let kernel: FitKernelExports | null | undefined;
