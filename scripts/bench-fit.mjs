@@ -1,6 +1,7 @@
 // Micro-benchmark of the pass-2 kernel (src/core/fit.ts): parameter-checkpoint values per second
 // for fitAssign on float32 chunks, M ∈ {2, 10, 20} × T ∈ {25, 40, 100}.
-// Run: npx tsx scripts/bench-fit.mjs [--n 65536] [--reps 5] [--fixed] [--module path/to/fit.ts]
+// Run: npx tsx scripts/bench-fit.mjs [--n 65536] [--reps 5] [--fixed] [--kernel wasm|js] [--module path/to/fit.ts]
+// (--module: time another copy of fit.ts with the same API, e.g. an older version, for before/after.)
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 
@@ -14,6 +15,12 @@ const reps = Number(opt('reps', 5));
 const fixed = args.includes('--fixed');
 const modulePath = path.resolve(opt('module', new URL('../src/core/fit.ts', import.meta.url).pathname));
 const fit = await import(pathToFileURL(modulePath).href);
+const kernel = opt('kernel', undefined);
+if (kernel) {
+  if (!fit.setFitKernel) throw new Error(`${modulePath} has no setFitKernel`);
+  fit.setFitKernel(kernel);
+}
+const kernelName = fit.activeFitKernel ? fit.activeFitKernel() : 'js';
 
 /** Small deterministic generator (xorshift32), so every run sees the same data. */
 function rng(seed) {
@@ -42,7 +49,7 @@ function data(M, T) {
   return { refs, values, modes };
 }
 
-console.log(`${fixed ? 'fitFixedModes' : 'fitAssign'}  n = ${n}  best of ${reps}  (${modulePath})`);
+console.log(`${fixed ? 'fitFixedModes' : 'fitAssign'}  kernel ${kernelName}  n = ${n}  best of ${reps}  (${modulePath})`);
 for (const M of [2, 10, 20]) {
   for (const T of [25, 40, 100]) {
     const { refs, values, modes } = data(M, T);

@@ -12,8 +12,8 @@ const out = process.env.CMD_DEMO_OUT ?? 'demo-out';
 
 const steps = [
   ['analyze', 'fixtures/fmnist-mlp/checkpoints', '--modes', '10', '--seed', '0', '-o', out, '--force', '--quiet'],
-  ['reconstruct', '-o', out, '--eval-data', 'fixtures/fmnist-mlp/test', '--quiet'],
-  ['report', path.join(out, 'report.json'), '--html', path.join(out, 'report.html')],
+  ['reconstruct', '-o', out, '--eval-data', 'fixtures/fmnist-mlp/test', '--eval-every', '5', '--quiet'],
+  ['report', out, '--format', 'markdown', '--html', path.join(out, 'report.html')],
 ];
 
 for (const args of steps) {

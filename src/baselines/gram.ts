@@ -70,6 +70,7 @@ let zb = new Float64Array(0);
 let Cp = new Float64Array(0);
 let mu = new Float64Array(0);
 let c0 = new Float64Array(0);
+let mFull = new Float64Array(0);
 
 /** Parameters per block: the block's centred values (T × B float64) stay in L1. */
 function blockSize(T: number): number {
@@ -95,11 +96,13 @@ export function accumulateGram(values: ArrayLike<number>, n: number, T: number, 
   if (mu.length < B) {
     mu = new Float64Array(B);
     c0 = new Float64Array(B);
+    mFull = new Float64Array(B);
   }
   const z = zb;
   const Cb = Cp;
   const m0 = mu;
   const w0 = c0;
+  const full = mFull;
   z.fill(0, 0, Tp * B);
   Cb.fill(0, 0, Tp * Tp);
   const { s, zSum, normSq } = acc;
@@ -107,41 +110,45 @@ export function accumulateGram(values: ArrayLike<number>, n: number, T: number, 
   let muSum = 0;
   for (let i0 = 0; i0 < n; i0 += B) {
     const bn = Math.min(B, n - i0);
-    // Shift by the t = 0 value (exact for float32 input), then centre on the block's means.
+    // One pass over the (strided, cache-unfriendly) chunk: shift by the t = 0 value (exact for
+    // float32 input) into the block buffer; the centring pass then stays in L1.
     for (let j = 0; j < bn; j++) {
       w0[j] = values[i0 + j];
       m0[j] = 0;
     }
     for (let t = 0; t < T; t++) {
       const o = t * n + i0;
+      const zo = t * B;
       let w2 = 0;
       for (let j = 0; j < bn; j++) {
         const w = values[o + j];
-        m0[j] += w - w0[j];
+        const d = w - w0[j];
+        z[zo + j] = d;
+        m0[j] += d;
         w2 += w * w;
       }
       normSq[t] += w2;
     }
-    for (let j = 0; j < bn; j++) m0[j] /= T;
+    for (let j = 0; j < bn; j++) {
+      m0[j] /= T;
+      const m = w0[j] + m0[j];
+      full[j] = m;
+      q += m * m;
+      muSum += m;
+    }
     for (let t = 0; t < T; t++) {
-      const o = t * n + i0;
       const zo = t * B;
       let sz = 0;
       let smz = 0;
       for (let j = 0; j < bn; j++) {
-        const v = values[o + j] - w0[j] - m0[j];
+        const v = z[zo + j] - m0[j];
         z[zo + j] = v;
         sz += v;
-        smz += (w0[j] + m0[j]) * v;
+        smz += full[j] * v;
       }
       for (let j = bn; j < B; j++) z[zo + j] = 0;
       zSum[t] += sz;
       s[t] += smz;
-    }
-    for (let j = 0; j < bn; j++) {
-      const m = w0[j] + m0[j];
-      q += m * m;
-      muSum += m;
     }
     gramTiles(z, Tp, B, Cb);
   }

@@ -55,6 +55,7 @@ function buildProgram() {
       .addOption(new Option('--chunk-size <n>', 'parameters per pass-2 chunk').argParser(intArg('--chunk-size', 1)).hideHelp())
       .option('--force', 'replace a non-empty output folder')
       .option('--json', 'print report.json instead of the summary')
+      .option('--html <file>', 'also write the self-contained HTML report')
       .option('-q, --quiet', 'no progress or notes on stderr'),
   ).action(async (dir: string, flags: Omit<AnalyzeFlags, 'modes'> & { modes: number[] }) => {
     const { analyzeCommand } = await import('./commands/analyze.ts');
@@ -86,6 +87,7 @@ function buildProgram() {
       .addOption(new Option('--chunk-size <n>', 'parameters per pass-2 chunk').argParser(intArg('--chunk-size', 1)).hideHelp())
       .option('--force', 'replace a non-empty output folder')
       .option('--json', 'print report.json instead of the summary')
+      .option('--html <file>', 'also write the self-contained HTML report')
       .option('-q, --quiet', 'no progress or notes on stderr'),
     '--input-format',
   ).action(async (dir: string | undefined, flags: Omit<ReconstructFlags, 'format'> & { format: OutputFormat }) => {

@@ -12,6 +12,12 @@
  * its mean; every reference is centred on its mean (two-pass). Sums of centred values keep full
  * precision, and b is shifted back: b = b' + c_w − a·c_r with c_w, c_r the means (§10.2 allows any
  * constants). The closed form equals numpy's `X W̃ᵀ (W̃W̃ᵀ)⁺` (§2.6).
+ *
+ * Two kernels compute this. The WebAssembly SIMD one (wasm/fit-kernel.wat, about 3× faster) runs
+ * its two float64 lanes over parameters, so each parameter's sums are the same additions in the
+ * same order as in the JavaScript one: modes, a, b and R² are bit-identical, and only the
+ * per-checkpoint error and norm sums differ in rounding (parameters grouped differently). The
+ * JavaScript kernel is the fallback where WebAssembly SIMD is unavailable ({@link setFitKernel}).
  */
 
 import { ensureKernelMemory, loadFitKernel, type FitKernelExports } from './wasm/fit-kernel.ts';
@@ -551,21 +557,23 @@ export function activeFitKernel(): FitKernel {
   return kernelFor() ? 'wasm' : 'js';
 }
 
-/** Parameters per WebAssembly block (a multiple of 8): the block's centred float64 copy stays in L1. */
+/** Parameters per WebAssembly block (a multiple of 8): the block's centred float64 copy (≤ 32 KB) stays in L1/L2. */
 function wasmBlockSize(T: number): number {
   return Math.max(8, Math.min(256, Math.floor(4096 / T) & ~7));
 }
 
-/** Bytes of raw values copied into kernel memory at a time: one set() per checkpoint row, L2-resident. */
+/** Bytes of raw values copied into kernel memory at a time: few set() calls, and the panel stays in L2. */
 const PANEL_BYTES = 256 << 10;
 
 const align16 = (x: number) => (x + 15) & ~15;
 
 /**
- * Both entry points on the WebAssembly kernel. The chunk is copied in panels (a few hundred
- * parameters × T rows) into kernel memory; per block of B parameters the kernel centres the
- * values and forms the cross sums, JavaScript picks the modes and fits (same code as the JS
- * kernel), and the kernel adds the error and norm sums. `modes` given: fixed modes, else argmax.
+ * Both entry points on the WebAssembly kernel (`modes` given: fixed modes, else argmax). The chunk
+ * is copied into kernel memory in panels of about {@link PANEL_BYTES} (one set() per checkpoint
+ * row); per block of B parameters the kernel centres the values (adding the squared norms), forms
+ * the cross sums with every mode (or with the fixed mode), picks the modes, fits a, b, R² with
+ * the operation order of {@link fitParam}, and adds the squared errors. JavaScript only copies the
+ * results out and keeps the per-mode counts and R² sums in parameter order.
  */
 function fitWasm(
   k: FitKernelExports,
@@ -581,14 +589,15 @@ function fitWasm(
   const { T, M, Mp, sum1, constant, varScaled, mean } = stats;
   const B = wasmBlockSize(T);
   const elt = values instanceof Float64Array ? 8 : 4;
-  const PW = Math.max(B, Math.floor(PANEL_BYTES / (T * elt * B)) * B);
+  // At least 64 parameters per row copy, so very long trajectories still copy in sizeable runs.
+  const PW = Math.max(Math.ceil(64 / B) * B, Math.floor(PANEL_BYTES / (T * elt * B)) * B);
   const rowBytes = PW * elt;
   // Memory layout (byte offsets).
   const ST = 64; // per-mode table, 64 bytes per mode
   const R = ST + M * 64;
   const Z = align16(R + T * Mp * 8);
   const P = Z + T * B * 8;
-  const [MEAN, S1, S2, A, D, SEL, OA, OB, OR2] = Array.from({ length: 9 }, (_, k) => P + Mp * B * 8 + k * B * 8);
+  const [MEAN, S1, S2, A, D, SEL, OA, OB, OR2] = Array.from({ length: 9 }, (_, j) => P + Mp * B * 8 + j * B * 8);
   const MO = OR2 + B * 8;
   const EV = align16(MO + B * 4);
   const NV = EV + T * 16;
@@ -614,7 +623,7 @@ function fitWasm(
   const { modeCount, r2Sum } = acc;
   const { a: outA, b: outB, r2: outR2, mode: outMode } = out;
   const mo4 = MO / 4;
-  const or28 = OR2 / 8;
+  const or28 = OR2 / 8, oa8 = OA / 8, ob8 = OB / 8;
   for (let p0 = 0; p0 < n; p0 += PW) {
     const pw = Math.min(PW, n - p0);
     const pw8 = (pw + 7) & ~7;
@@ -643,16 +652,16 @@ function fitWasm(
       }
       // Padded lanes (zero values) fit to a = b = 0 and add nothing to the error sums.
       k.fit(ng * 4, T, S1, S2, MEAN, ST, MO, SEL, A, D, OA, OB, OR2);
-      const dst = offset + i0;
-      for (let i = 0; i < bn; i++) {
+      for (let i = 0, dst = offset + i0; i < bn; i++, dst++) {
         const m = i32[mo4 + i] >> 3;
-        outMode[dst + i] = m;
+        const r2 = f64[or28 + i];
+        outMode[dst] = m;
+        outA[dst] = f64[oa8 + i];
+        outB[dst] = f64[ob8 + i];
+        if (outR2) outR2[dst] = r2;
         modeCount[m] += 1;
-        r2Sum[m] += f64[or28 + i];
+        r2Sum[m] += r2;
       }
-      outA.set(f64.subarray(OA / 8, OA / 8 + bn), dst);
-      outB.set(f64.subarray(OB / 8, OB / 8 + bn), dst);
-      if (outR2) outR2.set(f64.subarray(or28, or28 + bn), dst);
       k.errors(Z, zs, T, R, rs, ng, A, D, MO, EV);
     }
   }

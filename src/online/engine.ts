@@ -103,6 +103,7 @@ export class OnlineEngine {
   ): Promise<{ engine: OnlineEngine; warm: AnalysisResult }> {
     const F = options.warmup;
     const window = { from: 0, to: F + 1 };
+    await fsp.mkdir(scratchDir, { recursive: true });
     const warm = await analyzeCheckpoints(set, scratchDir, {
       modes: options.modes,
       samples: options.samples,

@@ -31,6 +31,12 @@ function modesTable(r: RunReport): string {
   );
 }
 
+/** The baseline run's error at `step` (runs may cover different checkpoints). */
+function errorAtStep(r: RunReport, step: number): string {
+  const hit = r.checkpoints.find((x) => x.step === step);
+  return hit ? pct(fromNum(hit.relativeError)) : '–';
+}
+
 function checkpointTable(r: RunReport, baseline?: ReportRun): string {
   const baselines = r.baselines ?? [];
   const header = ['index', 'step', 'checkpoint', 'CMD rel. error', ...baselines.map((b) => `${b.name} error`), ...(baseline ? ['baseline run error'] : [])];
@@ -43,10 +49,7 @@ function checkpointTable(r: RunReport, baseline?: ReportRun): string {
       const hit = b.checkpoints.find((x) => x.index === c.index);
       return hit ? pct(fromNum(hit.relativeError)) : '–';
     }),
-    ...(baseline ? [(() => {
-      const hit = baseline.report.checkpoints.find((x) => x.step === c.step);
-      return hit ? pct(fromNum(hit.relativeError)) : '–';
-    })()] : []),
+    ...(baseline ? [errorAtStep(baseline.report, c.step)] : []),
   ]);
   return formatTable([header, ...rows], ['r', 'r', 'l', ...header.slice(3).map(() => 'r' as const)]);
 }

@@ -1,6 +1,21 @@
+import { readFileSync } from 'node:fs';
 import { Matrix, pseudoInverse } from 'ml-matrix';
-import { describe, expect, it } from 'vitest';
-import { createAccumulators, fitAssign, fitFixedModes, mergeAccumulators, prepareReferences, type FitOutput } from '../../src/core/fit.ts';
+import initWabt from 'wabt';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  activeFitKernel,
+  createAccumulators,
+  fitAssign,
+  fitFixedModes,
+  mergeAccumulators,
+  prepareReferences,
+  setFitKernel,
+  type FitAccumulators,
+  type FitKernel,
+  type FitOutput,
+  type ReferenceStats,
+} from '../../src/core/fit.ts';
+import { FIT_KERNEL_WASM_BASE64 } from '../../src/core/wasm/fit-kernel-bytes.ts';
 import { createRng, type Rng } from '../../src/core/rng.ts';
 
 function gauss(rng: Rng): number {
@@ -261,5 +276,198 @@ describe('fitAssign special cases', () => {
     expect(() => fitAssign(new Float64Array(5), 2, stats, outputs(2), createAccumulators(2, 3))).toThrow(RangeError);
     expect(() => fitAssign(new Float64Array(6), 2, stats, outputs(1), createAccumulators(2, 3))).toThrow(RangeError);
     expect(() => prepareReferences(new Float64Array(5), 2, 3)).toThrow(RangeError);
+  });
+});
+
+/**
+ * The math of fit.ts written plainly, one parameter at a time, in the operation order its comments
+ * specify (shift by w(0), centre, sums over t in order, score |T·P − S1·R1|·(1/sqrt(varR)), closed-form
+ * fit, errors of the float32-rounded model). Both kernels must reproduce its modes, a, b and R²
+ * bit for bit.
+ */
+function referenceFit(values: ArrayLike<number>, n: number, stats: ReferenceStats, fixedModes?: ArrayLike<number>) {
+  const { T, M, centred, mean, sum1, varScaled, constant } = stats;
+  const mode = new Int32Array(n);
+  const a = new Float64Array(n);
+  const b = new Float64Array(n);
+  const r2 = new Float64Array(n);
+  const errSq = new Float64Array(T);
+  const normSq = new Float64Array(T);
+  for (let i = 0; i < n; i++) {
+    const w = Array.from({ length: T }, (_, t) => values[t * n + i]);
+    const x = w.map((v) => v - w[0]);
+    const mu = x.reduce((s, v) => s + v, 0) / T;
+    const z = x.map((v) => v - mu);
+    const cw = w[0] + mu;
+    const s1 = z.reduce((s, v) => s + v, 0);
+    const s2 = z.reduce((s, v) => s + v * v, 0);
+    const cross = (m: number) => z.reduce((s, v, t) => s + v * centred[m * T + t], 0);
+    const varW = T * s2 - s1 * s1;
+    let m = 0;
+    if (fixedModes) m = fixedModes[i];
+    else if (varW > 0) {
+      let best = 0;
+      for (let k = 0; k < M; k++) {
+        // fit.ts multiplies by a precomputed 1/sqrt(varR): near-ties round the same way only so.
+        const score = constant[k] ? 0 : Math.abs(T * cross(k) - s1 * sum1[k]) * (1 / Math.sqrt(varScaled[k]));
+        if (score > best) [best, m] = [score, k];
+      }
+    }
+    mode[i] = m;
+    if (constant[m]) {
+      const xbar = cw + s1 / T;
+      a[i] = (mean[m] * xbar) / (mean[m] ** 2 + 1);
+      b[i] = xbar / (mean[m] ** 2 + 1);
+    } else {
+      const num = T * cross(m) - s1 * sum1[m];
+      a[i] = num / varScaled[m];
+      b[i] = (s1 - a[i] * sum1[m]) / T + cw - a[i] * mean[m];
+      if (varW > 0) r2[i] = Math.min((num / (Math.sqrt(varW) * Math.sqrt(varScaled[m]))) ** 2, 1);
+    }
+    const fa = Math.fround(a[i]);
+    const fb = Math.fround(b[i]);
+    for (let t = 0; t < T; t++) {
+      errSq[t] += (z[t] - fa * centred[m * T + t] + (cw - fa * mean[m] - fb)) ** 2;
+      normSq[t] += w[t] ** 2;
+    }
+  }
+  return { mode, a, b, r2, errSq, normSq };
+}
+
+/** References and a chunk with every special case: constant and duplicate references, constant, huge-offset and reference-copy parameters. */
+function hardCase(seed: number, M: number, T: number, n: number, Ctor: Float32ArrayConstructor | Float64ArrayConstructor) {
+  const rng = createRng(seed);
+  const refs: number[][] = [];
+  for (let m = 0; m < M; m++) {
+    if (m === 2) refs.push(Array(T).fill(1.5)); // constant reference
+    else if (m === 3) refs.push(refs[1].map((v) => -2 * v + 0.25)); // affine copy of reference 1: ties
+    else refs.push(randomWalk(rng, T).map((v) => v * 10 ** (m % 3 - 1)));
+  }
+  const values = new Ctor(T * n);
+  for (let i = 0; i < n; i++) {
+    const kind = i % 11;
+    const m = Math.floor(rng.nextFloat() * M);
+    const a = gauss(rng);
+    const off = kind === 5 ? 1e3 : 5 * gauss(rng); // BatchNorm-like offset
+    for (let t = 0; t < T; t++) {
+      let v: number;
+      if (kind === 0) v = -0.75; // constant parameter
+      else if (kind === 1) v = refs[m][t]; // exactly a reference
+      else v = a * refs[m][t] + off + (kind === 5 ? 1e-4 : 0.5) * gauss(rng);
+      values[t * n + i] = v;
+    }
+  }
+  return { refs: Float64Array.from(refs.flat()), values };
+}
+
+function runKernel(kernel: FitKernel, values: Float32Array | Float64Array, n: number, stats: ReferenceStats, fixed?: ArrayLike<number>, offset = 0) {
+  expect(setFitKernel(kernel)).toBe(kernel);
+  const out = { mode: new Uint16Array(n + offset), a: new Float64Array(n + offset), b: new Float64Array(n + offset), r2: new Float64Array(n + offset), offset };
+  const acc = createAccumulators(stats.M, stats.T);
+  if (fixed) fitFixedModes(values, n, stats, fixed, 0, out, acc);
+  else fitAssign(values, n, stats, out, acc);
+  const cut = <A extends { subarray(a: number): A }>(x: A) => x.subarray(offset);
+  return { mode: cut(out.mode), a: cut(out.a), b: cut(out.b), r2: cut(out.r2), acc };
+}
+
+function expectSameSums(got: FitAccumulators, want: { errSq: Float64Array; normSq: Float64Array }, rel: number) {
+  for (let t = 0; t < want.errSq.length; t++) {
+    expect(Math.abs(got.errSq[t] - want.errSq[t])).toBeLessThanOrEqual(rel * want.errSq[t]);
+    expect(Math.abs(got.normSq[t] - want.normSq[t])).toBeLessThanOrEqual(rel * want.normSq[t]);
+  }
+}
+
+describe('WebAssembly and JavaScript kernels against the plain reference', () => {
+  afterEach(() => setFitKernel('auto'));
+
+  it('runs the WebAssembly kernel by default on Node and can switch to JavaScript', () => {
+    expect(setFitKernel('auto')).toBe('wasm');
+    expect(activeFitKernel()).toBe('wasm');
+    expect(setFitKernel('js')).toBe('js');
+    expect(activeFitKernel()).toBe('js');
+    expect(setFitKernel('wasm')).toBe('wasm');
+  });
+
+  const cases: [number, number, number][] = [
+    [1, 12, 9], [2, 25, 1000], [3, 1, 17], [4, 2, 33], [5, 40, 2600], [10, 40, 3001], [20, 25, 515], [7, 100, 77], [33, 7, 130],
+  ];
+  for (const [M, T, n] of cases) {
+    for (const Ctor of [Float32Array, Float64Array]) {
+      it(`fitAssign and fitFixedModes agree bit for bit: M = ${M}, T = ${T}, n = ${n}, ${Ctor.name}`, () => {
+        const { refs, values } = hardCase(M * 1000 + T, M, T, n, Ctor);
+        const stats = prepareReferences(refs, M, T);
+        if (M > 2) expect(stats.constant[2]).toBe(1);
+        const want = referenceFit(values, n, stats);
+        const fixedModes = Int32Array.from({ length: n }, (_, i) => (i * 7) % M);
+        const wantFixed = referenceFit(values, n, stats, fixedModes);
+        for (const kernel of ['wasm', 'js'] as const) {
+          const got = runKernel(kernel, values, n, stats, undefined, 5);
+          expect(Array.from(got.mode)).toEqual(Array.from(want.mode));
+          expect(Array.from(got.a)).toEqual(Array.from(want.a));
+          expect(Array.from(got.b)).toEqual(Array.from(want.b));
+          expect(Array.from(got.r2)).toEqual(Array.from(want.r2));
+          expectSameSums(got.acc, want, 1e-12);
+          const fixed = runKernel(kernel, values, n, stats, fixedModes);
+          expect(Array.from(fixed.mode)).toEqual(Array.from(fixedModes));
+          expect(Array.from(fixed.a)).toEqual(Array.from(wantFixed.a));
+          expect(Array.from(fixed.b)).toEqual(Array.from(wantFixed.b));
+          expect(Array.from(fixed.r2)).toEqual(Array.from(wantFixed.r2));
+          expectSameSums(fixed.acc, wantFixed, 1e-12);
+        }
+      });
+    }
+  }
+
+  it('covers the special cases it claims: ties, constant parameters, constant reference', () => {
+    const M = 5, T = 40, n = 2600;
+    const { refs, values } = hardCase(5040, M, T, n, Float32Array);
+    const stats = prepareReferences(refs, M, T);
+    const got = runKernel('wasm', values, n, stats);
+    for (let i = 0; i < n; i += 11) expect(got.mode[i]).toBe(0); // constant parameters
+    expect(Array.from(got.mode).some((m) => m === 3 || m === 1)).toBe(true);
+    expect(Array.from(got.mode).includes(2)).toBe(false); // the constant reference attracts nobody
+  });
+
+  it('writes float32 outputs and Uint8 modes as the float64 results rounded, without r2', () => {
+    const M = 10, T = 40, n = 700;
+    const { refs, values } = hardCase(77, M, T, n, Float32Array);
+    const stats = prepareReferences(refs, M, T);
+    const want = referenceFit(values, n, stats);
+    for (const kernel of ['wasm', 'js'] as const) {
+      setFitKernel(kernel);
+      const out = { mode: new Uint8Array(n), a: new Float32Array(n), b: new Float32Array(n) };
+      const acc = createAccumulators(M, T);
+      fitAssign(values, n, stats, out, acc);
+      expect(Array.from(out.mode)).toEqual(Array.from(want.mode));
+      expect(Array.from(out.a)).toEqual(Array.from(want.a, Math.fround));
+      expect(Array.from(out.b)).toEqual(Array.from(want.b, Math.fround));
+      const count = new Float64Array(M);
+      const r2Sum = new Float64Array(M);
+      want.mode.forEach((m, i) => {
+        count[m]++;
+        r2Sum[m] += want.r2[i];
+      });
+      expect(Array.from(acc.modeCount)).toEqual(Array.from(count));
+      expect(Array.from(acc.r2Sum)).toEqual(Array.from(r2Sum));
+    }
+  });
+
+  it('rejects a bad fixed mode in either kernel', () => {
+    const stats = prepareReferences(Float64Array.from([0, 1, 3, 2, 5, 1]), 2, 3);
+    for (const kernel of ['wasm', 'js'] as const) {
+      setFitKernel(kernel);
+      expect(() => fitFixedModes(new Float64Array(6), 2, stats, [0, 2], 0, outputs(2), createAccumulators(2, 3))).toThrow(/mode 2 of parameter 1/);
+      expect(() => fitFixedModes(new Float64Array(6), 2, stats, [0.5, 1], 0, outputs(2), createAccumulators(2, 3))).toThrow(RangeError);
+    }
+  });
+
+  it('ships compiled bytes that match fit-kernel.wat', async () => {
+    const wabt = await initWabt();
+    const wat = readFileSync(new URL('../../src/core/wasm/fit-kernel.wat', import.meta.url), 'utf8');
+    const mod = wabt.parseWat('fit-kernel.wat', wat, { simd: true });
+    mod.validate();
+    const bytes = mod.toBinary({ log: false, write_debug_names: false }).buffer;
+    mod.destroy();
+    expect(Buffer.from(bytes).toString('base64')).toBe(FIT_KERNEL_WASM_BASE64);
   });
 });

@@ -27,6 +27,7 @@ export interface AnalyzeFlags extends SelectionFlags {
   force?: boolean;
   json?: boolean;
   quiet?: boolean;
+  html?: string;
 }
 
 /** Parses a samples file: a JSON array of [tensorName, elementOffset] pairs. */
@@ -84,6 +85,7 @@ export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<
       ? await (await import('../../online/run-online.ts')).runOnlineAnalysis(set, flags, staged.path, samplesFrom)
       : await runAnalysis(set, flags, staged.path, samplesFrom);
     await staged.commit();
+    if (flags.html) await (await import('../../report/html.ts')).writeHtmlReport(flags.out, flags.html);
     writeOut(flags.json ? serializeReport(report) : renderSummary(report, flags.out));
   } catch (e) {
     await staged.abort();

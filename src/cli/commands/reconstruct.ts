@@ -172,7 +172,9 @@ export async function reconstructCommand(dirArg: string | undefined, flags: Reco
     }
     if (interruptSignal.aborted) throw new UsageError('interrupted');
     await staged.commit();
-    writeOut(flags.json ? serializeReport(report) : `${renderSummary(report, flags.out)}\n${renderEvaluation(report)}`);
+    if (flags.html) await (await import('../../report/html.ts')).writeHtmlReport(flags.out, flags.html);
+    // After `cmd analyze` the summary was shown already; repeat it only when the decomposition ran here.
+    writeOut(flags.json ? serializeReport(report) : reuse ? renderEvaluation(report) : `${renderSummary(report, flags.out)}\n${renderEvaluation(report)}`);
   } catch (e) {
     await staged.abort();
     throw e;

@@ -26,7 +26,7 @@ export interface FitKernelExports {
   cross1(Z: number, zs: number, T: number, R: number, rs: number, ng: number, P: number): void;
   crossSel(Z: number, zs: number, T: number, R: number, rs: number, nq: number, mo: number, out: number): void;
   argmax(nq: number, T: number, M: number, P: number, ps: number, s1: number, s2: number, st: number, mo: number, sel: number): void;
-  fit(nv: number, T: number, s1: number, s2: number, mean: number, st: number, mo: number, sel: number, fa: number, d: number, oa: number, ob: number, or2: number): void;
+  fit(npairs: number, T: number, s1: number, s2: number, mean: number, st: number, mo: number, sel: number, fa: number, d: number, oa: number, ob: number, or2: number): void;
   errors(Z: number, zs: number, T: number, R: number, rs: number, ng: number, a: number, d: number, mo: number, ev: number): void;
 }
 

@@ -407,13 +407,13 @@
       (f64.store offset=24 (local.get $sp) (f64.load offset=24 (i32.add (local.get $pp) (i32.mul (local.get $m3) (local.get $ps)))))
       (br_if $groups (i32.lt_u (local.tee $g (i32.add (local.get $g) (i32.const 1))) (local.get $nq)))))
 
-  ;; Least-squares fit (§2.6) of $nv pairs of parameters to their modes from the sums s1, s2,
+  ;; Least-squares fit (§2.6) of $npairs pairs of parameters to their modes from the sums s1, s2,
   ;; mean (c_w) and sel = Σ z·r̃_m, in exactly the operation order of fitParam in fit.ts. Writes
   ;; a, b, R² to $oa, $ob, $or2 and, for the error pass, â = fround(a) to $fa and
   ;; d = c_w − â·r̄_m − fround(b) to $d. A constant reference (mask in the mode table) takes the
   ;; pinv minimum-norm solution a = c·x̄/(c²+1), b = x̄/(c²+1), R² = 0.
   (func (export "fit")
-    (param $nv i32) (param $T i32) (param $s1 i32) (param $s2 i32) (param $mean i32) (param $st i32)
+    (param $npairs i32) (param $T i32) (param $s1 i32) (param $s2 i32) (param $mean i32) (param $st i32)
     (param $mo i32) (param $sel i32) (param $fa i32) (param $d i32) (param $oa i32) (param $ob i32) (param $or2 i32)
     (local $j i32) (local $o i32) (local $q0 i32) (local $q1 i32)
     (local $Tv v128) (local $x1 v128) (local $x2 v128) (local $cw v128) (local $cr v128)
@@ -459,7 +459,7 @@
       (v128.store (i32.add (local.get $fa) (local.get $o)) (local.get $ra))
       (v128.store (i32.add (local.get $d) (local.get $o))
         (f64x2.sub (f64x2.sub (local.get $cw) (f64x2.mul (local.get $ra) (local.get $mr))) (local.get $rb)))
-      (br_if $pairs (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $nv)))))
+      (br_if $pairs (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $npairs)))))
 
   ;; Squared errors per checkpoint, two lanes each: with â and d = c_w − â·r̄_m − b̂ per parameter
   ;; ($a, $d float64; $mo i32 = 8·m(i)), adds (z − â·r̃_m + d)² to $ev[t] (T × f64x2). Groups of 8
