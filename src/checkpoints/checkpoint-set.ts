@@ -6,7 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { InputError, UsageError } from '../errors.ts';
-import { stripTfjsCounter } from '../formats/tfjs.ts';
+import { stripTfjsCounter } from '../formats/tfjs-codec.ts';
 import type { CheckpointContents, FormatName, StoredTensor } from '../formats/types.ts';
 import { discoverCheckpoints, filterSteps, orderBySteps, stepsFromNames, type CheckpointSource, type DiscoverOptions, type IgnoredEntry, type OrderedSource, type StepFilter } from './discover.ts';
 import { openCheckpoint, type OpenOptions } from './open-checkpoint.ts';

@@ -2,7 +2,6 @@
 import { readFlatNpyCheckpoint, readNpyDirCheckpoint } from '../formats/npy.ts';
 import { readNpzCheckpoint } from '../formats/npz.ts';
 import { readSafetensorsHeader, readShardedSafetensors } from '../formats/safetensors.ts';
-import { readTfjsCheckpoint } from '../formats/tfjs.ts';
 import type { CheckpointContents } from '../formats/types.ts';
 import type { CheckpointSource } from './discover.ts';
 
@@ -23,6 +22,7 @@ export function openCheckpoint(source: CheckpointSource, options: OpenOptions = 
       return readFlatNpyCheckpoint(source.path, options.tensorTable);
     case 'tfjs-model':
     case 'tfjs-manifest':
-      return readTfjsCheckpoint(source.path);
+      // Loaded on demand: the manifest reader brings zod, which other formats do not need.
+      return import('../formats/tfjs.ts').then((m) => m.readTfjsCheckpoint(source.path));
   }
 }

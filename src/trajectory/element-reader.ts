@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { DTYPES, decodeInto, type FloatArray } from '../formats/dtype.ts';
 import type { StoredTensor } from '../formats/types.ts';
 import { InputError } from '../errors.ts';
-import { dequantizeInPlace } from '../formats/tfjs.ts';
+import { dequantizeInPlace } from '../formats/tfjs-codec.ts';
 
 export class ElementReader {
   private readonly fds = new Map<string, number>();

@@ -3,8 +3,6 @@ import { loadCheckpointSet, type CheckpointSet } from '../../checkpoints/checkpo
 import { UsageError, InputError } from '../../errors.ts';
 import { analyzeCheckpoints, type AnalysisResult } from '../../pipeline/analyze.ts';
 import { StagedDir } from '../../output/atomic.ts';
-import { buildReport, serializeReport } from '../../output/report.ts';
-import { writeHeatmap, writeReport, writeRunInfo, writeSamples } from '../../output/run-outputs.ts';
 import type { RunReport } from '../../output/report-schema.ts';
 import { loadOptionsFrom, type SelectionFlags } from '../options.ts';
 import { createProgress } from '../progress.ts';
@@ -47,6 +45,8 @@ export async function readSamplesFile(file: string): Promise<[string, number][]>
 /** Runs the decomposition into a staging folder and writes its side files; returns the report. */
 export async function runAnalysis(set: CheckpointSet, flags: AnalyzeFlags, stagingDir: string, samplesFrom?: [string, number][]): Promise<{ report: RunReport; result: AnalysisResult }> {
   const started = performance.now();
+  // The report code (zod) loads while the workers run, off the critical path.
+  const reporting = Promise.all([import('../../output/report.ts'), import('../../output/run-outputs.ts')]);
   const seed = flags.seed ?? 0;
   const samples = flags.samples ?? 1000;
   const result = await analyzeCheckpoints(set, stagingDir, {
@@ -60,6 +60,7 @@ export async function runAnalysis(set: CheckpointSet, flags: AnalyzeFlags, stagi
     signal: interruptSignal,
     progress: createProgress(flags),
   });
+  const [{ buildReport }, { writeHeatmap, writeReport, writeRunInfo, writeSamples }] = await reporting;
   const report = buildReport({ set, result, seed: samplesFrom ? null : seed, samplesRequested: samplesFrom ? samplesFrom.length : samples });
   await writeSamples(stagingDir, set, result.sampleIndices);
   await writeHeatmap(stagingDir, result);
@@ -86,7 +87,7 @@ export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<
       : await runAnalysis(set, flags, staged.path, samplesFrom);
     await staged.commit();
     if (flags.html) await (await import('../../report/html.ts')).writeHtmlReport(flags.out, flags.html);
-    writeOut(flags.json ? serializeReport(report) : renderSummary(report, flags.out));
+    writeOut(flags.json ? `${JSON.stringify(report, null, 2)}\n` : renderSummary(report, flags.out));
   } catch (e) {
     await staged.abort();
     throw e;
