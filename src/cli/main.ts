@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { CancelledError, CmdError } from '../errors.ts';
-import { addSelectionOptions, intArg, modesArg } from './options.ts';
+import { addSelectionOptions, baselinesArg, floatArg, intArg, modesArg } from './options.ts';
 import { setQuiet } from './terminal.ts';
 import { interruptSignal, installSignalHandlers } from './signals.ts';
 import type { InspectFlags } from './commands/inspect.ts';
@@ -46,6 +46,9 @@ function buildProgram() {
       .argument('<dir>', 'checkpoint folder')
       .option('-o, --out <dir>', 'output folder', 'cmd-out')
       .option('-m, --modes <M>', 'number of modes M (at most; tied clusters can give fewer); a list 2,5,10 sweeps M in one pass, the first is the main model', modesArg, [10])
+      .option('--baselines <list>', 'baselines beside CMD in the same pass: avg-last-k,ema,pca,dmd', baselinesArg)
+      .option('--avg-last <k>', 'checkpoints in the avg-last-k baseline', intArg('--avg-last', 1), 5)
+      .option('--ema-beta <beta>', 'decay of the ema baseline, in [0, 1)', floatArg('--ema-beta', 0, 0.999999), 0.9)
       .option('-k, --samples <K>', 'number of sampled parameters K', intArg('--samples', 2))
       .option('--seed <n>', 'seed for sampling', intArg('--seed', 0, 2 ** 32 - 1))
       .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs) instead of drawing them')

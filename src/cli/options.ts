@@ -26,6 +26,24 @@ export function modesArg(value: string): number[] {
   return nums;
 }
 
+export function floatArg(name: string, min = -Infinity, max = Infinity) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number in [${min}, ${max}]`);
+    return n;
+  };
+}
+
+const BASELINE_KINDS = ['avg-last-k', 'ema', 'pca', 'dmd'] as const;
+
+/** `--baselines avg-last-k,ema,pca,dmd` (or `all`). */
+export function baselinesArg(value: string): (typeof BASELINE_KINDS)[number][] {
+  if (value.trim() === 'all') return [...BASELINE_KINDS];
+  const list = value.split(',').map((v) => v.trim());
+  for (const v of list) if (!(BASELINE_KINDS as readonly string[]).includes(v)) throw new InvalidArgumentError(`unknown baseline ${v} (choose from ${BASELINE_KINDS.join(', ')}, or all)`);
+  return [...new Set(list)] as (typeof BASELINE_KINDS)[number][];
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }

@@ -3,6 +3,8 @@
  * (cmd-algorithm.md §2.2–2.3: `abs(corrcoef(X))`, NaN → 0, then `pdist(A)`).
  */
 
+import { ensureDistanceKernelMemory, loadDistanceKernel, type DistanceKernelExports } from './wasm/distance-kernel.ts';
+
 /**
  * |Pearson correlation| between the rows of X (K × T, row-major), as a K × K row-major matrix.
  *
@@ -11,9 +13,13 @@
  * zero variance: numpy's corrcoef gives NaN for its whole row and column, diagonal included,
  * which CMD maps to 0 — we write 0 there directly. Values are clipped to [0, 1] like numpy's
  * `clip(-1, 1)`.
+ *
+ * `out` (optional, K² values, overwritten) receives the matrix instead of a new array, e.g. one on
+ * a SharedArrayBuffer so worker threads can read it without a copy (K = 10,000: 800 MB).
  */
-export function absCorrelation(X: Float64Array | Float32Array, K: number, T: number): Float64Array {
+export function absCorrelation(X: Float64Array | Float32Array, K: number, T: number, out?: Float64Array): Float64Array {
   if (X.length !== K * T) throw new RangeError(`absCorrelation: X has ${X.length} values, expected K·T = ${K}·${T}`);
+  if (out && out.length !== K * K) throw new RangeError(`absCorrelation: out has ${out.length} slots, expected K² = ${K * K}`);
   const Z = new Float64Array(K * T);
   const scale = new Float64Array(K); // 1/‖z_i‖, or 0 for a constant row
   for (let i = 0; i < K; i++) {
@@ -30,7 +36,7 @@ export function absCorrelation(X: Float64Array | Float32Array, K: number, T: num
     }
     scale[i] = ss > 0 ? 1 / Math.sqrt(ss) : 0;
   }
-  const A = new Float64Array(K * K);
+  const A = out ? out.fill(0) : new Float64Array(K * K);
   for (let i = 0; i < K; i++) {
     const oi = i * T;
     const si = scale[i];
@@ -89,7 +95,29 @@ export function splitRowsByPairs(K: number, parts: number): number[] {
   return bounds;
 }
 
-const ROW_TILE = 16;
+/** Which implementation computes the distances: WebAssembly SIMD or plain JavaScript. */
+export type DistanceKernel = 'wasm' | 'js';
+
+let kernelChoice: DistanceKernel | 'auto' = 'auto';
+
+function kernelFor(): DistanceKernelExports | null {
+  return kernelChoice === 'js' ? null : loadDistanceKernel();
+}
+
+/**
+ * Selects the distance kernel for this thread: 'auto' (the default) uses WebAssembly SIMD where
+ * the engine supports it and JavaScript otherwise; 'js' forces JavaScript (e.g. to compare both in
+ * tests). Both give bit-identical distances. Returns the kernel now in use.
+ */
+export function setDistanceKernel(kernel: DistanceKernel | 'auto'): DistanceKernel {
+  kernelChoice = kernel === 'wasm' ? 'auto' : kernel;
+  return activeDistanceKernel();
+}
+
+/** The kernel that {@link rowDistancesBlock} and {@link rowDistances} use on this thread. */
+export function activeDistanceKernel(): DistanceKernel {
+  return kernelFor() ? 'wasm' : 'js';
+}
 
 /**
  * Euclidean distances between row i of A (K × K) and every later row j > i, for i in [i0, i1),
@@ -99,13 +127,23 @@ const ROW_TILE = 16;
  * Computed by direct differences Σ (a_il − a_jl)², summed over l in increasing order for every
  * pair. The Gram identity |a|² + |b|² − 2a·b is not used: it cancels catastrophically for nearly
  * identical rows (an error of ~1e-7 in d when d ≈ 0 at K = 1000), and ties between duplicated rows
- * must stay exact. Cache blocking: a tile of 16 rows i stays in L2 while rows j stream past it,
- * four j rows at a time share each load of a_il.
+ * must stay exact. The WebAssembly kernel ({@link setDistanceKernel}) and the JavaScript loops do
+ * the same float64 operations in the same order per pair, so their results are bit-identical.
  */
 export function rowDistancesBlock(A: Float64Array, K: number, i0: number, i1: number, out: Float64Array): void {
   if (A.length !== K * K) throw new RangeError(`rowDistancesBlock: A has ${A.length} values, expected K² = ${K * K}`);
   if (out.length < condensedLength(K)) throw new RangeError(`rowDistancesBlock: out has ${out.length} slots, expected ${condensedLength(K)}`);
   if (!(0 <= i0 && i0 <= i1 && i1 <= K)) throw new RangeError(`rowDistancesBlock: bad row range [${i0}, ${i1}) for K = ${K}`);
+  const k = kernelFor();
+  if (k) distancesWasm(k, A, K, i0, i1, out);
+  else distancesJs(A, K, i0, i1, out);
+}
+
+/** Rows per JavaScript tile: a tile of 16 rows i stays in L2 while rows j stream past it. */
+const ROW_TILE = 16;
+
+/** JavaScript kernel: four j rows at a time share each load of a_il. */
+function distancesJs(A: Float64Array, K: number, i0: number, i1: number, out: Float64Array): void {
   for (let ib = i0; ib < i1; ib += ROW_TILE) {
     const ie = Math.min(ib + ROW_TILE, i1);
     let j = ib + 1;
@@ -154,11 +192,70 @@ export function rowDistancesBlock(A: Float64Array, K: number, i0: number, i1: nu
   }
 }
 
+/** Bytes of A copied into kernel memory per tile (one tile of rows i and one of rows j). */
+const TILE_BYTES = 16 << 20;
+
+/**
+ * WebAssembly kernel driver. A (up to 800 MB at K = 10,000) never goes into kernel memory whole:
+ * a tile of TI rows i is copied interleaved in groups of 8 (the kernel's lanes), then the rows j
+ * after the tile's first row are copied TJ at a time (one contiguous set() each) and every group
+ * runs against them. Kernel memory stays ≈ 2·{@link TILE_BYTES}. JavaScript takes the square
+ * roots (Math.sqrt and f64x2.sqrt are both correctly rounded; doing it here is one pass).
+ */
+function distancesWasm(k: DistanceKernelExports, A: Float64Array, K: number, i0: number, i1: number, out: Float64Array): void {
+  if (i1 - i0 < 1 || K < 2) return;
+  const fit = Math.max(1, Math.floor(TILE_BYTES / (8 * K)));
+  const TI = Math.min(256, Math.max(8, fit & ~7));
+  const TJ = Math.min(512, Math.max(2, fit));
+  // Memory layout (byte offsets): I tile, J tile (+1 zero row: the odd pair's partner), sums.
+  const I = 0;
+  const J = TI * K * 8;
+  const ACC = J + (TJ + 1) * K * 8;
+  const buffer = ensureDistanceKernelMemory(k, ACC + (TJ + 2) * 64);
+  const f64 = new Float64Array(buffer);
+  const acc = ACC / 8;
+  for (let ib = i0; ib < i1; ib += TI) {
+    const ie = Math.min(ib + TI, i1);
+    const groups = Math.ceil((ie - ib) / 8);
+    for (let g = 0; g < groups; g++) {
+      const q = (I + g * K * 64) / 8;
+      for (let r = 0; r < 8; r++) {
+        const i = ib + 8 * g + r;
+        if (i < ie) {
+          const oi = i * K;
+          for (let l = 0; l < K; l++) f64[q + 8 * l + r] = A[oi + l];
+        } else {
+          for (let l = 0; l < K; l++) f64[q + 8 * l + r] = 0;
+        }
+      }
+    }
+    for (let jb = ib + 1; jb < K; jb += TJ) {
+      const nj = Math.min(TJ, K - jb);
+      f64.set(A.subarray(jb * K, (jb + nj) * K), J / 8);
+      f64.fill(0, J / 8 + nj * K, J / 8 + (nj + 1) * K);
+      for (let g = 0; g < groups; g++) {
+        const gi = ib + 8 * g;
+        const js = Math.max(0, gi + 1 - jb); // first j after the group's first row
+        if (js >= nj) continue;
+        const je = js + ((nj - js + 1) & ~1);
+        f64.fill(0, acc + 8 * js, acc + 8 * je);
+        k.dist(I + g * K * 64, J, K, js, je, ACC);
+        for (let r = 0; r < 8; r++) {
+          const i = gi + r;
+          if (i >= ie) break;
+          const base = K * i - (i * (i + 1)) / 2 - i - 1 + jb;
+          for (let jl = Math.max(js, i + 1 - jb); jl < nj; jl++) out[base + jl] = Math.sqrt(f64[acc + 8 * jl + r]);
+        }
+      }
+    }
+  }
+}
+
 /**
  * Condensed Euclidean distances between the rows of A (K × K), in scipy `pdist` order:
- * `d[condensedIndex(K, i, j)] = ‖A[i,:] − A[j,:]‖`. O(K³): K = 1000 takes a few tenths of a
- * second on one core; split the rows with {@link splitRowsByPairs} + {@link rowDistancesBlock}
- * to use several.
+ * `d[condensedIndex(K, i, j)] = ‖A[i,:] − A[j,:]‖`. O(K³): K = 1000 takes about 0.1 s on one
+ * core with the WebAssembly kernel (0.3 s in JavaScript); split the rows with
+ * {@link splitRowsByPairs} + {@link rowDistancesBlock} to use several.
  */
 export function rowDistances(A: Float64Array, K: number): Float64Array {
   const out = new Float64Array(condensedLength(K));

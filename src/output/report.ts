@@ -62,6 +62,7 @@ export function buildReport({ set, result, seed, samplesRequested, variant = 'po
     },
     outputs: { model: 'cmd-model.safetensors', samples: SAMPLES_FILE, correlationHeatmap: 'sampled-corr.npy' },
   };
+  if (result.baselines) report.baselines = baselineSection(result.baselines, window);
   if (result.sweep.length) {
     const all = [result, ...result.sweep].sort((x, y) => x.modesRequested - y.modesRequested);
     report.modeSweep = all.map((m) => ({
@@ -74,6 +75,19 @@ export function buildReport({ set, result, seed, samplesRequested, variant = 'po
     }));
   }
   return RunReportSchema.parse(report);
+}
+
+/** The report's `baselines`: one entry per baseline and rank, with its per-checkpoint error. */
+function baselineSection(b: NonNullable<AnalysisResult['baselines']>, window: CheckpointSet['checkpoints']): NonNullable<RunReport['baselines']> {
+  const series = (rel: Float64Array) => window.map((c, t) => ({ index: c.index, step: c.step, name: c.name, relativeError: num(rel[t]) }));
+  const out: NonNullable<RunReport['baselines']> = [];
+  const r = b.results;
+  if (b.kinds.includes('avg-last-k')) out.push({ name: `avg-last-${r.average.lastK}`, storageBytes: r.average.bytes, checkpoints: series(r.average.errors.relativeError) });
+  if (b.kinds.includes('ema')) out.push({ name: `ema-${r.ema.beta}`, storageBytes: r.ema.bytes, checkpoints: series(r.ema.errors.relativeError) });
+  const label = (kind: string, e: { basis: string; result: { rank: number } }) => (e.basis === 'modes' ? `${kind}-rank-${e.result.rank}` : `${kind}-same-storage-rank-${e.result.rank}`);
+  if (b.kinds.includes('pca')) for (const e of r.pca) out.push({ name: label('pca', e), rank: e.result.rank, storageBytes: e.bytes, checkpoints: series(e.result.errors.relativeError) });
+  if (b.kinds.includes('dmd')) for (const e of r.dmd) out.push({ name: label('dmd', e), rank: e.result.rank, storageBytes: e.bytes, checkpoints: series(e.result.errors.relativeError) });
+  return out;
 }
 
 export function serializeReport(report: RunReport): string {

@@ -22,6 +22,7 @@ import { createModelFile, MODEL_FILE, planModelFile, SWEEP_DIR, sweepModelName, 
 import { createPool, defaultWorkerCount, runAll, type WorkerPool } from './pool.ts';
 import type { FitResult, FitTask, ModelFitResult, ModelTarget, PoolData } from './worker.ts';
 import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
+import { createBaselineAccumulators, finalizeBaselines, mergeBaselineAccumulators, type BaselineResults } from '../baselines/index.ts';
 
 export interface ProgressSink {
   start(stage: string, total: number): void;
@@ -42,6 +43,8 @@ export interface AnalyzeOptions {
   workers?: number;
   /** Elements per pass-2 chunk (default: ~32 MB of float32 trajectories). */
   chunkSize?: number;
+  /** Baselines computed in the same pass: which, the last-k average's k and the EMA's β. */
+  baselines?: { kinds: BaselineKind[]; lastK: number; beta: number };
   /** Checkpoint positions [from, to) to fit on (default: all). */
   window?: { from: number; to: number };
   signal?: AbortSignal;
@@ -69,7 +72,11 @@ export interface ModelSummary {
   modelBytes: number;
 }
 
+export type BaselineKind = 'avg-last-k' | 'ema' | 'pca' | 'dmd';
+
 export interface AnalysisResult extends ModelSummary {
+  /** Baseline results (when asked for), from the same pass over the data. */
+  baselines?: { kinds: BaselineKind[]; results: BaselineResults };
   /** The extra models of a mode sweep (`--modes 2,5,10,20`), fitted in the same pass. */
   sweep: ModelSummary[];
   sampleIndices: Float64Array;
@@ -203,11 +210,13 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     t0 = now();
     const chunks = planChunks(set.space.tensors, options.chunkSize ?? chunkElements(T));
     progress.start('fit', N);
+    const kinds = options.baselines?.kinds ?? [];
+    const baselineTask = kinds.length ? { lastK: options.baselines!.lastK, beta: options.baselines!.beta, gram: kinds.includes('pca') || kinds.includes('dmd') } : undefined;
     const taskModels: ModelTarget[] = targets.map(({ stats, modelPath, modeBytes, slots }) => ({ stats, modelPath, modeBytes, slots }));
     const results = await runAll<FitResult>(
       pool,
       chunks.length,
-      (i) => ({ kind: 'fit', chunk: chunks[i], from: window.from, to: window.to, models: taskModels }) satisfies FitTask,
+      (i) => ({ kind: 'fit', chunk: chunks[i], from: window.from, to: window.to, models: taskModels, baselines: baselineTask }) satisfies FitTask,
       (i, r) => {
         if (r.nonFinite) {
           const nf = r.nonFinite;
@@ -225,8 +234,15 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     const summaries: ModelSummary[] = [];
     for (const [k, target] of targets.entries()) summaries.push(await summarizeModel(set, target.clustering, target.modelPath, results.map((r) => r.models[k]), T));
     const primary = summaries[0];
+    let baselines: AnalysisResult['baselines'];
+    if (baselineTask) {
+      const merged = createBaselineAccumulators(T, baselineTask);
+      for (const r of results) mergeBaselineAccumulators(merged, r.baselines!);
+      baselines = { kinds, results: finalizeBaselines(merged, { modes: primary.modes.length, cmdBytes: primary.modelBytes }) };
+    }
     return {
       ...primary,
+      baselines,
       sweep: summaries.slice(1),
       sampleIndices: indices,
       sampling,

@@ -9,6 +9,7 @@ import { workerData } from 'node:worker_threads';
 import { rowDistancesBlock } from '../core/correlation.ts';
 import { createAccumulators, fitAssign, mergeAccumulators, type FitAccumulators, type ReferenceStats } from '../core/fit.ts';
 import { TrajectoryReader, type TrajectoryPlan } from '../trajectory/trajectory-reader.ts';
+import { accumulateGram, accumulateSmoothing, createBaselineAccumulators, type BaselineAccumulators } from '../baselines/index.ts';
 import type { Chunk } from './chunks.ts';
 
 export interface PoolData {
@@ -48,6 +49,8 @@ export interface FitTask {
   from: number;
   to: number;
   models: ModelTarget[];
+  /** Baselines accumulated in the same pass (`--baselines`); the Gram matrix only for PCA/DMD. */
+  baselines?: { lastK: number; beta: number; gram: boolean };
 }
 
 export interface ModelFitResult {
@@ -65,6 +68,7 @@ export interface NonFinite {
 
 export interface FitResult {
   models: ModelFitResult[];
+  baselines?: BaselineAccumulators;
   nonFinite?: NonFinite;
   bytesRead: number;
 }
@@ -114,6 +118,7 @@ function runFit(task: FitTask): FitResult {
   const models: ModelFitResult[] = task.models.map((m) => ({ acc: createAccumulators(m.stats.M, T), pieces: [] }));
   const maxPiece = Math.max(...chunk.pieces.map((p) => p.count));
   const { values, a, b, mode8, mode16 } = scratchFor(T * maxPiece, maxPiece);
+  const baselines = task.baselines ? createBaselineAccumulators(T, task.baselines) : undefined;
   for (const piece of chunk.pieces) {
     const n = piece.count;
     const g0 = data.plan.tensors[piece.tensor].offset + piece.start;
@@ -149,8 +154,12 @@ function runFit(task: FitTask): FitResult {
       mergeAccumulators(models[k].acc, acc);
     });
     if (nonFinite) return { models, nonFinite, bytesRead: reader.bytesRead - before };
+    if (baselines) {
+      if (task.baselines!.gram) accumulateGram(v, n, T, baselines.gram);
+      accumulateSmoothing(v, n, T, baselines.smoothing);
+    }
   }
-  return { models, bytesRead: reader.bytesRead - before };
+  return { models, baselines, bytesRead: reader.bytesRead - before };
 }
 
 export default function run(task: DistanceTask | FitTask): FitResult | null {

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { loadCheckpointSet, type CheckpointSet } from '../../checkpoints/checkpoint-set.ts';
 import { UsageError, InputError } from '../../errors.ts';
-import { analyzeCheckpoints, type AnalysisResult } from '../../pipeline/analyze.ts';
+import { analyzeCheckpoints, type AnalysisResult, type BaselineKind } from '../../pipeline/analyze.ts';
 import { StagedDir } from '../../output/atomic.ts';
 import type { RunReport } from '../../output/report-schema.ts';
 import { loadOptionsFrom, type SelectionFlags } from '../options.ts';
@@ -11,6 +11,10 @@ import { chalkFor, formatBytes, formatTable, logLine, writeOut } from '../termin
 
 export interface AnalyzeFlags extends SelectionFlags {
   out: string;
+  /** Baselines beside CMD in the same pass: avg-last-k, ema, pca, dmd. */
+  baselines?: BaselineKind[];
+  avgLast?: number;
+  emaBeta?: number;
   /** Extra mode counts of a sweep, fitted in the same pass. */
   sweepModes?: number[];
   /** Online CMD: modes and references from the first warm-up checkpoints, then running a, b. */
@@ -52,6 +56,7 @@ export async function runAnalysis(set: CheckpointSet, flags: AnalyzeFlags, stagi
   const result = await analyzeCheckpoints(set, stagingDir, {
     modes: flags.modes,
     sweepModes: flags.sweepModes,
+    baselines: flags.baselines?.length ? { kinds: flags.baselines, lastK: flags.avgLast ?? 5, beta: flags.emaBeta ?? 0.9 } : undefined,
     samples: samplesFrom ? samplesFrom.length : Math.min(samples, set.space.total),
     seed,
     samplesFrom,
