@@ -192,26 +192,31 @@ function distancesJs(A: Float64Array, K: number, i0: number, i1: number, out: Fl
   }
 }
 
-/** Bytes of A copied into kernel memory per tile (one tile of rows i and one of rows j). */
+/** Bytes of A copied into kernel memory per tile of rows i. */
 const TILE_BYTES = 16 << 20;
 
+/** Rows j per kernel call: their 256-column chunk (≤ 256 KB) stays in L2 while all groups use it. */
+const J_ROWS = 128;
+
 /**
- * WebAssembly kernel driver. A (up to 800 MB at K = 10,000) never goes into kernel memory whole:
- * a tile of TI rows i is copied interleaved in groups of 8 (the kernel's lanes), then the rows j
- * after the tile's first row are copied TJ at a time (one contiguous set() each) and every group
- * runs against them. Kernel memory stays ≈ 2·{@link TILE_BYTES}. JavaScript takes the square
- * roots (Math.sqrt and f64x2.sqrt are both correctly rounded; doing it here is one pass).
+ * WebAssembly kernel driver. A (800 MB at K = 10,000) never goes into kernel memory whole: a tile
+ * of TI rows i is copied interleaved in groups of 8 (the kernel's lanes), then the rows j after
+ * the tile's first row are copied {@link J_ROWS} at a time (one contiguous set() each) and the
+ * kernel runs every group against them. Kernel memory stays below {@link TILE_BYTES} plus
+ * 129 rows of A (≈ 27 MB at K = 10,000). JavaScript takes the square roots (Math.sqrt and the
+ * scalar path's are the same correctly rounded operation).
  */
 function distancesWasm(k: DistanceKernelExports, A: Float64Array, K: number, i0: number, i1: number, out: Float64Array): void {
   if (i1 - i0 < 1 || K < 2) return;
-  const fit = Math.max(1, Math.floor(TILE_BYTES / (8 * K)));
-  const TI = Math.min(256, Math.max(8, fit & ~7));
-  const TJ = Math.min(512, Math.max(2, fit));
-  // Memory layout (byte offsets): I tile, J tile (+1 zero row: the odd pair's partner), sums.
+  const TI = Math.min(256, Math.max(8, Math.floor(TILE_BYTES / (8 * K)) & ~7));
+  const TJ = J_ROWS;
+  const groupsMax = TI / 8;
+  const accStride = (TJ + 2) * 64; // per group: 8 sums for each row j, the zero row included
+  // Memory layout (byte offsets): I tile, J tile + one zero row (the odd pair's partner), sums.
   const I = 0;
   const J = TI * K * 8;
   const ACC = J + (TJ + 1) * K * 8;
-  const buffer = ensureDistanceKernelMemory(k, ACC + (TJ + 2) * 64);
+  const buffer = ensureDistanceKernelMemory(k, ACC + groupsMax * accStride);
   const f64 = new Float64Array(buffer);
   const acc = ACC / 8;
   for (let ib = i0; ib < i1; ib += TI) {
@@ -233,18 +238,16 @@ function distancesWasm(k: DistanceKernelExports, A: Float64Array, K: number, i0:
       const nj = Math.min(TJ, K - jb);
       f64.set(A.subarray(jb * K, (jb + nj) * K), J / 8);
       f64.fill(0, J / 8 + nj * K, J / 8 + (nj + 1) * K);
+      f64.fill(0, acc, acc + (groups * accStride) / 8);
+      // Group g's first row is ib + 8g: its rows j start at local index ib + 8g + 1 − jb.
+      k.dist(I, groups, J, K, ib + 1 - jb, nj, ACC, accStride);
       for (let g = 0; g < groups; g++) {
-        const gi = ib + 8 * g;
-        const js = Math.max(0, gi + 1 - jb); // first j after the group's first row
-        if (js >= nj) continue;
-        const je = js + ((nj - js + 1) & ~1);
-        f64.fill(0, acc + 8 * js, acc + 8 * je);
-        k.dist(I + g * K * 64, J, K, js, je, ACC);
+        const ga = acc + (g * accStride) / 8;
         for (let r = 0; r < 8; r++) {
-          const i = gi + r;
+          const i = ib + 8 * g + r;
           if (i >= ie) break;
           const base = K * i - (i * (i + 1)) / 2 - i - 1 + jb;
-          for (let jl = Math.max(js, i + 1 - jb); jl < nj; jl++) out[base + jl] = Math.sqrt(f64[acc + 8 * jl + r]);
+          for (let jl = Math.max(0, i + 1 - jb); jl < nj; jl++) out[base + jl] = Math.sqrt(f64[ga + 8 * jl + r]);
         }
       }
     }

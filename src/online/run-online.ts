@@ -19,6 +19,7 @@ import { writeHeatmap, writeReport, writeRunInfo, writeSamples } from '../output
 import { averagedTensors, originalTensors, reconstructedTensors } from '../reconstruct/checkpoint-tensors.ts';
 import { writeCheckpointLike } from '../reconstruct/write-checkpoint.ts';
 import { OnlineEngine, type NewCheckpoint, type OnlineOptions } from './engine.ts';
+import { resolveEmbedOptions, type EmbedFlags, type EmbedOptions } from './embedded-flags.ts';
 
 export const DEFAULT_WARMUP = 20;
 export const STATE_DIR = '.online-state';
@@ -63,12 +64,14 @@ export interface OnlineRun {
  * Runs online CMD over every checkpoint of `set` into `stagingDir`: cmd-model.safetensors (the
  * final online a, b), report.json, samples.json, sampled-corr.npy, run-info.json. With
  * `snapshotPositions`, also writes the online model at those positions (≥ F) into `snapshotDir`.
+ * With `embed`, also replays the embedded-CMD schedule (embedded.ts) into the report's `embedded`.
  */
 export async function onlineAnalysis(
   set: CheckpointSet,
   options: OnlineOptions,
   stagingDir: string,
   snapshot?: { positions: Set<number>; dir: string },
+  embed?: EmbedOptions,
 ): Promise<OnlineRun> {
   const started = performance.now();
   const T = set.checkpoints.length;
@@ -87,15 +90,19 @@ export async function onlineAnalysis(
   };
   const { engine, warm } = await OnlineEngine.start(stateDir, set, options, scratch, modelOut(F));
   try {
+    const sim = embed ? await (await import('./embedded.ts')).EmbeddedSimulation.start(engine, embed, { signal: options.signal }) : undefined;
     options.progress?.start('online', T - F - 1);
     for (let p = F + 1; p < T; p++) {
       if (options.signal?.aborted) throw new CancelledError();
-      await engine.apply(newCheckpoint(set, set.checkpoints[p]), modelOut(p));
+      const c = newCheckpoint(set, set.checkpoints[p]);
+      await engine.apply(c, modelOut(p));
+      await sim?.step(c);
       options.progress?.advance(1);
     }
     options.progress?.stop();
     if (snapshot?.positions.has(T - 1)) snapshots.set(T - 1, path.join(stagingDir, MODEL_FILE));
     const report = engine.buildReport();
+    if (sim) report.embedded = sim.report();
     await writeSamples(stagingDir, set, warm.sampleIndices);
     await writeHeatmap(stagingDir, warm);
     await writeReport(stagingDir, report);
@@ -122,13 +129,23 @@ export async function runOnlineAnalysis(set: CheckpointSet, flags: AnalyzeFlags,
   const { interruptSignal } = await import('../cli/signals.ts');
   const { createProgress } = await import('../cli/progress.ts');
   if (flags.sweepModes?.length) throw new UsageError('--online fits one mode count; a --modes list (sweep) is post-hoc only');
+  const embed = resolveEmbedOptions(flags as AnalyzeFlags & EmbedFlags);
   const F = resolveWarmup(flags.warmup, set.checkpoints.length);
   const options = onlineOptions(flags, F, samplesFrom, set.space.total);
   const { report, result } = await onlineAnalysis(
     set,
     { ...options, signal: interruptSignal, progress: createProgress(flags) },
     stagingDir,
+    undefined,
+    embed,
   );
+  if (report.embedded) {
+    const { logLine } = await import('../cli/terminal.ts');
+    const e = report.embedded;
+    const last = e.checkpoints[e.checkpoints.length - 1];
+    const pct = (x: number | string) => (typeof x === 'number' ? `${(100 * x).toFixed(2)}%` : x);
+    logLine(`embedded CMD (simulation, L = ${e.window}, P = ${e.percent}%${e.relative ? ' relative' : ''}): saved ${pct(e.saved)}; last checkpoint ${last ? `${pct(last.embeddedFraction)} embedded, error ${pct(last.relativeError)}` : '—'}; client bytes ${e.bytesSentTotal} vs ${e.bytesFullTotal} after warm-up`);
+  }
   return { report, result };
 }
 

@@ -88,6 +88,30 @@ export const RunReportSchema = z.object({
   baselines: z
     .array(z.object({ name: z.string(), rank: z.number().optional(), storageBytes: z.number().optional(), checkpoints: z.array(CheckpointRef.extend({ relativeError: Num })), metrics: Metrics.optional() }))
     .optional(),
+  // Embedded-CMD simulation (docs/online.md): the freezing schedule replayed on the recorded run, no retraining.
+  embedded: z
+    .object({
+      simulation: z.literal(true),
+      window: z.number().int().positive(),
+      percent: z.number().positive(),
+      relative: z.boolean(),
+      coefficientBytes: z.number().int().positive(),
+      checkpoints: z.array(
+        CheckpointRef.extend({
+          embedding: z.boolean(),
+          embedded: z.number().int().nonnegative(),
+          newlyEmbedded: z.number().int().nonnegative(),
+          embeddedFraction: Num,
+          relativeError: Num,
+          bytesSent: z.number().nonnegative(),
+          bytesFull: z.number().nonnegative(),
+        }),
+      ),
+      saved: Num,
+      bytesSentTotal: z.number().nonnegative(),
+      bytesFullTotal: z.number().nonnegative(),
+    })
+    .optional(),
 });
 
 export type RunReport = z.infer<typeof RunReportSchema>;

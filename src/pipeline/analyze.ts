@@ -125,11 +125,17 @@ function nonFiniteError(set: CheckpointSet, checkpoint: number, tensorName: stri
   return new InputError(c.path, `tensor ${tensorName} element ${element} is ${value} (non-finite) at step ${c.step}`, 'non-finite');
 }
 
+/** From this K on, the distances run on the worker pool; below it one thread is faster than shipping tasks. */
+const PARALLEL_DISTANCES_MIN_K = 600;
+
 async function distances(A: Float64Array, K: number, pool: WorkerPool | undefined): Promise<Float64Array> {
-  // Small K: one thread is faster than shipping tasks.
-  if (!pool || K < 600) return rowDistances(A, K);
-  const shared = new Float64Array(new SharedArrayBuffer(A.byteLength));
-  shared.set(A);
+  if (!pool || K < PARALLEL_DISTANCES_MIN_K) return rowDistances(A, K);
+  // The caller puts A on a SharedArrayBuffer for this case (K = 10,000: 800 MB); copy only if not.
+  let shared = A;
+  if (!(A.buffer instanceof SharedArrayBuffer)) {
+    shared = new Float64Array(new SharedArrayBuffer(A.byteLength));
+    shared.set(A);
+  }
   const out = new Float64Array(new SharedArrayBuffer(condensedLength(K) * 8));
   const bounds = splitRowsByPairs(K, pool.threads * 4);
   await runAll(pool, bounds.length - 1, (i) => ({ kind: 'distances', A: shared, K, i0: bounds[i], i1: bounds[i + 1], out }));
@@ -178,9 +184,10 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     // Cluster: |corr| → distances between its rows → complete linkage → maxclust.
     t0 = now();
     progress.start('cluster', 4);
-    const A = absCorrelation(X, K, T);
+    const parallel = threads > 1 && K >= PARALLEL_DISTANCES_MIN_K;
+    const A = absCorrelation(X, K, T, parallel ? new Float64Array(new SharedArrayBuffer(K * K * 8)) : undefined);
     progress.advance(1);
-    const D = await distances(A, K, threads > 1 ? pool : undefined);
+    const D = await distances(A, K, parallel ? pool : undefined);
     progress.advance(1);
     checkAbort(options.signal);
     const Z = linkageComplete(D, K, { overwrite: true });

@@ -10,8 +10,10 @@ import { fromNum, type NumValue, type RunReport } from '../output/report-schema.
 import { formatGateValue, type GateResult, type ReportRun } from './gates.ts';
 import { loadHeatmap, loadReferences, type HeatmapData, type Loaded, type References } from './html-data.ts';
 import { loadRun } from './load.ts';
-import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct, plural } from './metrics.ts';
+import { baselineRows, ratio, seriesErrors, sweepRows } from './compare-rows.ts';
+import { finalAccuracy, fixed, lastRelativeError, pct, plural } from './metrics.ts';
 import { encodePngRgb } from './png.ts';
+import { sweepCharts } from './sweep-charts.ts';
 import { emptyChart, esc, heatmapChart, lineChart, seriesColour, shareBarChart, viridis, type LineSeries } from './svg.ts';
 
 export interface HtmlInputs {
@@ -47,9 +49,20 @@ function accuracyChart(r: RunReport): string {
 
 function errorChart(r: RunReport, baseline?: ReportRun): string {
   const series: LineSeries[] = [{ name: 'cmd', colour: seriesColour(1), points: r.checkpoints.map((c) => ({ x: c.step, y: fromNum(c.relativeError) })) }];
-  (r.baselines ?? []).forEach((b, i) => series.push({ name: b.name, colour: seriesColour(3 + i), points: b.checkpoints.map((c) => ({ x: c.step, y: fromNum(c.relativeError) })) }));
+  const shown = new Set(baselineRows(r).filter((b) => b.inChart).map((b) => b.index));
+  (r.baselines ?? []).forEach((b, i) => {
+    if (shown.has(i)) series.push({ name: b.name, colour: seriesColour(3 + i), points: b.checkpoints.map((c) => ({ x: c.step, y: fromNum(c.relativeError) })) });
+  });
   if (baseline) series.push({ name: 'baseline run', colour: seriesColour(9), dashed: true, points: baseline.report.checkpoints.map((c) => ({ x: c.step, y: fromNum(c.relativeError) })) });
-  return lineChart({ id: 'reconstruction-error', title: 'Relative reconstruction error per checkpoint', xLabel: 'step', yLabel: '‖W − Ŵ‖ / ‖W‖', series, yFormat: percent, yFloor: 0 });
+  return lineChart({ id: 'reconstruction-error', title: 'Relative reconstruction error per checkpoint', xLabel: 'step', yLabel: '‖W − Ŵ‖ / ‖W‖', series, yFormat: percent, yFloor: 0, yClip: errorClip(r) });
+}
+
+/**
+ * Errors above 100% (worse than reconstructing all zeros; the last-k average far from the early
+ * checkpoints) go off the scale, unless CMD's own errors are that large.
+ */
+function errorClip(r: RunReport): number {
+  return Math.max(1, ...r.checkpoints.map((c) => fromNum(c.relativeError)).filter(Number.isFinite));
 }
 
 function modeSizesChart(r: RunReport): string {
@@ -96,8 +109,28 @@ function correlationChart(r: RunReport, heat: Loaded<HeatmapData>): string {
   return heatmapChart({ id, title, size, pngDataUri: `data:image/png;base64,${png.toString('base64')}`, boundaries });
 }
 
-function figure(title: string, caption: string, svg: string): string {
-  return `<figure><figcaption><strong>${esc(title)}</strong><br><span>${esc(caption)}</span></figcaption>${svg}</figure>`;
+function figure(title: string, caption: string, svg: string, wide = false): string {
+  return `<figure${wide ? ' class="wide"' : ''}><figcaption><strong>${esc(title)}</strong><br><span>${esc(caption)}</span></figcaption>${svg}</figure>`;
+}
+
+function errorCaption(r: RunReport, baseline?: ReportRun): string {
+  const rows = baselineRows(r);
+  const hidden = rows.filter((b) => !b.inChart).map((b) => b.name);
+  const clip = errorClip(r);
+  const drawn = [...rows.filter((b) => b.inChart).map((b) => r.baselines![b.index].checkpoints), baseline?.report.checkpoints ?? []];
+  const clipped = drawn.some((cs) => cs.some((c) => fromNum(c.relativeError) > clip));
+  const base = `relative Frobenius error of the reconstruction per checkpoint (lower is better${clipped ? `; errors above ${pct(clip, 0)} are pinned to the top edge as hollow marks` : ''})`;
+  if (!rows.length) return base;
+  return `${base}; baselines that fit in the CMD model's storage as extra series${hidden.length ? ` (${hidden.join(', ')}: more storage, in the Baselines table only)` : ''}`;
+}
+
+/** The "Choosing M" figure spanning both grid columns, or nothing without a mode sweep. */
+function sweepFigure(r: RunReport): string[] {
+  const charts = sweepCharts(r);
+  if (!charts) return [];
+  const main = sweepRows(r).find((s) => s.main);
+  const caption = `the same run fitted with each M of the sweep${main ? ` (M = ${main.modes} is this report's model)` : ''}: relative reconstruction error at the last checkpoint and averaged over checkpoints (left), and the model size against one checkpoint (right); where the error stops falling is a good M`;
+  return [figure('Choosing M', caption, `<div class="pair">${charts.error}${charts.size}</div>`, true)];
 }
 
 /** `align` has one letter per column: 'r' right-aligns numbers, anything else is text. */
@@ -121,8 +154,19 @@ function tables(inp: HtmlInputs): string {
     if (ev.average) rows.push([`average of last ${ev.average.lastK}`, '', '', acc(ev.average.metrics.accuracy), '', ev.average.metrics.loss === undefined ? '–' : fixed(fromNum(ev.average.metrics.loss))]);
     parts.push(`<h2>Evaluation (${esc(ev.method)})</h2>`, htmlTable([['checkpoint', 'step', 'original acc', 'CMD acc', 'original loss', 'CMD loss'], ...rows], 'lrrrrr'));
   }
-  if (r.baselines?.length) {
-    parts.push('<h2>Baselines</h2>', htmlTable([['name', 'rank', 'storage', 'last error', 'mean error', 'accuracy'], ...r.baselines.map((b) => [b.name, b.rank === undefined ? '–' : String(b.rank), b.storageBytes === undefined ? '–' : formatBytes(b.storageBytes), pct(fromNum(b.checkpoints[b.checkpoints.length - 1]?.relativeError)), pct(finiteMean(b.checkpoints.map((c) => fromNum(c.relativeError)))), acc(b.metrics?.accuracy)])], 'lrrrrr'));
+  const baselines = baselineRows(r);
+  if (baselines.length) {
+    const own = seriesErrors(r.checkpoints);
+    const final = finalAccuracy(r);
+    const cmdRow = [`CMD (${r.method.modes} modes, this run)`, '–', formatBytes(r.storage.modelBytes), ratio(1), pct(own.last), pct(own.mean), final ? pct(final.cmd) : '–', 'yes'];
+    const rows = baselines.map((b) => [b.name, b.rank === undefined ? '–' : String(b.rank), b.storageBytes === undefined ? '–' : formatBytes(b.storageBytes), ratio(b.storageVsCmd), pct(b.lastError), pct(b.meanError), acc(b.metrics?.accuracy), b.inChart ? 'yes' : 'no (more storage)']);
+    parts.push('<h2>Baselines</h2>', htmlTable([['name', 'rank', 'storage', '× CMD storage', 'last error', 'mean error', 'accuracy', 'in chart'], cmdRow, ...rows], 'lrrrrrrl'));
+  }
+  const sweep = sweepRows(r);
+  if (sweep.length) {
+    const withAcc = sweep.some((s) => s.metrics?.accuracy !== undefined);
+    const rows = sweep.map((s) => [`${s.modes}${s.main ? ' (this report)' : ''}`, String(s.modesRequested), formatBytes(s.modelBytes), `${fixed(s.compressionVsTrajectory, 1)}×`, pct(s.lastError), pct(s.meanError), ...(withAcc ? [acc(s.metrics?.accuracy)] : []), s.model]);
+    parts.push('<h2>Choosing M (mode sweep)</h2>', htmlTable([['modes M', 'requested', 'model size', 'smaller than checkpoints', 'last error', 'mean error', ...(withAcc ? ['accuracy'] : []), 'model file'], ...rows], withAcc ? 'rrrrrrrl' : 'rrrrrrl'));
   }
   parts.push('<h2>Modes</h2>', htmlTable([['mode', 'sampled', 'assigned', 'mean R²', 'reference parameter'], ...r.modes.map((m) => [String(m.mode), String(m.sampledCount), String(m.assignedCount), fixed(fromNum(m.meanR2), 3), `${m.reference.tensor}[${m.reference.element}]`])], 'rrrrl'));
   parts.push('<h2>Checkpoints</h2>', htmlTable([['checkpoint', 'step', 'relative error'], ...r.checkpoints.map((c) => [c.name, String(c.step), pct(fromNum(c.relativeError))])], 'lrr'));
@@ -138,6 +182,7 @@ function facts(inp: HtmlInputs): string {
     ['parameters', `${r.input.modelledParameters.toLocaleString('en-US')} in ${r.input.modelledTensors} tensors`],
     ['checkpoints', `${r.checkpoints.length} (${r.input.format})`],
     ['last relative error', pct(lastRelativeError(r))],
+    ...(r.modeSweep?.length ? [['mode sweep', `M = ${sweepRows(r).map((s) => s.modes).join(', ')} (see Choosing M)`]] : []),
     ['final accuracy', a ? `original ${pct(a.original)}, CMD ${pct(a.cmd)}${a.average !== undefined ? `, averaged ${pct(a.average)}` : ''}` : 'no evaluation'],
     ['storage', `model ${formatBytes(r.storage.modelBytes)} vs ${formatBytes(r.storage.checkpointsBytes)} of checkpoints (${fixed(fromNum(r.storage.compressionVsTrajectory), 1)}×)`],
     ...(inp.run.seconds !== undefined ? [['runtime', `${inp.run.seconds.toFixed(2)} s`]] : []),
@@ -152,6 +197,7 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px}
 .sub{color:#666;margin:0 0 16px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0 0 16px} dt{color:#666} dd{margin:0}
 .charts{display:grid;grid-template-columns:repeat(2,${600}px);gap:16px 24px}
+.charts .wide{grid-column:1/-1} .pair{display:flex;gap:24px}
 figure{margin:0} figcaption{margin-bottom:4px} figcaption span{color:#666;font-size:12px}
 svg{display:block;background:#fff;overflow:visible}
 svg text{font-size:11px;fill:#333} svg .label{font-size:12px;fill:#222} svg .empty{font-size:13px;fill:#888}
@@ -175,7 +221,8 @@ export function renderHtml(inp: HtmlInputs): string {
   const verdict = inp.gates?.length ? (failed ? `${failed} of ${plural(inp.gates.length, 'gate')} failed` : inp.gates.length === 1 ? 'the gate passed' : `all ${inp.gates.length} gates passed`) : '';
   const charts = [
     figure('Test accuracy', 'original checkpoints vs their CMD reconstructions; the averaged model (uniform mean of the last k reconstructions) is the dashed level', accuracyChart(r)),
-    figure('Reconstruction error', 'relative Frobenius error of the reconstruction per checkpoint (lower is better); baselines as extra series', errorChart(r, inp.baseline)),
+    figure('Reconstruction error', errorCaption(r, inp.baseline), errorChart(r, inp.baseline)),
+    ...sweepFigure(r),
     figure('Mode sizes', 'share of the sampled parameters and of all assigned parameters in each mode; hover a bar for its count', modeSizesChart(r)),
     figure('Reference trajectories', 'the reference parameter of each mode over training, each min–max normalised to [0, 1] (shape, not scale, is what matters: every member of a mode is an affine copy of it)', referencesChart(inp.references)),
     figure('Correlation of sampled parameters', '|Pearson correlation| between sampled parameters, rows and columns grouped by mode (white lines are mode boundaries): modes appear as bright diagonal blocks', correlationChart(r, inp.heatmap)),

@@ -5,6 +5,7 @@
 import { formatBytes } from '../cli/terminal.ts';
 import { fromNum, type NumValue } from '../output/report-schema.ts';
 import { formatGateValue, type GateResult, type ReportRun } from './gates.ts';
+import { baselineRows, ratio, seriesErrors, sweepRows } from './compare-rows.ts';
 import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct, plural } from './metrics.ts';
 
 /** Pipes and newlines would break a table row. */
@@ -47,8 +48,38 @@ export function renderMarkdown(run: ReportRun, gates: readonly GateResult[], bas
   } else {
     out.push('No evaluation in this report.', '');
   }
-  if (r.baselines?.length) {
-    out.push(...table([['baseline', 'last error', 'accuracy'], ...r.baselines.map((b) => [b.name, pct(fromNum(b.checkpoints[b.checkpoints.length - 1]?.relativeError)), accOf(b.metrics?.accuracy)])], ['l', 'r', 'r']), '');
+  const baselines = baselineRows(r);
+  if (baselines.length) {
+    const own = seriesErrors(r.checkpoints);
+    // A column of dashes is noise in a CI comment: accuracy only when something was evaluated.
+    const withAcc = acc !== undefined || baselines.some((b) => b.metrics?.accuracy !== undefined);
+    const accCol = (x: string) => (withAcc ? [x] : []);
+    out.push(
+      '**Baselines**',
+      '',
+      ...table(
+        [
+          ['method', 'storage', '× CMD', 'last error', 'mean error', ...accCol('accuracy')],
+          [`CMD (${r.method.modes} modes)`, formatBytes(r.storage.modelBytes), ratio(1), pct(own.last), pct(own.mean), ...accCol(acc ? pct(acc.cmd) : '–')],
+          ...baselines.map((b) => [b.name, b.storageBytes === undefined ? '–' : formatBytes(b.storageBytes), ratio(b.storageVsCmd), pct(b.lastError), pct(b.meanError), ...accCol(accOf(b.metrics?.accuracy))]),
+        ],
+        ['l', 'r', 'r', 'r', 'r', ...(withAcc ? (['r'] as const) : [])],
+      ),
+      '',
+    );
+  }
+  const sweep = sweepRows(r);
+  if (sweep.length) {
+    const withAcc = sweep.some((s) => s.metrics?.accuracy !== undefined);
+    out.push(
+      '**Choosing M** (mode sweep; bold is this report\'s model)',
+      '',
+      ...table(
+        [['modes', 'requested', 'model', 'last error', 'mean error', ...(withAcc ? ['accuracy'] : [])], ...sweep.map((s) => [s.main ? `**${s.modes}**` : String(s.modes), String(s.modesRequested), formatBytes(s.modelBytes), pct(s.lastError), pct(s.meanError), ...(withAcc ? [accOf(s.metrics?.accuracy)] : [])])],
+        ['r', 'r', 'r', 'r', 'r', ...(withAcc ? (['r'] as const) : [])],
+      ),
+      '',
+    );
   }
   if (baseline) {
     const b = finalAccuracy(baseline.report);

@@ -3,6 +3,7 @@ import type { ChalkInstance } from 'chalk';
 import { formatBytes, formatTable } from '../cli/terminal.ts';
 import { fromNum, type NumValue, type RunReport } from '../output/report-schema.ts';
 import { formatGateValue, type GateResult, type ReportRun } from './gates.ts';
+import { baselineRows, ratio, seriesErrors, sweepRows } from './compare-rows.ts';
 import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct, plural } from './metrics.ts';
 
 type Metrics = { accuracy?: NumValue; loss?: NumValue; error?: string };
@@ -70,23 +71,35 @@ function evaluationSection(r: RunReport): string[] {
 }
 
 function baselinesTable(r: RunReport): string[] {
-  if (!r.baselines?.length) return [];
+  const rows = baselineRows(r);
+  if (!rows.length) return [];
+  const own = seriesErrors(r.checkpoints);
+  const final = finalAccuracy(r);
   return [
-    'baselines:',
+    'baselines (CMD first, for comparison):',
     formatTable(
       [
-        ['name', 'rank', 'storage', 'last error', 'mean error', 'accuracy', 'loss'],
-        ...r.baselines.map((b) => [
-          b.name,
-          b.rank === undefined ? '–' : String(b.rank),
-          b.storageBytes === undefined ? '–' : formatBytes(b.storageBytes),
-          pct(fromNum(b.checkpoints[b.checkpoints.length - 1]?.relativeError)),
-          pct(finiteMean(b.checkpoints.map((c) => fromNum(c.relativeError)))),
-          accCell(b.metrics),
-          lossCell(b.metrics),
-        ]),
+        ['name', 'rank', 'storage', '× CMD', 'last error', 'mean error', 'accuracy', 'loss'],
+        [`CMD (${r.method.modes} modes)`, '–', formatBytes(r.storage.modelBytes), ratio(1), pct(own.last), pct(own.mean), final ? pct(final.cmd) : '–', '–'],
+        ...rows.map((b) => [b.name, b.rank === undefined ? '–' : String(b.rank), b.storageBytes === undefined ? '–' : formatBytes(b.storageBytes), ratio(b.storageVsCmd), pct(b.lastError), pct(b.meanError), accCell(b.metrics), lossCell(b.metrics)]),
       ],
-      ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
+  ];
+}
+
+function sweepTable(r: RunReport): string[] {
+  const rows = sweepRows(r);
+  if (!rows.length) return [];
+  const withAcc = rows.some((s) => s.metrics?.accuracy !== undefined);
+  return [
+    'mode sweep (choosing M; * is the model this report describes):',
+    formatTable(
+      [
+        ['', 'modes', 'requested', 'model', '× smaller', 'last error', 'mean error', ...(withAcc ? ['accuracy'] : []), 'file'],
+        ...rows.map((s) => [s.main ? '*' : '', String(s.modes), String(s.modesRequested), formatBytes(s.modelBytes), fixed(s.compressionVsTrajectory, 1), pct(s.lastError), pct(s.meanError), ...(withAcc ? [accCell(s.metrics)] : []), s.model]),
+      ],
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', ...(withAcc ? (['r'] as const) : []), 'l'],
     ),
   ];
 }
@@ -136,6 +149,7 @@ export function renderTable(run: ReportRun, gates: readonly GateResult[], c: Cha
     [checkpointTable(r, baseline), `relative reconstruction error: last ${pct(lastRelativeError(r))}, mean ${pct(finiteMean(r.checkpoints.map((x) => fromNum(x.relativeError))))}`],
     evaluationSection(r),
     baselinesTable(r),
+    sweepTable(r),
     [storageLine(r), ...(run.seconds !== undefined ? [`runtime: ${run.seconds.toFixed(2)} s`] : [])],
     baseline ? comparison(run, baseline) : [],
     gatesSection(gates, c),

@@ -5,6 +5,7 @@
  */
 import { fromNum, num, type NumValue } from '../output/report-schema.ts';
 import type { GateResult, ReportRun } from './gates.ts';
+import { sweepRows } from './compare-rows.ts';
 import { finalAccuracy, finiteMean, lastRelativeError } from './metrics.ts';
 
 function runFacts(run: ReportRun) {
@@ -24,6 +25,35 @@ function runFacts(run: ReportRun) {
   };
 }
 
+/** One swept M: its headline numbers (the per-checkpoint errors stay in report.json). */
+export interface ModeSweepSummary {
+  modesRequested: number;
+  modes: number;
+  main: boolean;
+  model: string;
+  modelBytes: number;
+  compressionVsTrajectory: NumValue;
+  lastRelativeError: NumValue;
+  meanRelativeError: NumValue;
+  metrics: { accuracy?: NumValue; loss?: NumValue; error?: string } | null;
+}
+
+function modeSweep(run: ReportRun): ModeSweepSummary[] | null {
+  const rows = sweepRows(run.report);
+  if (!rows.length) return null;
+  return rows.map((s) => ({
+    modesRequested: s.modesRequested,
+    modes: s.modes,
+    main: s.main,
+    model: s.model,
+    modelBytes: s.modelBytes,
+    compressionVsTrajectory: num(s.compressionVsTrajectory),
+    lastRelativeError: num(s.lastError),
+    meanRelativeError: num(s.meanError),
+    metrics: s.metrics ?? null,
+  }));
+}
+
 export interface ReportSummary {
   report: ReturnType<typeof runFacts> & {
     tool: { name: string; version: string };
@@ -32,6 +62,7 @@ export interface ReportSummary {
     checkpointErrors: { index: number; step: number; name: string; relativeError: NumValue }[];
     evaluation: unknown;
     baselines: unknown;
+    modeSweep: ModeSweepSummary[] | null;
     storage: unknown;
   };
   baseline: ReturnType<typeof runFacts> | null;
@@ -50,6 +81,7 @@ export function buildSummary(run: ReportRun, gates: readonly GateResult[], basel
       checkpointErrors: r.checkpoints.map((c) => ({ index: c.index, step: c.step, name: c.name, relativeError: c.relativeError })),
       evaluation: r.evaluation ?? null,
       baselines: r.baselines ?? null,
+      modeSweep: modeSweep(run),
       storage: r.storage,
     },
     baseline: baseline ? runFacts(baseline) : null,

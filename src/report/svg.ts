@@ -132,32 +132,55 @@ export interface LineChartOptions {
   yFormat?: (v: number) => string;
   /** Lower bound of the y axis (e.g. 0 for errors). */
   yFloor?: number;
+  /** Stretch the y axis down (or up) to 0, so sizes are read against zero, not against each other. */
+  yFromZero?: boolean;
+  /** Logarithmic x axis (for x values spread over orders of magnitude, like M); x ≤ 0 is left out. */
+  xLog?: boolean;
+  /** Tick positions on the x axis, in data units (default: round values). */
+  xTicks?: number[];
+  /**
+   * Values above this are off the scale: pinned to the top edge as hollow marks (data-y keeps
+   * the true value, `data-clipped` says so), so one wild series cannot flatten all the others.
+   */
+  yClip?: number;
   legend?: boolean;
+}
+
+/** A scale that positions `tx(v)` linearly; lo/hi stay in data units for the axis. */
+function transformed(tx: (v: number) => number, lo: number, hi: number, from: number, to: number): Scale {
+  const inner = scale(tx(lo), tx(hi), from, to);
+  const f = ((v: number) => inner(tx(v))) as Scale;
+  f.lo = lo;
+  f.hi = hi;
+  return f;
 }
 
 /** Lines with point marks; non-finite points are left out and break the line. */
 export function lineChart(o: LineChartOptions): string {
-  const { id, title, xLabel, yLabel, series, yFormat = (v) => String(v), yFloor, legend: showLegend = true } = o;
+  const { id, title, xLabel, yLabel, series, yFormat = (v) => String(v), yFloor, yFromZero = false, xLog = false, xTicks, yClip = Infinity, legend: showLegend = true } = o;
+  const tx = xLog ? (v: number) => (v > 0 ? Math.log10(v) : NaN) : (v: number) => v;
   const all = series.flatMap((s) => s.points);
-  const [x0, x1] = domain(all.map((p) => p.x), 0.02);
-  const [y0, y1] = domain(all.map((p) => p.y), 0.08, yFloor);
-  const x = scale(x0, x1, M.left, M.left + PW);
+  const [x0, x1] = domain(all.map((p) => tx(p.x)), xLog ? 0.06 : 0.02);
+  const [y0, y1] = domain([...all.map((p) => Math.min(p.y, yClip)), ...(yFromZero ? [0] : [])], 0.08, yFloor);
+  const x = xLog ? transformed(tx, 10 ** x0, 10 ** x1, M.left, M.left + PW) : scale(x0, x1, M.left, M.left + PW);
   const y = scale(y0, y1, M.top + PH, M.top);
   // Steps are integers: ticks at 2.5 would name checkpoints that do not exist.
   const xInteger = all.every((p) => !Number.isFinite(p.x) || Number.isInteger(p.x));
-  const body: string[] = [svgOpen(id, title), axes(x, y, xLabel, yLabel, yFormat, undefined, xInteger)];
+  const body: string[] = [svgOpen(id, title), axes(x, y, xLabel, yLabel, yFormat, xTicks?.map((v) => ({ v, label: String(v) })), xInteger)];
   for (const s of series) {
     const segments: string[][] = [[]];
     const marks: string[] = [];
     for (const p of s.points) {
-      if (!Number.isFinite(p.x) || !Number.isFinite(p.y)) {
+      if (!Number.isFinite(tx(p.x)) || !Number.isFinite(p.y)) {
         segments.push([]);
         continue;
       }
       const px = r2(x(p.x));
-      const py = r2(y(p.y));
+      const clipped = p.y > yClip;
+      const py = r2(clipped ? M.top : y(p.y));
       segments[segments.length - 1].push(`${px},${py}`);
-      marks.push(`<circle class="mark" cx="${px}" cy="${py}" r="${s.radius ?? 3}" fill="${s.colour}" data-x="${p.x}" data-y="${p.y}"/>`);
+      const fill = clipped ? `fill="#fff" stroke="${s.colour}" stroke-width="1.5" data-clipped="true"` : `fill="${s.colour}"`;
+      marks.push(`<circle class="mark" cx="${px}" cy="${py}" r="${s.radius ?? 3}" ${fill} data-x="${p.x}" data-y="${p.y}"/>`);
     }
     const lines = segments.filter((g) => g.length > 1).map((g) => `<polyline points="${g.join(' ')}" fill="none" stroke="${s.colour}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
     body.push(`<g data-series="${esc(s.name)}">${lines.join('')}${marks.join('')}</g>`);

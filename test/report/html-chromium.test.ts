@@ -1,8 +1,10 @@
 /**
- * The HTML report as a browser renders it. Real runs: `cmd reconstruct --eval-data` on the
- * fmnist-mlp fixture (measured accuracies for the accuracy chart) and `cmd analyze` with fewer
- * modes as the baseline run; then headless Chromium dumps the rendered DOM (with each chart's
- * box, recorded by the page's inline script) and takes a screenshot, decoded here.
+ * The HTML report as a browser renders it. Real runs on the fmnist-mlp fixture:
+ * `cmd reconstruct --eval-data` (measured accuracies for the accuracy chart), and
+ * `cmd analyze --modes 4,2,8,16 --baselines all`, which is both the baseline run of the first
+ * page (main M = 4, fewer modes) and the second page (mode sweep and baselines). For each page
+ * one headless Chromium run dumps the rendered DOM (with each chart's box, recorded by the
+ * page's inline script) and takes a screenshot, decoded here.
  * Chromium is required: without it this test fails, saying how to install it.
  */
 import { spawnSync } from 'node:child_process';
@@ -13,6 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunReport } from '../../src/output/report-schema.ts';
 import { fixture, repoRoot } from '../helpers/tmp.ts';
+import { attr, axisTicks, centre, parseBytes, parseCharts, parsePercent, yFromTicks, type Chart } from './chart-dom.ts';
 import { decodePng, type Image } from './png-decode.ts';
 import { cmd } from './run-fixture.ts';
 
@@ -29,6 +32,7 @@ function findChromium(): string {
 }
 
 function runChromium(bin: string, profile: string, args: string[], url: string): string {
+  // One run can do both --dump-dom and --screenshot (same layout, half the browser start-ups).
   const r = spawnSync(
     bin,
     ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--hide-scrollbars', '--force-device-scale-factor=1', `--user-data-dir=${profile}`, `--window-size=${WIDTH},${HEIGHT}`, ...args, url],
@@ -38,34 +42,33 @@ function runChromium(bin: string, profile: string, args: string[], url: string):
   return r.stdout;
 }
 
-const attr = (tag: string, name: string): string | undefined => new RegExp(`\\s${name}="([^"]*)"`).exec(tag)?.[1];
-
-interface Mark {
-  tag: string;
-  x: number;
-  y: number;
-}
-interface Chart {
-  box: number[];
-  text: string;
-  series: Map<string, Mark[]>;
+interface Page {
+  html: string;
+  charts: Map<string, Chart>;
+  shot: Image;
 }
 
-/** Charts, series and marks out of the serialized DOM (our own markup: no nested <svg> or series <g>). */
-function parseCharts(dom: string): Map<string, Chart> {
-  const charts = new Map<string, Chart>();
-  for (const m of dom.matchAll(/<svg([^>]*)>([\s\S]*?)<\/svg>/g)) {
-    const id = attr(m[1], 'data-chart');
-    if (!id) continue;
-    const series = new Map<string, Mark[]>();
-    for (const g of m[2].matchAll(/<g data-series="([^"]*)"[^>]*>([\s\S]*?)<\/g>/g)) {
-      const marks = [...g[2].matchAll(/<(?:circle|rect|image|line)\b[^>]*\sclass="mark"[^>]*>/g)].map((t) => ({ tag: t[0], x: Number(attr(t[0], 'data-x')), y: Number(attr(t[0], 'data-y')) }));
-      series.set(g[1], marks);
-    }
-    charts.set(id, { box: (attr(m[1], 'data-box') ?? '').split(',').map(Number), text: m[2], series });
-  }
-  return charts;
+/** Renders `htmlFile` once: the serialized DOM and a screenshot (also kept in test-artifacts/). */
+function renderPage(bin: string, root: string, htmlFile: string, artifact: string): Page {
+  const png = path.join(root, artifact);
+  const dom = runChromium(bin, path.join(root, `profile-${artifact}`), ['--dump-dom', `--screenshot=${png}`], pathToFileURL(htmlFile).href);
+  mkdirSync(path.join(repoRoot, 'test-artifacts'), { recursive: true });
+  copyFileSync(png, path.join(repoRoot, 'test-artifacts', artifact));
+  return { html: readFileSync(htmlFile, 'utf8'), charts: parseCharts(dom), shot: decodePng(readFileSync(png)) };
 }
+
+/**
+ * Whether a disc of colour `rgb` (±tol per channel) is centred at (x, y): the pixel there and
+ * the pixels 2 px away in the four axis directions. A 2 px line of the same colour passing
+ * through (x, y) cannot pass this in any direction, so this finds the mark, not its line.
+ */
+function discAt(img: Image, x: number, y: number, rgb: number[], tol = 48): boolean {
+  return [[0, 0], [2, 0], [-2, 0], [0, 2], [0, -2]].every(([dx, dy]) => {
+    const o = ((Math.floor(y) + dy) * img.width + Math.floor(x) + dx) * img.channels;
+    return rgb.every((c, i) => Math.abs(img.data[o + i] - c) <= tol);
+  });
+}
+const hexRgb = (hex: string) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
 
 /** Pixels in the box (CSS px = device px here) that carry colour: series ink, not text or grid greys. */
 function colouredPixels(img: Image, [left, top, w, h]: number[]): number {
@@ -89,6 +92,7 @@ describe('HTML report rendered by headless Chromium', () => {
   let html: string;
   let charts: Map<string, Chart>;
   let shot: Image;
+  let sweepPage: Page;
 
   beforeAll(() => {
     const chromium = findChromium();
@@ -98,7 +102,7 @@ describe('HTML report rendered by headless Chromium', () => {
     const ckpts = fixture('fmnist-mlp', 'checkpoints');
     for (const [args, what] of [
       [['reconstruct', ckpts, '-o', run, '--eval-data', fixture('fmnist-mlp', 'test'), '-q'], 'reconstruct'],
-      [['analyze', ckpts, '-o', base, '--modes', '4', '-q'], 'analyze'],
+      [['analyze', ckpts, '-o', base, '--modes', '4,2,8,16', '--baselines', 'all', '-q'], 'analyze'],
     ] as const) {
       const r = cmd([...args]);
       if (r.status !== 0) throw new Error(`cmd ${what} failed (${r.status}): ${r.stderr}`);
@@ -108,14 +112,11 @@ describe('HTML report rendered by headless Chromium', () => {
     const htmlFile = path.join(root, 'report.html');
     const r = cmd(['report', run, '--baseline', base, '--max-recon-error', '1', '--html', htmlFile]);
     if (r.status !== 0) throw new Error(`cmd report failed (${r.status}): ${r.stderr}`);
-    html = readFileSync(htmlFile, 'utf8');
-    const url = pathToFileURL(htmlFile).href;
-    charts = parseCharts(runChromium(chromium, path.join(root, 'profile-dom'), ['--dump-dom'], url));
-    const png = path.join(root, 'report.png');
-    runChromium(chromium, path.join(root, 'profile-shot'), [`--screenshot=${png}`], url);
-    mkdirSync(path.join(repoRoot, 'test-artifacts'), { recursive: true });
-    copyFileSync(png, path.join(repoRoot, 'test-artifacts', 'report.png'));
-    shot = decodePng(readFileSync(png));
+    ({ html, charts, shot } = renderPage(chromium, root, htmlFile, 'report.png'));
+    const sweepFile = path.join(root, 'sweep.html');
+    const s = cmd(['report', base, '--html', sweepFile]);
+    if (s.status !== 0) throw new Error(`cmd report (sweep) failed (${s.status}): ${s.stderr}`);
+    sweepPage = renderPage(chromium, root, sweepFile, 'report-sweep.png');
   });
   afterAll(() => {
     if (root) rmSync(root, { recursive: true, force: true });
@@ -197,5 +198,89 @@ describe('HTML report rendered by headless Chromium', () => {
     const [left, top, w, h] = charts.get('correlation')!.box;
     expect(left + 2 * w).toBeLessThan(WIDTH);
     expect(colouredPixels(shot, [left + w + 30, top, w, h])).toBe(0);
+  });
+
+  describe('the mode-sweep page', () => {
+    const SWEEP = ['mode-sweep-error', 'mode-sweep-size'];
+    const sweepOf = () => [...baseline.modeSweep!].sort((a, b) => a.modes - b.modes);
+    const lastOf = (cs: { relativeError: unknown }[]) => cs[cs.length - 1].relativeError as number;
+    const meanOf = (cs: { relativeError: unknown }[]) => cs.reduce((a, c) => a + (c.relativeError as number), 0) / cs.length;
+
+    it('has the Choosing M charts side by side in one row, inside the window', () => {
+      expect(baseline.modeSweep?.map((m) => m.modesRequested).sort((a, b) => a - b)).toEqual([2, 4, 8, 16]);
+      const [e, z] = SWEEP.map((id) => sweepPage.charts.get(id)?.box ?? []);
+      for (const [left, top, w, h] of [e, z]) {
+        expect([left, top, w, h].every(Number.isFinite)).toBe(true);
+        expect(w).toBeGreaterThan(100);
+        expect(h).toBeGreaterThan(100);
+        expect(left + w).toBeLessThanOrEqual(WIDTH);
+        expect(top + h).toBeLessThanOrEqual(HEIGHT);
+      }
+      expect(z[1]).toBe(e[1]); // same row
+      expect(z[0]).toBeGreaterThanOrEqual(e[0] + e[2]); // to the right, not overlapping
+    });
+
+    it('has one mark per M per series at finite coordinates, carrying the report values, placed by the axes', () => {
+      const sweep = sweepOf();
+      const modes = sweep.map((m) => m.modes);
+      const expected: Record<string, Record<string, number[]>> = {
+        'mode-sweep-error': { 'last checkpoint': sweep.map((m) => lastOf(m.checkpoints)), 'mean over checkpoints': sweep.map((m) => meanOf(m.checkpoints)) },
+        'mode-sweep-size': { 'CMD model': sweep.map((m) => m.modelBytes), 'one checkpoint': sweep.map(() => baseline.storage.oneCheckpointBytes) },
+      };
+      for (const [id, series] of Object.entries(expected)) {
+        const chart = sweepPage.charts.get(id)!;
+        expect([...chart.series.keys()], id).toEqual(Object.keys(series));
+        for (const [name, ys] of Object.entries(series)) {
+          const marks = chart.series.get(name)!;
+          expect(marks.map((m) => m.x), `${id}/${name}`).toEqual(modes);
+          marks.forEach((m, i) => expect(m.y).toBeCloseTo(ys[i], 12));
+          const xy = marks.map(centre);
+          for (const [cx, cy] of xy) expect(Number.isFinite(cx) && Number.isFinite(cy) && cx >= 0 && cx <= chart.box[2] && cy >= 0 && cy <= chart.box[3]).toBe(true);
+          for (let i = 1; i < xy.length; i++) expect(xy[i][0]).toBeGreaterThan(xy[i - 1][0]);
+          // Where the reader's axes say: x on the tick labelled M, y interpolated between the y ticks.
+          const ticks = axisTicks(chart);
+          expect(ticks.x.map((t) => t.label)).toEqual(modes.map(String));
+          marks.forEach((m, i) => {
+            expect(xy[i][0]).toBeCloseTo(ticks.x.find((t) => t.label === String(m.x))!.pos, 1);
+            expect(xy[i][1]).toBeCloseTo(yFromTicks(ticks.y, id === 'mode-sweep-size' ? parseBytes : parsePercent, m.y), 1);
+          });
+        }
+      }
+    });
+
+    it('the screenshot has each mark in its series colour where its coordinates say', () => {
+      const { shot: img, charts: cs } = sweepPage;
+      for (const id of SWEEP) {
+        const c = cs.get(id)!;
+        expect(colouredPixels(img, c.box), id).toBeGreaterThan(300);
+        for (const [name, marks] of c.series) {
+          for (const m of marks) {
+            const [cx, cy] = centre(m);
+            const fill = attr(m.tag, 'fill')!;
+            expect(attr(m.tag, 'r'), `${id}/${name}`).toBe('3');
+            expect(discAt(img, c.box[0] + cx, c.box[1] + cy, hexRgb(fill)), `${id}/${name} at M = ${m.x}`).toBe(true);
+          }
+        }
+      }
+      // Negative control: the gap between the two charts has no ink.
+      const [e, z] = SWEEP.map((id) => cs.get(id)!.box);
+      expect(z[0] - (e[0] + e[2])).toBeGreaterThanOrEqual(8);
+      expect(colouredPixels(img, [e[0] + e[2] + 2, e[1], z[0] - (e[0] + e[2]) - 4, e[3]])).toBe(0);
+    });
+
+    it('the error chart draws the baselines that fit in the CMD storage; the table lists all', () => {
+      const fits = baseline.baselines!.filter((b) => b.storageBytes! <= baseline.storage.modelBytes).map((b) => b.name);
+      const larger = baseline.baselines!.filter((b) => b.storageBytes! > baseline.storage.modelBytes).map((b) => b.name);
+      expect(larger.length).toBeGreaterThan(0); // the rank-M PCA/DMD are bigger than CMD here
+      const s = sweepPage.charts.get('reconstruction-error')!.series;
+      expect([...s.keys()]).toEqual(['cmd', ...fits]);
+      for (const name of fits) {
+        const b = baseline.baselines!.find((x) => x.name === name)!;
+        expect(s.get(name)!.map((m) => m.y)).toEqual(b.checkpoints.map((c) => c.relativeError));
+      }
+      const table = /<h2>Baselines<\/h2>[\s\S]*?<\/table>/.exec(sweepPage.html)?.[0] ?? '';
+      for (const b of baseline.baselines!) expect(table).toContain(`<td>${b.name}</td>`);
+      expect(colouredPixels(sweepPage.shot, sweepPage.charts.get('reconstruction-error')!.box)).toBeGreaterThan(300);
+    });
   });
 });

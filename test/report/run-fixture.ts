@@ -35,11 +35,11 @@ export interface AnalyzedRun {
   cleanup(): void;
 }
 
-/** Runs `cmd analyze` on the LeNet-5 fixture into a fresh temp folder. */
-export function analyzeLenet(): AnalyzedRun {
+/** Runs `cmd analyze` on the LeNet-5 fixture into a fresh temp folder (`args` replace `--modes 10`). */
+export function analyzeLenet(args: string[] = ['--modes', '10']): AnalyzedRun {
   const root = mkdtempSync(path.join(os.tmpdir(), 'cmd-report-'));
   const dir = path.join(root, 'run');
-  const r = cmd(['analyze', fixture('lenet5-fmnist', 'npz'), '-o', dir, '--modes', '10', '-q']);
+  const r = cmd(['analyze', fixture('lenet5-fmnist', 'npz'), '-o', dir, ...args, '-q']);
   if (r.status !== 0) throw new Error(`cmd analyze failed (${r.status}): ${r.stderr}`);
   const reportFile = path.join(dir, 'report.json');
   return {

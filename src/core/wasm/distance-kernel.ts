@@ -21,10 +21,11 @@ export interface DistanceKernelMemory {
 export interface DistanceKernelExports {
   memory: DistanceKernelMemory;
   /**
-   * Adds Σ_l (a_il − a_jl)² to `acc` for the 8 interleaved rows i at `I` and the rows j in
-   * [js, je) of the row-major tile at `J` (je − js even and positive).
+   * Adds Σ_l (a_il − a_jl)² to `acc` for the `ng` interleaved groups of 8 rows i at `I` and the
+   * `nj` rows j of the row-major tile at `J`; group g takes the rows j ≥ max(0, js0 + 8g), in pairs
+   * (a zero row must follow the tile). Group g's sums start at acc + as·g.
    */
-  dist(I: number, J: number, K: number, js: number, je: number, acc: number): void;
+  dist(I: number, ng: number, J: number, K: number, js0: number, nj: number, acc: number, as: number): void;
 }
 
 let kernel: DistanceKernelExports | null | undefined;
