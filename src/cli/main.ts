@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { CancelledError, CmdError } from '../errors.ts';
-import { addSelectionOptions, baselinesArg, floatArg, intArg, modesArg } from './options.ts';
+import { addOutputOptions, addSamplingOptions, addSelectionOptions, addWorkerOptions, baselinesArg, floatArg, intArg, modesArg } from './options.ts';
 import { setQuiet } from './terminal.ts';
 import { interruptSignal, installSignalHandlers } from './signals.ts';
 import type { InspectFlags } from './commands/inspect.ts';
@@ -39,7 +39,7 @@ function buildProgram() {
     await inspectCommand(dir, flags);
   });
 
-  addSelectionOptions(
+  const analyze = addSelectionOptions(
     program
       .command('analyze')
       .description('run post-hoc CMD on a checkpoint folder and write the model and report')
@@ -49,27 +49,20 @@ function buildProgram() {
       .option('--baselines <list>', 'baselines beside CMD in the same pass: avg-last-k,ema,pca,dmd', baselinesArg)
       .option('--avg-last <k>', 'checkpoints in the avg-last-k baseline', intArg('--avg-last', 1), 5)
       .option('--ema-beta <beta>', 'decay of the ema baseline, in [0, 1)', floatArg('--ema-beta', 0, 0.999999), 0.9)
-      .option('-k, --samples <K>', 'number of sampled parameters K', intArg('--samples', 2))
-      .option('--seed <n>', 'seed for sampling', intArg('--seed', 0, 2 ** 32 - 1))
-      .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs) instead of drawing them')
       .option('--online', 'online CMD: modes and references from the warm-up checkpoints 0..F, then a, b updated checkpoint by checkpoint')
       .option('--warmup <F>', 'online warm-up: checkpoints 0..F (default 20, capped at T-1)', intArg('--warmup', 2))
       .option('--embed-window <L>', 'with --online: simulate embedded CMD (no retraining); an embedding step every L checkpoint positions (default 10)', intArg('--embed-window', 1))
       .option('--embed-perc <P>', 'with --online: percent of the parameters embedded per step (default 10)', floatArg('--embed-perc', 1e-9, 100))
       .option('--embed-relative', 'with --online: P% of the not-yet-embedded parameters instead of all N')
-      .hook('preAction', async (c) => (await import('../online/embedded-flags.ts')).checkEmbedFlags(c.opts()))
-      .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1, 256))
-      .addOption(new Option('--chunk-size <n>', 'parameters per pass-2 chunk').argParser(intArg('--chunk-size', 1)).hideHelp())
-      .option('--force', 'replace a non-empty output folder')
-      .option('--json', 'print report.json instead of the summary')
-      .option('--html <file>', 'also write the self-contained HTML report')
-      .option('-q, --quiet', 'no progress or notes on stderr'),
-  ).action(async (dir: string, flags: Omit<AnalyzeFlags, 'modes'> & { modes: number[] }) => {
+      .hook('preAction', async (c) => (await import('../online/embedded-flags.ts')).checkEmbedFlags(c.opts())),
+  );
+  addOutputOptions(addWorkerOptions(addSamplingOptions(analyze)))
+  .action(async (dir: string, flags: Omit<AnalyzeFlags, 'modes'> & { modes: number[] }) => {
     const { analyzeCommand } = await import('./commands/analyze.ts');
     await analyzeCommand(dir, { ...flags, modes: flags.modes[0], sweepModes: flags.modes.slice(1) });
   });
 
-  addSelectionOptions(
+  const reconstruct = addSelectionOptions(
     program
       .command('reconstruct')
       .description('write CMD-reconstructed checkpoints (and the last-k average), optionally evaluated')
@@ -77,9 +70,6 @@ function buildProgram() {
       .option('-o, --out <dir>', 'output folder', 'cmd-out')
       .option('--model <file>', 'use this cmd-model.safetensors instead of running the decomposition')
       .option('-m, --modes <M>', 'number of modes M (when the decomposition runs)', intArg('--modes', 1, 65535), 10)
-      .option('-k, --samples <K>', 'number of sampled parameters K', intArg('--samples', 2))
-      .option('--seed <n>', 'seed for sampling', intArg('--seed', 0, 2 ** 32 - 1))
-      .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs)')
       .option('--online', 'write the online CMD model at each chosen checkpoint (a, b fitted on checkpoints up to it)')
       .option('--warmup <F>', 'online warm-up: checkpoints 0..F (default 20, capped at T-1)', intArg('--warmup', 2))
       .option('--checkpoints <which>', 'last, all, or a comma list of steps', 'last')
@@ -89,15 +79,11 @@ function buildProgram() {
       .option('--eval-cmd <command>', 'evaluate each checkpoint with this shell command ({checkpoint}, {step}, {name})')
       .option('--eval-every <k>', 'evaluate every k-th checkpoint (the last always)', intArg('--eval-every', 1), 1)
       .option('--eval-jobs <n>', 'evaluation commands run at once', intArg('--eval-jobs', 1, 64), 1)
-      .option('--eval-timeout <seconds>', 'time limit per evaluation command', intArg('--eval-timeout', 1), 600)
-      .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1, 256))
-      .addOption(new Option('--chunk-size <n>', 'parameters per pass-2 chunk').argParser(intArg('--chunk-size', 1)).hideHelp())
-      .option('--force', 'replace a non-empty output folder')
-      .option('--json', 'print report.json instead of the summary')
-      .option('--html <file>', 'also write the self-contained HTML report')
-      .option('-q, --quiet', 'no progress or notes on stderr'),
+      .option('--eval-timeout <seconds>', 'time limit per evaluation command', intArg('--eval-timeout', 1), 600),
     '--input-format',
-  ).action(async (dir: string | undefined, flags: Omit<ReconstructFlags, 'format'> & { format: OutputFormat }) => {
+  );
+  addOutputOptions(addWorkerOptions(addSamplingOptions(reconstruct)))
+  .action(async (dir: string | undefined, flags: Omit<ReconstructFlags, 'format'> & { format: OutputFormat }) => {
     const { reconstructCommand } = await import('./commands/reconstruct.ts');
     await reconstructCommand(dir, { ...flags, format: undefined, outputFormat: flags.format });
   });
@@ -117,7 +103,7 @@ function buildProgram() {
       await reportCommand(file, flags);
     });
 
-  program
+  const watch = program
     .command('watch')
     .description('online CMD alongside training: update the model as each new checkpoint in <dir> is complete (resumable)')
     .argument('<dir>', 'checkpoint folder being written by a training run')
@@ -126,15 +112,10 @@ function buildProgram() {
     .option('--until <step>', 'stop (exit 0) once the checkpoint with this step is processed', intArg('--until'))
     .option('--poll-ms <n>', 'how often to look for new checkpoints', intArg('--poll-ms', 10), 1000)
     .option('-m, --modes <M>', 'number of modes M', intArg('--modes', 1, 65535), 10)
-    .option('-k, --samples <K>', 'number of sampled parameters K', intArg('--samples', 2))
-    .option('--seed <n>', 'seed for sampling', intArg('--seed', 0, 2 ** 32 - 1))
-    .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs)')
     .addOption(new Option('--format <format>', 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs']))
-    .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1, 256))
-    .addOption(new Option('--chunk-size <n>', 'parameters per state chunk').argParser(intArg('--chunk-size', 1)).hideHelp())
     .option('--force', 'discard an existing output folder and start over')
-    .option('-q, --quiet', 'no progress or notes on stderr')
-    .action(async (dir: string, flags: import('./commands/watch.ts').WatchFlags) => {
+    .option('-q, --quiet', 'no progress or notes on stderr');
+  addWorkerOptions(addSamplingOptions(watch)).action(async (dir: string, flags: import('./commands/watch.ts').WatchFlags) => {
       const { watchCommand } = await import('./commands/watch.ts');
       await watchCommand(dir, flags);
     });

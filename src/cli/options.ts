@@ -44,6 +44,30 @@ export function baselinesArg(value: string): (typeof BASELINE_KINDS)[number][] {
   return [...new Set(list)] as (typeof BASELINE_KINDS)[number][];
 }
 
+/** --samples, --seed, --samples-from: how the K sampled parameters are chosen. */
+export function addSamplingOptions(cmd: Command): Command {
+  return cmd
+    .option('-k, --samples <K>', 'number of sampled parameters K (default 1000)', intArg('--samples', 2))
+    .option('--seed <n>', 'seed for sampling (default 0)', intArg('--seed', 0, 2 ** 32 - 1))
+    .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs, e.g. a samples.json) instead of drawing them');
+}
+
+/** --workers and the hidden --chunk-size. */
+export function addWorkerOptions(cmd: Command): Command {
+  return cmd
+    .option('--workers <n>', 'worker threads (default: one per core)', intArg('--workers', 1, 256))
+    .addOption(new Option('--chunk-size <n>', 'parameters per chunk').argParser(intArg('--chunk-size', 1)).hideHelp());
+}
+
+/** --force, --json, --html, --quiet: how a run's outputs are written and shown. */
+export function addOutputOptions(cmd: Command): Command {
+  return cmd
+    .option('--force', 'replace a non-empty output folder')
+    .option('--json', 'print report.json instead of the summary')
+    .option('--html <file>', 'also write the self-contained HTML report')
+    .option('-q, --quiet', 'no progress or notes on stderr');
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }

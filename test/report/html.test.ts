@@ -26,6 +26,8 @@ describe('writeHtmlReport', () => {
     expect(marks(chart(html, 'reconstruction-error'), 'cmd')).toBe(run.report.checkpoints.length);
     expect(marks(chart(html, 'references'), 'mode 0')).toBe(run.report.checkpoints.length);
     expect(chart(html, 'correlation')).toContain('data:image/png;base64,');
+    expect(html).not.toContain('data-chart="mode-sweep'); // no sweep in this run: no Choosing M figure
+    expect(html).not.toContain('Choosing M');
     expect(readdirSync(run.root).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
