@@ -16,7 +16,11 @@ export {
   rowDistances,
   rowDistancesBlock,
   splitRowsByPairs,
+  setDistanceKernel,
+  activeDistanceKernel,
+  type DistanceKernel,
 } from './correlation.ts';
+export { corrHeatmap, type Heatmap } from './heatmap.ts';
 export { linkageComplete, type LinkageMatrix, type LinkageOptions } from './linkage.ts';
 export { clusterMonocrit, fclusterDistance, fclusterMaxclust, maxDistPerCluster } from './fcluster.ts';
 export { numberModes, pickReferences, type ModeReferences, type SampleModes } from './modes.ts';
@@ -27,6 +31,9 @@ export {
   fitFixedModes,
   mergeAccumulators,
   prepareReferences,
+  setFitKernel,
+  activeFitKernel,
+  type FitKernel,
   type FitAccumulators,
   type FitOutput,
   type ReferenceStats,
