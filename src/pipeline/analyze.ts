@@ -126,7 +126,7 @@ function nonFiniteError(set: CheckpointSet, checkpoint: number, tensorName: stri
 }
 
 /** From this K on, the distances run on the worker pool; below it one thread is faster than shipping tasks. */
-const PARALLEL_DISTANCES_MIN_K = 600;
+const PARALLEL_DISTANCES_MIN_K = 2000;
 
 async function distances(A: Float64Array, K: number, pool: WorkerPool | undefined): Promise<Float64Array> {
   if (!pool || K < PARALLEL_DISTANCES_MIN_K) return rowDistances(A, K);

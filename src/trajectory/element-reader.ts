@@ -82,6 +82,28 @@ export class ElementReader {
     if (q) dequantizeInPlace(out, q.scale, q.min, outOffset, outOffset + count);
   }
 
+  private readonly oneBytes = new Uint8Array(8);
+  private readonly oneView = new DataView(this.oneBytes.buffer);
+  private readonly oneValue = new Float64Array(1);
+
+  /**
+   * One element. The K × T single-element reads of pass 1 are syscall-bound, so the common
+   * case (one span, float32/float64, no quantization) skips the general path's bookkeeping.
+   */
+  readOne(tensor: StoredTensor, element: number): number {
+    const enc = tensor.encoding;
+    const span = tensor.spans[0];
+    if (tensor.spans.length === 1 && !enc.quantization && (enc.dtype === 'F32' || enc.dtype === 'F64')) {
+      const size = enc.dtype === 'F32' ? 4 : 8;
+      if ((element + 1) * size <= span.length && fs.readSync(this.fd(span.path), this.oneBytes, 0, size, span.offset + element * size) === size) {
+        this.bytesRead += size;
+        return size === 4 ? this.oneView.getFloat32(0, !enc.bigEndian) : this.oneView.getFloat64(0, !enc.bigEndian);
+      }
+    }
+    this.read(tensor, element, 1, this.oneValue, 0);
+    return this.oneValue[0];
+  }
+
   close(): void {
     for (const fd of this.fds.values()) fs.closeSync(fd);
     this.fds.clear();

@@ -83,15 +83,11 @@ export class TrajectoryReader {
    */
   readParameters(indices: ArrayLike<number>, out: Float64Array, from = 0, to = this.checkpoints): void {
     const T = to - from;
-    const one = new Float64Array(1);
     for (let j = 0; j < indices.length; j++) {
       const g = indices[j];
       const k = this.firstTensor(g);
       const el = g - this.plan.tensors[k].offset;
-      for (let t = from; t < to; t++) {
-        this.io.read(this.plan.stored[t][k], el, 1, one, 0);
-        out[j * T + (t - from)] = one[0];
-      }
+      for (let t = from; t < to; t++) out[j * T + (t - from)] = this.io.readOne(this.plan.stored[t][k], el);
     }
   }
 
