@@ -11,7 +11,7 @@
  * are generated into .bench-cache/tmp-* and deleted after use. Results also go to
  * .bench-cache/bench-results.json.
  *
- * Flags: --no-scaling, --no-k10000, --k10000-limit S (stop the K = 10,000 run after S seconds,
+ * Flags: --no-scaling, --no-variants, --no-k10000, --k10000-limit S (stop the K = 10,000 run after S seconds,
  * default 300), --runs N (default 3), --profile (writes .cpuprofile files of one main run, main
  * thread and workers, to .bench-cache/profile/).
  */
@@ -208,6 +208,26 @@ async function main() {
   );
   console.log(`CPU s = user + system time of the child (all threads); on a quiet machine wall ≈ CPU / ${os.availableParallelism()} in pass 2.`);
   console.log(`best run stages: ${stageText(m.runInfo.stageMilliseconds)}; in-process ${m.runInfo.seconds.toFixed(3)} s (so start-up + exit ≈ ${(m.seconds - m.runInfo.seconds).toFixed(2)} s); run-info peakRss ${fmtMB(m.runInfo.peakRssBytes)}; model file ${fmtGB(m.modelBytes)}`);
+
+  // ---- variants on the same data: online CMD, baselines, a mode sweep (each one process)
+  if (!flag('--no-variants')) {
+    const variants = [
+      ['post-hoc (as above)', []],
+      ['--online --warmup 20', ['--online', '--warmup', '20']],
+      ['--baselines avg-last-k,ema', ['--baselines', 'avg-last-k,ema']],
+      ['--baselines all (adds PCA/DMD Gram)', ['--baselines', 'all']],
+      ['--modes 10,2,5,20 (sweep, one pass)', ['--modes', '10,2,5,20']],
+    ];
+    const rows = [['variant', 'seconds', 'GB/s', 'vs post-hoc', 'peak RSS', 'CPU s']];
+    results.variants = [];
+    for (const [label, extra] of variants) {
+      const r = extra.length ? (await best(Math.min(runs, 2), () => analyze(main.dir, { extra }))).best : m;
+      rows.push([label, r.seconds.toFixed(3), (main.bytes / GB / r.seconds).toFixed(2), `${(r.seconds / m.seconds).toFixed(2)}x`, fmtMB(r.rss), r.cpu.toFixed(2)]);
+      results.variants.push({ label, seconds: r.seconds, cpu: r.cpu, rss: r.rss, stages: r.runInfo.stageMilliseconds });
+    }
+    console.log('\nVariants on the main trajectory (whole process)\n');
+    console.log(table(rows, ['l', 'r', 'r', 'r', 'r', 'r']));
+  }
 
   // ---- scaling
   if (!flag('--no-scaling')) {

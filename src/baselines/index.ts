@@ -82,15 +82,17 @@ export interface BaselineResults {
  */
 export function finalizeBaselines(acc: BaselineAccumulators, options: { modes: number; cmdBytes: number }): BaselineResults {
   const { modes, cmdBytes } = options;
-  const { T, count: N } = acc.gram;
+  const { T, count: N } = acc.smoothing;
   if (N < 1) throw new RangeError('finalizeBaselines: no parameters were accumulated');
+  // The Gram matrix is only accumulated when PCA or DMD was asked for.
+  const withGram = acc.gram.count > 0;
   const same = sameStorageRank(cmdBytes, N, T);
   const smooth = finalizeSmoothing(acc.smoothing);
-  const pcaRanks: [number, LowRankEntry<unknown>['basis']][] = [[modes, 'modes']];
-  if (same.pca >= 0) pcaRanks.push([same.pca, 'sameStorage']);
-  const pca = finalizePca(acc.gram, pcaRanks.map(([r]) => r));
-  const dmdRanks: [number, LowRankEntry<unknown>['basis']][] = T >= 2 ? [[modes, 'modes']] : [];
-  if (T >= 2 && same.dmd >= 1) dmdRanks.push([same.dmd, 'sameStorage']);
+  const pcaRanks: [number, LowRankEntry<unknown>['basis']][] = withGram ? [[modes, 'modes']] : [];
+  if (withGram && same.pca >= 0) pcaRanks.push([same.pca, 'sameStorage']);
+  const pca = withGram ? finalizePca(acc.gram, pcaRanks.map(([r]) => r)) : undefined;
+  const dmdRanks: [number, LowRankEntry<unknown>['basis']][] = withGram && T >= 2 ? [[modes, 'modes']] : [];
+  if (withGram && T >= 2 && same.dmd >= 1) dmdRanks.push([same.dmd, 'sameStorage']);
   const dmd = dmdRanks.length ? finalizeDmd(acc.gram, dmdRanks.map(([r]) => r)) : undefined;
   return {
     parameters: N,
@@ -99,7 +101,7 @@ export function finalizeBaselines(acc: BaselineAccumulators, options: { modes: n
     sameStorage: same,
     average: { lastK: smooth.lastK, bytes: 4 * N, errors: smooth.average },
     ema: { beta: smooth.beta, bytes: 4 * N, errors: smooth.ema },
-    pca: pca.ranks.map((result, k) => {
+    pca: (pca?.ranks ?? []).map((result, k) => {
       const bytes = pcaBytes(result.rank, N, T);
       return { basis: pcaRanks[k][1], bytes, withinBudget: bytes <= cmdBytes, result };
     }),
@@ -107,7 +109,7 @@ export function finalizeBaselines(acc: BaselineAccumulators, options: { modes: n
       const bytes = dmdBytes(result.rank, N);
       return { basis: dmdRanks[k][1], bytes, withinBudget: bytes <= cmdBytes, result };
     }),
-    pcaSpectrum: pca.spectrum,
+    pcaSpectrum: pca?.spectrum ?? new Float64Array(0),
     dmdSingularValues: dmd?.singularValues ?? new Float64Array(0),
   };
 }

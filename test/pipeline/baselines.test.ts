@@ -11,6 +11,14 @@ import { runCli } from '../helpers/cli.ts';
 import { fixture, tempDir } from '../helpers/tmp.ts';
 
 describe('--baselines', () => {
+  it('runs the cheap baselines alone, without the Gram matrix', () => {
+    const out = path.join(tempDir(), 'out');
+    const r = runCli(['analyze', fixture('lenet5-fmnist', 'npz'), '-o', out, '--to', '6', '--samples', '300', '--modes', '4', '--baselines', 'avg-last-k,ema', '-q']);
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8'));
+    expect(report.baselines.map((b: { name: string }) => b.name)).toEqual(['avg-last-5', 'ema-0.9']);
+  });
+
   it('reports avg-last-k, EMA, PCA and DMD beside CMD, matching direct computations', async () => {
     const out = path.join(tempDir(), 'out');
     const input = fixture('lenet5-fmnist', 'npz');
