@@ -38,6 +38,11 @@ export interface OnlineOptions {
   chunkSize?: number;
   signal?: AbortSignal;
   progress?: ProgressSink;
+  /**
+   * fsync every state file (default true: `cmd watch` must survive a crash). An offline run
+   * keeps its state in the staging folder it deletes at the end, so it skips the flushes.
+   */
+  durable?: boolean;
 }
 
 /** A checkpoint to add: its identity and where its modelled tensors are (parameter-space order). */
@@ -82,8 +87,11 @@ export class OnlineEngine {
     return this.state.checkpoints;
   }
 
+  /** See {@link OnlineOptions.durable}. */
+  durable = true;
+
   private get ctx(): TaskContext {
-    return { tensors: this.meta.tensors, float64: this.meta.float64, stateDir: this.stateDir, modeBytes: this.meta.modeBytes };
+    return { tensors: this.meta.tensors, float64: this.meta.float64, stateDir: this.stateDir, modeBytes: this.meta.modeBytes, durable: this.durable };
   }
 
   /**
@@ -172,6 +180,7 @@ export class OnlineEngine {
     };
     const runner = createTaskRunner(Math.max(1, options.workers ?? defaultWorkerCount()), options.signal);
     const engine = new OnlineEngine(stateDir, meta, emptyCommit, runner, options.signal);
+    engine.durable = options.durable ?? true;
     try {
       const fit = modeFit(sums);
       const model = modelOut ? await engine.prepareModel(modelOut, checkpoints) : undefined;
@@ -327,6 +336,77 @@ export class OnlineEngine {
       tensorErrors: prev.tensorErrors.map((e, k) => ({ errSq: e.errSq + perTensor[k].errSq, normSq: e.normSq + perTensor[k].normSq })),
       modeCount,
       r2Sum,
+      bytesRead: prev.bytesRead + bytesRead,
+    };
+    if (model) await this.finishModel(model.layout, modelOut!, refs);
+    if (this.signal?.aborted) throw new CancelledError();
+    await writeCommit(this.stateDir, commit);
+    this.state = commit;
+    await removeStaleFiles(this.stateDir, t);
+  }
+
+  /**
+   * Adds several checkpoints at once, chunk-major, with results identical to calling
+   * {@link apply} for each in turn (same per-parameter arithmetic, same summation order) but a
+   * single state generation written and one commit at the end. `modelOut` gets the model after
+   * the last one. Memory: one chunk's values for all of `cs` per task.
+   */
+  async applyMany(cs: NewCheckpoint[], modelOut?: string): Promise<void> {
+    if (cs.length === 1) return this.apply(cs[0], modelOut);
+    const { M, refIndex } = this.meta;
+    const prev = this.state;
+    let sums: ModeSums = prev.modeSums;
+    const fits: ModeFit[] = [];
+    const refShifted: Float64Array[] = [];
+    const rs: Float64Array[] = [];
+    for (const c of cs) {
+      const reader = new TrajectoryReader({ tensors: this.meta.tensors, stored: [c.stored], total: this.meta.N });
+      const r = new Float64Array(M);
+      try {
+        reader.readParameters(refIndex, r, 0, 1);
+      } finally {
+        reader.close();
+      }
+      for (let m = 0; m < M; m++) {
+        if (!Number.isFinite(r[m])) {
+          const loc = locate({ tensors: this.meta.tensors, carried: [], total: this.meta.N }, refIndex[m]);
+          throw nonFiniteError(c.path, loc.tensor, loc.element, r[m], c.step);
+        }
+      }
+      sums = addReferences(sums, r);
+      fits.push(modeFit(sums));
+      refShifted.push(r.map((v, m) => v - sums.shift[m]));
+      rs.push(r);
+    }
+    const t = prev.t + cs.length;
+    const checkpoints = [...prev.checkpoints, ...cs.map((c, j) => ({ index: prev.t + 1 + j, step: c.step, name: c.name, bytes: c.bytes }))];
+    const refs = [...prev.refs, ...rs.map((r) => Array.from(r))];
+    const model = modelOut ? await this.prepareModel(modelOut, checkpoints) : undefined;
+    const results = await this.runner.runAll(
+      this.chunks.length,
+      (i) => ({ kind: 'updateMany', ctx: this.ctx, chunk: this.chunks[i], stored: cs.map((c) => c.stored), refShifted, refs: rs, fits, from: prev.t, to: t, modelOut: model?.out }),
+      (_, res) => this.throwNonFinite(res, (k) => cs[k]),
+    );
+    const errors = [...prev.errors];
+    let tensorErrors = prev.tensorErrors;
+    let last!: ReturnType<OnlineEngine['merge']>;
+    for (let j = 0; j < cs.length; j++) {
+      last = this.merge(results.map((r) => ({ ...r, pieces: r.steps![j] })));
+      errors.push(last.total);
+      const perTensor = last.perTensor;
+      tensorErrors = tensorErrors.map((e, k) => ({ errSq: e.errSq + perTensor[k].errSq, normSq: e.normSq + perTensor[k].normSq }));
+    }
+    const bytesRead = results.reduce((s, r) => s + r.bytesRead, 0);
+    const commit: OnlineCommit = {
+      version: STATE_VERSION,
+      t,
+      checkpoints,
+      modeSums: sums,
+      refs,
+      errors,
+      tensorErrors,
+      modeCount: last.modeCount,
+      r2Sum: last.r2Sum,
       bytesRead: prev.bytesRead + bytesRead,
     };
     if (model) await this.finishModel(model.layout, modelOut!, refs);

@@ -119,6 +119,7 @@ export interface SolveStats {
  * with mean c, the minimum-norm a = c·x̄/(c²+1), b = x̄/(c²+1) (reconstruction = time mean x̄).
  */
 export function solveChunk(sums: ChunkSums, fit: ModeFit, a: Float64Array, b: Float64Array, stats?: SolveStats): void {
+  // R² feeds only the per-mode statistics: skip its square roots when nobody asked.
   const { shift, mode, S1, S2, P } = sums;
   const n = fit.n;
   for (let i = 0; i < shift.length; i++) {
@@ -137,7 +138,7 @@ export function solveChunk(sums: ChunkSums, fit: ModeFit, a: Float64Array, b: Fl
       const ai = num / varR;
       a[i] = ai;
       b[i] = (s1 - ai * R1) / n + shift[i] - ai * fit.shift[m];
-      const varW = n * S2[i] - s1 * s1;
+      const varW = stats ? n * S2[i] - s1 * s1 : 0;
       if (varW > 0) {
         const rho = num / (Math.sqrt(varW) * Math.sqrt(varR));
         r2 = Math.min(rho * rho, 1);
@@ -154,9 +155,20 @@ export function solveChunk(sums: ChunkSums, fit: ModeFit, a: Float64Array, b: Fl
  * Σ_i (w_i − (â_i·r_{m(i)} + b̂_i))² and Σ_i w_i² over parameters [i0, i1) of the chunk at one
  * checkpoint, with â, b̂ rounded to float32 as the model file stores them; float64 arithmetic.
  */
-export function checkpointError(w: ArrayLike<number>, wOffset: number, a: Float64Array, b: Float64Array, mode: ArrayLike<number>, ref: ArrayLike<number>, i0: number, i1: number): { errSq: number; normSq: number } {
-  let errSq = 0;
-  let normSq = 0;
+export function checkpointError(
+  w: ArrayLike<number>,
+  wOffset: number,
+  a: Float64Array,
+  b: Float64Array,
+  mode: ArrayLike<number>,
+  ref: ArrayLike<number>,
+  i0: number,
+  i1: number,
+  /** Running sums to continue (blocked callers keep the exact sequential order of additions). */
+  from: { errSq: number; normSq: number } = { errSq: 0, normSq: 0 },
+): { errSq: number; normSq: number } {
+  let errSq = from.errSq;
+  let normSq = from.normSq;
   for (let i = i0; i < i1; i++) {
     const x = w[wOffset + i];
     const e = x - (Math.fround(a[i]) * ref[mode[i]] + Math.fround(b[i]));
@@ -164,4 +176,25 @@ export function checkpointError(w: ArrayLike<number>, wOffset: number, a: Float6
     normSq += x * x;
   }
   return { errSq, normSq };
+}
+
+/** The sums of parameters [i0, i1) of a chunk, as views (same arithmetic on a block of the chunk). */
+export function sumsView(sums: ChunkSums, i0: number, i1: number): ChunkSums {
+  return {
+    shift: sums.shift.subarray(i0, i1),
+    mode: sums.mode.subarray(i0, i1),
+    S1: sums.S1.subarray(i0, i1),
+    S2: sums.S2.subarray(i0, i1),
+    P: sums.P.subarray(i0, i1),
+  };
+}
+
+/** Parameters per block: the block's sums and values stay in cache across checkpoints. */
+export const SUMS_BLOCK = 2048;
+
+/** True when every running sum is finite (a NaN or ±Inf value poisons S2). */
+export function sumsFinite(sums: ChunkSums): boolean {
+  const S2 = sums.S2;
+  for (let i = 0; i < S2.length; i++) if (!Number.isFinite(S2[i])) return false;
+  return true;
 }

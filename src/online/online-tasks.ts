@@ -10,7 +10,7 @@ import type { StoredTensor } from '../formats/types.ts';
 import type { Chunk } from '../pipeline/chunks.ts';
 import type { TensorSlots } from '../pipeline/worker.ts';
 import { TrajectoryReader } from '../trajectory/trajectory-reader.ts';
-import { accumulateCheckpoint, checkpointError, createChunkSums, solveChunk, type ChunkSums, type ModeFit, type SolveStats } from './kernel.ts';
+import { accumulateCheckpoint, checkpointError, createChunkSums, solveChunk, sumsFinite, sumsView, SUMS_BLOCK, type ChunkSums, type ModeFit, type SolveStats } from './kernel.ts';
 import { readChunk, writeChunkStatic, writeChunkSums } from './state.ts';
 
 /** Shared by all tasks of a run. */
@@ -19,6 +19,8 @@ export interface TaskContext {
   float64: boolean;
   stateDir: string;
   modeBytes: 1 | 2;
+  /** fsync state files (false for offline runs whose state is thrown away). */
+  durable?: boolean;
 }
 
 /** Where a, b and mode go (absolute byte positions per tensor, from planModelFile). */
@@ -67,11 +69,34 @@ export interface MaterializeTask {
   modelOut: ModelOut;
 }
 
-export type OnlineTask = InitTask | UpdateTask | MaterializeTask;
+/**
+ * Several new checkpoints in one task, chunk-major: the state is read once, every checkpoint
+ * is added in order with exactly the arithmetic of consecutive `update` tasks, and only the
+ * last generation is written. For offline runs, where per-checkpoint durability buys nothing
+ * and the state traffic (24 bytes per parameter and checkpoint) would dominate.
+ */
+export interface UpdateManyTask {
+  kind: 'updateMany';
+  ctx: TaskContext;
+  chunk: Chunk;
+  /** stored[j][k]: tensor k of the j-th new checkpoint. */
+  stored: StoredTensor[][];
+  refShifted: Float64Array[];
+  refs: Float64Array[];
+  fits: ModeFit[];
+  from: number;
+  to: number;
+  /** Written with the coefficients after the last checkpoint. */
+  modelOut?: ModelOut;
+}
+
+export type OnlineTask = InitTask | UpdateTask | MaterializeTask | UpdateManyTask;
 
 export interface TaskResult {
-  /** Per piece of the chunk at the checkpoint just added (init: at F). */
+  /** Per piece of the chunk at the checkpoint just added (init: at F; updateMany: the last one). */
   pieces: { tensor: number; errSq: number; normSq: number }[];
+  /** updateMany: the pieces of every checkpoint added, in order. */
+  steps?: { tensor: number; errSq: number; normSq: number }[][];
   modeCount: number[];
   r2Sum: number[];
   nonFinite?: { checkpoint: number; tensor: number; element: number; value: number };
@@ -159,7 +184,7 @@ function readModes(task: InitTask): Uint8Array | Uint16Array {
 }
 
 /** Solves the chunk, measures the error at values row `row`, writes the model if asked. */
-function finish(task: OnlineTask, sums: ChunkSums, values: Float32Array | Float64Array | undefined, row: number, refs: Float64Array | undefined, bytesRead: number): TaskResult {
+function finish(task: InitTask | UpdateTask | MaterializeTask | (UpdateManyTask & { fit: ModeFit }), sums: ChunkSums, values: Float32Array | Float64Array | undefined, row: number, refs: Float64Array | undefined, bytesRead: number): TaskResult {
   const { chunk, ctx, fit } = task;
   const n = chunk.count;
   const M = fit.R1.length;
@@ -184,13 +209,21 @@ function runInit(task: InitTask): TaskResult {
   const { ctx, chunk } = task;
   const n = chunk.count;
   const { values, bytesRead } = readValues(ctx, chunk, task.stored);
-  const bad = findNonFinite(values, chunk);
-  if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
   const sums = createChunkSums(values.subarray(0, n), readModes(task));
-  for (let t = 0; t < task.stored.length; t++) accumulateCheckpoint(sums, values, t * n, task.refShifted[t]);
+  // Blocked over parameters so each block's sums stay in cache across the checkpoints; the
+  // per-parameter arithmetic (and so every bit) is that of one checkpoint at a time.
+  for (let b0 = 0; b0 < n; b0 += SUMS_BLOCK) {
+    const b1 = Math.min(n, b0 + SUMS_BLOCK);
+    const view = sumsView(sums, b0, b1);
+    for (let t = 0; t < task.stored.length; t++) accumulateCheckpoint(view, values, t * n + b0, task.refShifted[t]);
+  }
+  if (!sumsFinite(sums)) {
+    const bad = findNonFinite(values, chunk);
+    if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
+  }
   const F = task.stored.length - 1;
-  writeChunkStatic(ctx.stateDir, chunk.index, sums);
-  writeChunkSums(ctx.stateDir, chunk.index, F, sums);
+  writeChunkStatic(ctx.stateDir, chunk.index, sums, ctx.durable);
+  writeChunkSums(ctx.stateDir, chunk.index, F, sums, ctx.durable);
   return finish(task, sums, values, F, task.refs[F], bytesRead);
 }
 
@@ -201,8 +234,47 @@ function runUpdate(task: UpdateTask): TaskResult {
   const bad = findNonFinite(values, chunk);
   if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
   accumulateCheckpoint(sums, values, 0, task.refShifted);
-  writeChunkSums(ctx.stateDir, chunk.index, task.to, sums);
+  writeChunkSums(ctx.stateDir, chunk.index, task.to, sums, ctx.durable);
   return finish(task, sums, values, 0, task.refs, bytesRead);
+}
+
+function runUpdateMany(task: UpdateManyTask): TaskResult {
+  const { ctx, chunk } = task;
+  const n = chunk.count;
+  const K = task.stored.length;
+  const M = task.fits[0].R1.length;
+  const sums = readChunk(ctx.stateDir, chunk.index, task.from, n, ctx.modeBytes);
+  const { values, bytesRead } = readValues(ctx, chunk, task.stored);
+  const a = new Float64Array(n);
+  const b = new Float64Array(n);
+  const stats: SolveStats = { modeCount: new Float64Array(M), r2Sum: new Float64Array(M) };
+  // errs[j][p]: running error sums of piece p at the j-th new checkpoint. Blocks walk the
+  // parameters in order, so every sum receives its terms in the same order as one `update`
+  // task per checkpoint would add them: bit-identical results, with the sums kept in cache.
+  const errs = Array.from({ length: K }, () => chunk.pieces.map(() => ({ errSq: 0, normSq: 0 })));
+  let i0 = 0;
+  for (const [pi, piece] of chunk.pieces.entries()) {
+    for (let b0 = i0; b0 < i0 + piece.count; b0 += SUMS_BLOCK) {
+      const b1 = Math.min(i0 + piece.count, b0 + SUMS_BLOCK);
+      const view = sumsView(sums, b0, b1);
+      const av = a.subarray(b0, b1);
+      const bv = b.subarray(b0, b1);
+      for (let j = 0; j < K; j++) {
+        accumulateCheckpoint(view, values, j * n + b0, task.refShifted[j]);
+        solveChunk(view, task.fits[j], av, bv, j === K - 1 ? stats : undefined);
+        errs[j][pi] = checkpointError(values, j * n, a, b, sums.mode, task.refs[j], b0, b1, errs[j][pi]);
+      }
+    }
+    i0 += piece.count;
+  }
+  if (!sumsFinite(sums)) {
+    const bad = findNonFinite(values, chunk);
+    if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
+  }
+  writeChunkSums(ctx.stateDir, chunk.index, task.to, sums, ctx.durable);
+  if (task.modelOut) writeModel(task.modelOut, chunk, a, b, sums, ctx.modeBytes);
+  const steps = errs.map((row) => row.map((e, p) => ({ tensor: chunk.pieces[p].tensor, ...e })));
+  return { pieces: steps[K - 1], steps, modeCount: Array.from(stats.modeCount), r2Sum: Array.from(stats.r2Sum), bytesRead };
 }
 
 function runMaterialize(task: MaterializeTask): TaskResult {
@@ -219,5 +291,7 @@ export function runOnlineTask(task: OnlineTask): TaskResult {
       return runUpdate(task);
     case 'materialize':
       return runMaterialize(task);
+    case 'updateMany':
+      return runUpdateMany(task);
   }
 }

@@ -88,16 +88,21 @@ export async function onlineAnalysis(
     snapshots.set(p, file);
     return file;
   };
-  const { engine, warm } = await OnlineEngine.start(stateDir, set, options, scratch, modelOut(F));
+  // The state lives in the staging folder and is deleted at the end: no need to fsync it.
+  const { engine, warm } = await OnlineEngine.start(stateDir, set, { ...options, durable: options.durable ?? false }, scratch, modelOut(F));
   try {
     const sim = embed ? await (await import('./embedded.ts')).EmbeddedSimulation.start(engine, embed, { signal: options.signal }) : undefined;
     options.progress?.start('online', T - F - 1);
-    for (let p = F + 1; p < T; p++) {
+    // Checkpoint by checkpoint when something is needed after each one (the embedded replay,
+    // model snapshots); otherwise in batches of F + 1, chunk-major, with identical results.
+    const batch = sim || snapshot?.positions.size ? 1 : F + 1;
+    for (let p = F + 1; p < T; p += batch) {
       if (options.signal?.aborted) throw new CancelledError();
-      const c = newCheckpoint(set, set.checkpoints[p]);
-      await engine.apply(c, modelOut(p));
-      await sim?.step(c);
-      options.progress?.advance(1);
+      const end = Math.min(T, p + batch);
+      const cs = set.checkpoints.slice(p, end).map((k) => newCheckpoint(set, k));
+      await engine.applyMany(cs, modelOut(end - 1));
+      if (sim) await sim.step(cs[0]);
+      options.progress?.advance(cs.length);
     }
     options.progress?.stop();
     if (snapshot?.positions.has(T - 1)) snapshots.set(T - 1, path.join(stagingDir, MODEL_FILE));

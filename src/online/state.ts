@@ -83,7 +83,7 @@ export function sumsFile(dir: string, chunk: number, t: number): string {
   return path.join(dir, `sums-${chunk}.t${t}.bin`);
 }
 
-function writeAllSync(file: string, parts: ArrayBufferView[]): void {
+function writeAllSync(file: string, parts: ArrayBufferView[], durable = true): void {
   const fd = fs.openSync(file, 'w');
   try {
     let position = 0;
@@ -93,7 +93,7 @@ function writeAllSync(file: string, parts: ArrayBufferView[]): void {
       while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
       position += bytes.byteLength;
     }
-    fs.fsyncSync(fd);
+    if (durable) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
@@ -117,13 +117,13 @@ function readAllSync(file: string, bytes: number): ArrayBuffer {
 }
 
 /** Writes a chunk's static part (shift and mode). */
-export function writeChunkStatic(dir: string, chunk: number, sums: ChunkSums): void {
-  writeAllSync(staticFile(dir, chunk), [sums.shift, sums.mode]);
+export function writeChunkStatic(dir: string, chunk: number, sums: ChunkSums, durable = true): void {
+  writeAllSync(staticFile(dir, chunk), [sums.shift, sums.mode], durable);
 }
 
 /** Writes a chunk's sums of generation `t`, fsynced. */
-export function writeChunkSums(dir: string, chunk: number, t: number, sums: ChunkSums): void {
-  writeAllSync(sumsFile(dir, chunk, t), [sums.S1, sums.S2, sums.P]);
+export function writeChunkSums(dir: string, chunk: number, t: number, sums: ChunkSums, durable = true): void {
+  writeAllSync(sumsFile(dir, chunk, t), [sums.S1, sums.S2, sums.P], durable);
 }
 
 /** Reads a chunk of `n` parameters: its static part and its sums of generation `t`. */
