@@ -54,7 +54,8 @@ function buildProgram() {
       .option('--embed-window <L>', 'with --online: simulate embedded CMD (no retraining); an embedding step every L checkpoint positions (default 10)', intArg('--embed-window', 1))
       .option('--embed-perc <P>', 'with --online: percent of the parameters embedded per step (default 10)', floatArg('--embed-perc', 1e-9, 100))
       .option('--embed-relative', 'with --online: P% of the not-yet-embedded parameters instead of all N')
-      .hook('preAction', async (c) => (await import('../online/embedded-flags.ts')).checkEmbedFlags(c.opts())),
+      .hook('preAction', async (c) => (await import('../online/embedded-flags.ts')).checkEmbedFlags(c.opts()))
+      .option('--skip-nonfinite', 'leave parameters with a NaN or infinite value out of the model (carried as-is) instead of failing'),
   );
   addOutputOptions(addWorkerOptions(addSamplingOptions(analyze)))
   .action(async (dir: string, flags: Omit<AnalyzeFlags, 'modes'> & { modes: number[] }) => {
@@ -79,7 +80,8 @@ function buildProgram() {
       .option('--eval-cmd <command>', 'evaluate each checkpoint with this shell command ({checkpoint}, {step}, {name})')
       .option('--eval-every <k>', 'evaluate every k-th checkpoint (the last always)', intArg('--eval-every', 1), 1)
       .option('--eval-jobs <n>', 'evaluation commands run at once', intArg('--eval-jobs', 1, 64), 1)
-      .option('--eval-timeout <seconds>', 'time limit per evaluation command', intArg('--eval-timeout', 1), 600),
+      .option('--eval-timeout <seconds>', 'time limit per evaluation command', intArg('--eval-timeout', 1), 600)
+      .option('--skip-nonfinite', 'leave parameters with a NaN or infinite value out of the model (carried as-is) instead of failing'),
     '--input-format',
   );
   addOutputOptions(addWorkerOptions(addSamplingOptions(reconstruct)))

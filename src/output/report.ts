@@ -48,7 +48,7 @@ export function buildReport({ set, result, seed, samplesRequested, variant = 'po
       linkage: 'complete',
       cut: 'maxclust',
       ...(warmup !== undefined ? { warmup } : {}),
-      skippedNonFinite: 0,
+      skippedNonFinite: result.skippedNonFinite ?? 0,
     },
     modes: result.modes.map((m) => ({ ...m, meanR2: m.meanR2 === null ? 'NaN' : num(m.meanR2) })),
     checkpoints: window.map((c, t) => ({ index: c.index, step: c.step, name: c.name, relativeError: num(result.checkpointErrors[t]) })),

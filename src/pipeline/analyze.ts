@@ -43,6 +43,8 @@ export interface AnalyzeOptions {
   workers?: number;
   /** Elements per pass-2 chunk (default: ~32 MB of float32 trajectories). */
   chunkSize?: number;
+  /** Leave parameters with a NaN/±Inf value out of the model (carried as-is) instead of failing. */
+  skipNonFinite?: boolean;
   /** Baselines computed in the same pass: which, the last-k average's k and the EMA's β. */
   baselines?: { kinds: BaselineKind[]; lastK: number; beta: number };
   /** Checkpoint positions [from, to) to fit on (default: all). */
@@ -75,6 +77,8 @@ export interface ModelSummary {
 export type BaselineKind = 'avg-last-k' | 'ema' | 'pca' | 'dmd';
 
 export interface AnalysisResult extends ModelSummary {
+  /** Parameters left out of the model by --skip-nonfinite (their mode is the sentinel 255 / 65535). */
+  skippedNonFinite?: number;
   /** Baseline results (when asked for), from the same pass over the data. */
   baselines?: { kinds: BaselineKind[]; results: BaselineResults };
   /** The extra models of a mode sweep (`--modes 2,5,10,20`), fitted in the same pass. */
@@ -156,8 +160,10 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
   const window = options.window ?? { from: 0, to: set.checkpoints.length };
   const T = window.to - window.from;
   const N = set.space.total;
-  const { indices, sampling } = resolveSamples(set, options);
-  const K = indices.length;
+  const resolved = resolveSamples(set, options);
+  let indices = resolved.indices;
+  const sampling = resolved.sampling;
+  let K = indices.length;
   validateSizes(N, T, K, options.modes);
   const plan = planTrajectory(set);
   const float64 = set.space.tensors.some((t) => t.dtype === 'F64');
@@ -167,16 +173,29 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
   try {
     // Pass 1: the K sampled trajectories only.
     let t0 = now();
-    const X = new Float64Array(K * T);
+    let X = new Float64Array(K * T);
     reader.readParameters(indices, X, window.from, window.to);
+    const keep: number[] = [];
     for (let j = 0; j < K; j++) {
+      let finite = true;
       for (let t = 0; t < T; t++) {
         const v = X[j * T + t];
         if (!Number.isFinite(v)) {
-          const loc = locate(set.space, indices[j]);
-          throw nonFiniteError(set, window.from + t, loc.tensor, loc.element, v);
+          if (!options.skipNonFinite) {
+            const loc = locate(set.space, indices[j]);
+            throw nonFiniteError(set, window.from + t, loc.tensor, loc.element, v);
+          }
+          finite = false;
         }
       }
+      if (finite) keep.push(j);
+    }
+    if (keep.length < K) {
+      // --skip-nonfinite: a sampled parameter with NaN/±Inf is dropped from the sample.
+      indices = Float64Array.from(keep, (j) => indices[j]);
+      X = Float64Array.from({ length: keep.length * T }, (_, q) => X[keep[Math.floor(q / T)] * T + (q % T)]);
+      K = keep.length;
+      validateSizes(N, T, K, options.modes);
     }
     timings.readSamples = now() - t0;
     checkAbort(options.signal);
@@ -205,7 +224,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
       const modelPath = k === 0 ? path.join(outDir, MODEL_FILE) : path.join(outDir, SWEEP_DIR, sweepModelName(c.modesRequested));
       if (k === 1) await fsp.mkdir(path.join(outDir, SWEEP_DIR));
       const metadata = modelMetadata(set, { ...options, modes: c.modesRequested }, { M: c.M, K, sampling, window, refIndex: c.refIndex, indices });
-      const layout = planModelFile(set.space.tensors, c.M, T, K, metadata);
+      const layout = planModelFile(set.space.tensors, c.M, T, K, metadata, options.skipNonFinite);
       await createModelFile(modelPath, layout);
       await writeAtPosition(modelPath, layout.position('refs'), encodeFloats('F32', c.refs));
       await writeAtPosition(modelPath, layout.position('reference_index'), encodeFloats('I64', c.refIndex));
@@ -223,7 +242,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     const results = await runAll<FitResult>(
       pool,
       chunks.length,
-      (i) => ({ kind: 'fit', chunk: chunks[i], from: window.from, to: window.to, models: taskModels, baselines: baselineTask }) satisfies FitTask,
+      (i) => ({ kind: 'fit', chunk: chunks[i], from: window.from, to: window.to, models: taskModels, baselines: baselineTask, skipNonFinite: options.skipNonFinite }) satisfies FitTask,
       (i, r) => {
         if (r.nonFinite) {
           const nf = r.nonFinite;
@@ -237,7 +256,11 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     for (const t of targets) await syncFile(t.modelPath);
 
     let bytesRead = reader.bytesRead;
-    for (const r of results) bytesRead += r.bytesRead;
+    let skippedNonFinite = 0;
+    for (const r of results) {
+      bytesRead += r.bytesRead;
+      skippedNonFinite += r.skipped;
+    }
     const summaries: ModelSummary[] = [];
     for (const [k, target] of targets.entries()) summaries.push(await summarizeModel(set, target.clustering, target.modelPath, results.map((r) => r.models[k]), T));
     const primary = summaries[0];
@@ -249,6 +272,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     }
     return {
       ...primary,
+      skippedNonFinite,
       baselines,
       sweep: summaries.slice(1),
       sampleIndices: indices,
@@ -342,6 +366,7 @@ function modelMetadata(
       sampling: run.sampling,
       seed: options.samplesFrom ? null : options.seed,
       window: run.window,
+      ...(options.skipNonFinite ? { skipNonFinite: true } : {}),
     }),
     'cmd.references': JSON.stringify(run.refIndex.map((g) => {
       const l = locate(set.space, g);

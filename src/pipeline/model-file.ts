@@ -21,12 +21,16 @@ export interface ModelLayout {
   position(name: string): number;
 }
 
-export function modeDtypeFor(modes: number): 'U8' | 'U16' {
-  return modes <= 256 ? 'U8' : 'U16';
+/**
+ * uint8 up to 256 modes, else uint16. With --skip-nonfinite the largest value (255 / 65535)
+ * marks parameters left out of the model, so uint8 then holds at most 255 modes.
+ */
+export function modeDtypeFor(modes: number, sentinel = false): 'U8' | 'U16' {
+  return modes <= (sentinel ? 255 : 256) ? 'U8' : 'U16';
 }
 
-export function planModelFile(tensors: readonly ModelledTensor[], modes: number, checkpoints: number, samples: number, metadata: Record<string, string>): ModelLayout {
-  const modeDtype = modeDtypeFor(modes);
+export function planModelFile(tensors: readonly ModelledTensor[], modes: number, checkpoints: number, samples: number, metadata: Record<string, string>, sentinel = false): ModelLayout {
+  const modeDtype = modeDtypeFor(modes, sentinel);
   const specs: { name: string; dtype: DType; shape: number[] }[] = [];
   for (const t of tensors) {
     specs.push({ name: `${t.name}.mode`, dtype: modeDtype, shape: t.shape });

@@ -51,6 +51,8 @@ export interface FitTask {
   models: ModelTarget[];
   /** Baselines accumulated in the same pass (`--baselines`); the Gram matrix only for PCA/DMD. */
   baselines?: { lastK: number; beta: number; gram: boolean };
+  /** Leave parameters with NaN/±Inf out of the model (sentinel mode) instead of failing. */
+  skipNonFinite?: boolean;
 }
 
 export interface ModelFitResult {
@@ -69,6 +71,8 @@ export interface NonFinite {
 export interface FitResult {
   models: ModelFitResult[];
   baselines?: BaselineAccumulators;
+  /** Parameters left out by --skip-nonfinite in this chunk. */
+  skipped: number;
   nonFinite?: NonFinite;
   bytesRead: number;
 }
@@ -119,47 +123,84 @@ function runFit(task: FitTask): FitResult {
   const maxPiece = Math.max(...chunk.pieces.map((p) => p.count));
   const { values, a, b, mode8, mode16 } = scratchFor(T * maxPiece, maxPiece);
   const baselines = task.baselines ? createBaselineAccumulators(T, task.baselines) : undefined;
+  let skipped = 0;
   for (const piece of chunk.pieces) {
     const n = piece.count;
     const g0 = data.plan.tensors[piece.tensor].offset + piece.start;
     const v = values.subarray(0, T * n);
     reader.readRange(g0, g0 + n, v, from, to);
     let nonFinite: NonFinite | undefined;
-    task.models.forEach((target, k) => {
-      if (nonFinite) return;
-      const acc = createAccumulators(target.stats.M, T);
-      const mode = target.modeBytes === 1 ? mode8.subarray(0, n) : mode16.subarray(0, n);
-      fitAssign(v, n, target.stats, { mode, a: a.subarray(0, n), b: b.subarray(0, n) }, acc);
-      // Σ w(t)² is non-finite exactly when some value is NaN or ±Inf (or overflows): only then
-      // look for the culprit, instead of scanning every value up front.
-      if (k === 0 && !acc.normSq.every(Number.isFinite)) {
-        const bad = firstNonFinite(v, n);
-        if (bad) {
-          nonFinite = { checkpoint: from + bad.t, tensor: piece.tensor, element: piece.start + bad.i, value: v[bad.t * n + bad.i] };
-          return;
+    // With --skip-nonfinite, parameters with a NaN/±Inf anywhere are zeroed, fitted like the
+    // rest (a constant 0: error 0, mode 0), then marked with the sentinel mode and a = b = 0.
+    let skip: Uint8Array | undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let restart = false;
+      for (const [k, target] of task.models.entries()) {
+        const acc = createAccumulators(target.stats.M, T);
+        const mode = target.modeBytes === 1 ? mode8.subarray(0, n) : mode16.subarray(0, n);
+        fitAssign(v, n, target.stats, { mode, a: a.subarray(0, n), b: b.subarray(0, n) }, acc);
+        // Σ w(t)² is non-finite exactly when some value is NaN or ±Inf (or overflows): only then
+        // look for the culprit, instead of scanning every value up front.
+        if (k === 0 && !skip && !acc.normSq.every(Number.isFinite)) {
+          const bad = firstNonFinite(v, n);
+          if (bad && !task.skipNonFinite) {
+            nonFinite = { checkpoint: from + bad.t, tensor: piece.tensor, element: piece.start + bad.i, value: v[bad.t * n + bad.i] };
+            break;
+          }
+          if (bad) {
+            skip = zeroNonFinite(v, n, T);
+            restart = true;
+            break;
+          }
         }
+        if (skip) {
+          const sentinel = target.modeBytes === 1 ? 0xff : 0xffff;
+          for (let i = 0; i < n; i++) {
+            if (!skip[i]) continue;
+            acc.modeCount[mode[i]] -= 1;
+            mode[i] = sentinel;
+            a[i] = 0;
+            b[i] = 0;
+            if (k === 0) skipped++;
+          }
+        }
+        const fd = modelFd(target.modelPath);
+        const slot = target.slots[piece.tensor];
+        writeAt(fd, new Uint8Array(a.buffer, 0, n * 4), slot.a + piece.start * 4);
+        writeAt(fd, new Uint8Array(b.buffer, 0, n * 4), slot.b + piece.start * 4);
+        writeAt(fd, new Uint8Array(mode.buffer, 0, n * target.modeBytes), slot.mode + piece.start * target.modeBytes);
+        let e = 0;
+        let w = 0;
+        for (let t = 0; t < T; t++) {
+          e += acc.errSq[t];
+          w += acc.normSq[t];
+        }
+        models[k].pieces.push({ tensor: piece.tensor, errSq: e, normSq: w });
+        mergeAccumulators(models[k].acc, acc);
       }
-      const fd = modelFd(target.modelPath);
-      const slot = target.slots[piece.tensor];
-      writeAt(fd, new Uint8Array(a.buffer, 0, n * 4), slot.a + piece.start * 4);
-      writeAt(fd, new Uint8Array(b.buffer, 0, n * 4), slot.b + piece.start * 4);
-      writeAt(fd, new Uint8Array(mode.buffer, 0, n * target.modeBytes), slot.mode + piece.start * target.modeBytes);
-      let e = 0;
-      let w = 0;
-      for (let t = 0; t < T; t++) {
-        e += acc.errSq[t];
-        w += acc.normSq[t];
-      }
-      models[k].pieces.push({ tensor: piece.tensor, errSq: e, normSq: w });
-      mergeAccumulators(models[k].acc, acc);
-    });
-    if (nonFinite) return { models, nonFinite, bytesRead: reader.bytesRead - before };
+      if (!restart) break;
+    }
+    if (nonFinite) return { models, nonFinite, skipped, bytesRead: reader.bytesRead - before };
     if (baselines) {
       if (task.baselines!.gram) accumulateGram(v, n, T, baselines.gram);
       accumulateSmoothing(v, n, T, baselines.smoothing);
     }
   }
-  return { models, baselines, bytesRead: reader.bytesRead - before };
+  return { models, baselines, skipped, bytesRead: reader.bytesRead - before };
+}
+
+/** Marks the parameters (columns) with a non-finite value at any checkpoint and zeroes them. */
+function zeroNonFinite(values: Float32Array | Float64Array, n: number, T: number): Uint8Array {
+  const bad = new Uint8Array(n);
+  for (let t = 0; t < T; t++) {
+    const o = t * n;
+    for (let i = 0; i < n; i++) if (!Number.isFinite(values[o + i])) bad[i] = 1;
+  }
+  for (let t = 0; t < T; t++) {
+    const o = t * n;
+    for (let i = 0; i < n; i++) if (bad[i]) values[o + i] = 0;
+  }
+  return bad;
 }
 
 export default function run(task: DistanceTask | FitTask): FitResult | null {

@@ -37,7 +37,7 @@ export function originalTensors(checkpoint: CheckpointInfo): TensorToWrite[] {
  * ŵ_i(t) for one modelled tensor, in float32 arithmetic as the official reconstruction
  * (`r(t)[mode] * a + b` on float32 tensors): fround(fround(a · r) + b).
  */
-export function reconstructTensor(model: CmdModel, name: string, count: number, position: number): Float32Array {
+export function reconstructTensor(model: CmdModel, name: string, count: number, position: number, original?: ArrayLike<number>): Float32Array {
   const a = new Float32Array(count);
   const b = new Float32Array(count);
   const mode = new Float32Array(count);
@@ -45,8 +45,12 @@ export function reconstructTensor(model: CmdModel, name: string, count: number, 
   model.read(name, 'b', 0, count, b);
   model.read(name, 'mode', 0, count, mode);
   const T = model.checkpoints.length;
+  const M = model.params.modes;
   const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = Math.fround(Math.fround(a[i] * model.refs[mode[i] * T + position]) + b[i]);
+  for (let i = 0; i < count; i++) {
+    // A mode ≥ M is the --skip-nonfinite sentinel: the parameter is carried as-is.
+    out[i] = mode[i] < M ? Math.fround(Math.fround(a[i] * model.refs[mode[i] * T + position]) + b[i]) : (original?.[i] ?? NaN);
+  }
   return out;
 }
 
@@ -60,7 +64,9 @@ export function reconstructedTensors(set: CheckpointSet, model: CmdModel, checkp
   return original.map((t) => {
     const m = modelled.get(t.name);
     if (!m) return t;
-    return { ...t, data: encodeFloats(t.dtype, reconstructTensor(model, t.name, m.count, position)) };
+    const original = new Float64Array(m.count);
+    decodeInto(t.dtype, t.data, m.count, original);
+    return { ...t, data: encodeFloats(t.dtype, reconstructTensor(model, t.name, m.count, position, original)) };
   });
 }
 

@@ -11,6 +11,8 @@ import { chalkFor, formatBytes, formatTable, logLine, writeOut } from '../termin
 
 export interface AnalyzeFlags extends SelectionFlags {
   out: string;
+  /** Leave parameters with NaN/±Inf out of the model instead of failing. */
+  skipNonfinite?: boolean;
   /** Baselines beside CMD in the same pass: avg-last-k, ema, pca, dmd. */
   baselines?: BaselineKind[];
   avgLast?: number;
@@ -56,6 +58,7 @@ export async function runAnalysis(set: CheckpointSet, flags: AnalyzeFlags, stagi
   const result = await analyzeCheckpoints(set, stagingDir, {
     modes: flags.modes,
     sweepModes: flags.sweepModes,
+    skipNonFinite: flags.skipNonfinite,
     baselines: flags.baselines?.length ? { kinds: flags.baselines, lastK: flags.avgLast ?? 5, beta: flags.emaBeta ?? 0.9 } : undefined,
     samples: samplesFrom ? samplesFrom.length : Math.min(samples, set.space.total),
     seed,
@@ -82,6 +85,7 @@ export function checkSampleFlags(flags: AnalyzeFlags): void {
 
 export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<void> {
   checkSampleFlags(flags);
+  if (flags.online && flags.skipNonfinite) throw new UsageError('--skip-nonfinite is not supported with --online');
   const samplesFrom = flags.samplesFrom ? await readSamplesFile(flags.samplesFrom) : undefined;
   const set = await loadCheckpointSet(dir, await loadOptionsFrom(flags));
   for (const n of set.notes) logLine(`note: ${n}`);
