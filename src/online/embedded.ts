@@ -25,6 +25,7 @@
  * The global selection reads the diff files in a few passes (embedded-select.ts).
  */
 import fs from 'node:fs';
+import { writeAllSync } from './state.ts';
 import path from 'node:path';
 import { CancelledError } from '../errors.ts';
 import { num, type RunReport } from '../output/report-schema.ts';
@@ -93,19 +94,9 @@ interface EmbedChunk {
   flags: Uint8Array;
 }
 
+/** Embedded-state files live and die with one offline run: no fsync. */
 function writeParts(file: string, parts: ArrayBufferView[]): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    let position = 0;
-    for (const p of parts) {
-      const bytes = new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
-      let done = 0;
-      while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
-      position += bytes.byteLength;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
+  writeAllSync(file, parts, false);
 }
 
 function readBytes(file: string, bytes: number, position = 0): ArrayBuffer {

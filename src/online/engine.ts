@@ -292,15 +292,9 @@ export class OnlineEngine {
     return this.layoutFor(this.state.checkpoints.slice(0, T)).plan.totalBytes;
   }
 
-  /**
-   * Adds the next checkpoint: reads its values chunk by chunk, updates the sums into a new
-   * generation, commits. Writes the online model at this checkpoint to `modelOut` when given.
-   * Interrupted (signal) or failing before the commit, the state stays at the previous checkpoint.
-   */
-  async apply(c: NewCheckpoint, modelOut?: string): Promise<void> {
+  /** The M references' values in a new checkpoint; a non-finite one is an error naming it. */
+  private referenceValues(c: NewCheckpoint): Float64Array {
     const { M, refIndex } = this.meta;
-    const prev = this.state;
-    const t = prev.t + 1;
     const reader = new TrajectoryReader({ tensors: this.meta.tensors, stored: [c.stored], total: this.meta.N });
     const r = new Float64Array(M);
     try {
@@ -314,6 +308,19 @@ export class OnlineEngine {
         throw nonFiniteError(c.path, loc.tensor, loc.element, r[m], c.step);
       }
     }
+    return r;
+  }
+
+  /**
+   * Adds the next checkpoint: reads its values chunk by chunk, updates the sums into a new
+   * generation, commits. Writes the online model at this checkpoint to `modelOut` when given.
+   * Interrupted (signal) or failing before the commit, the state stays at the previous checkpoint.
+   */
+  async apply(c: NewCheckpoint, modelOut?: string): Promise<void> {
+    const { M, refIndex } = this.meta;
+    const prev = this.state;
+    const t = prev.t + 1;
+    const r = this.referenceValues(c);
     const sums: ModeSums = addReferences(prev.modeSums, r);
     const fit: ModeFit = modeFit(sums);
     const refShifted = r.map((v, m) => v - sums.shift[m]);
@@ -360,19 +367,7 @@ export class OnlineEngine {
     const refShifted: Float64Array[] = [];
     const rs: Float64Array[] = [];
     for (const c of cs) {
-      const reader = new TrajectoryReader({ tensors: this.meta.tensors, stored: [c.stored], total: this.meta.N });
-      const r = new Float64Array(M);
-      try {
-        reader.readParameters(refIndex, r, 0, 1);
-      } finally {
-        reader.close();
-      }
-      for (let m = 0; m < M; m++) {
-        if (!Number.isFinite(r[m])) {
-          const loc = locate({ tensors: this.meta.tensors, carried: [], total: this.meta.N }, refIndex[m]);
-          throw nonFiniteError(c.path, loc.tensor, loc.element, r[m], c.step);
-        }
-      }
+      const r = this.referenceValues(c);
       sums = addReferences(sums, r);
       fits.push(modeFit(sums));
       refShifted.push(r.map((v, m) => v - sums.shift[m]));

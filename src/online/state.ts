@@ -83,7 +83,8 @@ export function sumsFile(dir: string, chunk: number, t: number): string {
   return path.join(dir, `sums-${chunk}.t${t}.bin`);
 }
 
-function writeAllSync(file: string, parts: ArrayBufferView[], durable = true): void {
+/** Writes `parts` back to back into `file` (fsynced unless `durable` is false). */
+export function writeAllSync(file: string, parts: ArrayBufferView[], durable = true): void {
   const fd = fs.openSync(file, 'w');
   try {
     let position = 0;
