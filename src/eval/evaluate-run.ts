@@ -8,7 +8,7 @@ import type { CheckpointInfo, CheckpointSet } from '../checkpoints/checkpoint-se
 import { UsageError } from '../errors.ts';
 import type { CmdModel } from '../output/model-reader.ts';
 import { num, type NumValue, type RunReport } from '../output/report-schema.ts';
-import { averagedTensors, originalTensors, reconstructedTensors, tensorValues } from '../reconstruct/checkpoint-tensors.ts';
+import { averagedTensors, emaTensors, originalTensors, reconstructedTensors, tensorValues } from '../reconstruct/checkpoint-tensors.ts';
 import { writeCheckpointLike } from '../reconstruct/write-checkpoint.ts';
 import type { TensorToWrite } from '../formats/types.ts';
 
@@ -24,6 +24,8 @@ export interface EvalPlan {
   /** Checkpoints averaged for the baseline (the last k of the window). */
   averaged: CheckpointInfo[];
   spec: EvalSpec;
+  /** Extra final models to evaluate: the other models of a mode sweep, the EMA baseline. */
+  extras?: { sweep?: { modesRequested: number; model: CmdModel }[]; emaBeta?: number };
   /** Scratch folder for checkpoints written only to be evaluated by a command. */
   scratchDir: string;
   signal?: AbortSignal;
@@ -93,11 +95,18 @@ async function evaluateWithCommand(plan: EvalPlan, variants: { key: string; chec
   return out;
 }
 
-/** Evaluates and returns the report's `evaluation` section. */
-export async function evaluateRun(plan: EvalPlan): Promise<Evaluation> {
+/** Metrics of the extra final models (sweep models by requested M, the EMA), for the report. */
+export interface ExtraMetrics {
+  sweep: Map<number, ReturnType<typeof toReport>>;
+  ema?: ReturnType<typeof toReport>;
+}
+
+/** Evaluates and returns the report's `evaluation` section (and the extra models' metrics). */
+export async function evaluateRun(plan: EvalPlan): Promise<Evaluation & { extraMetrics?: ExtraMetrics }> {
   const { set, model, positions, averaged } = plan;
   const first = model.params.window.from;
   const ckpt = (p: number) => set.checkpoints[first + p];
+  const window = () => set.checkpoints.slice(first, model.params.window.to);
   let results: Map<string, Metrics>;
   if (plan.spec.kind === 'tfjs') {
     const variants = positions.flatMap((p) => [
@@ -105,6 +114,9 @@ export async function evaluateRun(plan: EvalPlan): Promise<Evaluation> {
       { key: `cmd:${p}`, tensors: () => reconstructedTensors(set, model, ckpt(p), p) },
     ]);
     if (averaged.length) variants.push({ key: 'avg', tensors: () => averagedTensors(averaged) });
+    const last = positions[positions.length - 1];
+    for (const sw of plan.extras?.sweep ?? []) variants.push({ key: `sweep:${sw.modesRequested}`, tensors: () => reconstructedTensors(set, sw.model, ckpt(last), last) });
+    if (plan.extras?.emaBeta !== undefined) variants.push({ key: 'ema', tensors: () => emaTensors(window(), plan.extras!.emaBeta!) });
     results = await evaluateWithTfjs(plan, variants);
   } else {
     await fsp.mkdir(plan.scratchDir, { recursive: true });
@@ -116,6 +128,14 @@ export async function evaluateRun(plan: EvalPlan): Promise<Evaluation> {
       const last = averaged[averaged.length - 1];
       variants.push({ key: 'avg', checkpoint: last, write: () => writeCheckpointLike(last, path.join(plan.scratchDir, 'avg'), averagedTensors(averaged)) });
     }
+    const lastPos = positions[positions.length - 1];
+    const lastCkpt = ckpt(lastPos);
+    for (const sw of plan.extras?.sweep ?? []) {
+      variants.push({ key: `sweep:${sw.modesRequested}`, checkpoint: lastCkpt, write: () => writeCheckpointLike(lastCkpt, path.join(plan.scratchDir, `sweep-${sw.modesRequested}`), reconstructedTensors(set, sw.model, lastCkpt, lastPos)) });
+    }
+    if (plan.extras?.emaBeta !== undefined) {
+      variants.push({ key: 'ema', checkpoint: lastCkpt, write: () => writeCheckpointLike(lastCkpt, path.join(plan.scratchDir, 'ema'), emaTensors(window(), plan.extras!.emaBeta!)) });
+    }
     results = await evaluateWithCommand(plan, variants);
   }
   const get = (k: string): Metrics => results.get(k) ?? { error: 'not evaluated' };
@@ -125,7 +145,12 @@ export async function evaluateRun(plan: EvalPlan): Promise<Evaluation> {
   const finalCmd = get(`cmd:${lastPos}`);
   const avg = averaged.length ? get('avg') : undefined;
   const delta = (a?: number, b?: number) => (a !== undefined && b !== undefined ? num((a - b) * 100) : undefined);
+  const extraMetrics: ExtraMetrics = {
+    sweep: new Map((plan.extras?.sweep ?? []).map((sw) => [sw.modesRequested, toReport(get(`sweep:${sw.modesRequested}`))])),
+    ...(plan.extras?.emaBeta !== undefined ? { ema: toReport(get('ema')) } : {}),
+  };
   return {
+    extraMetrics,
     method: plan.spec.kind === 'tfjs' ? 'tfjs' : `command: ${plan.spec.template}`,
     checkpoints: positions.map((p) => ({ ...label(ckpt(p)), original: toReport(get(`orig:${p}`)), cmd: toReport(get(`cmd:${p}`)) })),
     ...(avg ? { average: { lastK: averaged.length, checkpoints: averaged.map(label), metrics: toReport(avg) } } : {}),

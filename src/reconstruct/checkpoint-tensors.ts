@@ -96,6 +96,32 @@ export function averagedTensors(checkpoints: CheckpointInfo[]): TensorToWrite[] 
   }
 }
 
+/**
+ * The exponential moving average over `checkpoints` (ema_0 = w_0, ema_t = β·ema_{t−1} +
+ * (1 − β)·w_t) at the last one: floating tensors in float64, cast back; the rest from the last.
+ */
+export function emaTensors(checkpoints: CheckpointInfo[], beta: number): TensorToWrite[] {
+  const last = checkpoints[checkpoints.length - 1];
+  const io = new ElementReader();
+  try {
+    return last.contents.tensors.map((t) => {
+      if (!isFloat(t.dtype)) return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: readAsLittleEndian(io, t) };
+      const n = elementCount(t.shape);
+      const ema = new Float64Array(n);
+      const one = new Float64Array(n);
+      checkpoints.forEach((c, k) => {
+        const s = c.contents.tensors.find((x) => x.name === t.name) as StoredTensor;
+        io.read(s, 0, n, one);
+        if (k === 0) ema.set(one);
+        else for (let i = 0; i < n; i++) ema[i] = beta * ema[i] + (1 - beta) * one[i];
+      });
+      return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: encodeFloats(t.dtype, ema) };
+    });
+  } finally {
+    io.close();
+  }
+}
+
 /** Decodes a tensor to write back into float32 values (for in-process evaluation). */
 export function tensorValues(t: TensorToWrite): Float32Array | Int32Array {
   const n = elementCount(t.shape);

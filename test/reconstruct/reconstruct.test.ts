@@ -118,6 +118,22 @@ describe('cmd reconstruct', () => {
     expect(typeof report.evaluation.final.accuracyDelta).toBe('number');
   });
 
+  it('evaluates the other models of a mode sweep and the EMA / average baselines too', () => {
+    const cwd = tempDir();
+    const input = fixture('fmnist-mlp', 'checkpoints');
+    expect(runCli(['analyze', input, '--samples', '400', '--modes', '6,3', '--baselines', 'avg-last-k,ema', '--avg-last', '3', '--to', '8', '-q'], { cwd }).status).toBe(0);
+    const r = runCli(['reconstruct', '--samples', '400', '--modes', '6', '--avg-last', '3', '--to', '8', '--eval-data', fixture('fmnist-mlp', 'test'), '--eval-every', '4', '--json'], { cwd });
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const sweep = Object.fromEntries(report.modeSweep.map((m: { modesRequested: number; metrics: { accuracy: number } }) => [m.modesRequested, m.metrics.accuracy]));
+    expect(sweep[6]).toBe(report.evaluation.final.cmd.accuracy);
+    expect(sweep[3]).toBeGreaterThan(0.5);
+    const byName = Object.fromEntries(report.baselines.map((b: { name: string; metrics?: { accuracy: number } }) => [b.name, b.metrics?.accuracy]));
+    expect(byName['avg-last-3']).toBe(report.evaluation.average.metrics.accuracy);
+    expect(byName['ema-0.9']).toBeGreaterThan(0.5);
+    expect(byName['ema-0.9']).not.toBe(byName['avg-last-3']);
+  });
+
   it('--eval-cmd runs the command on original, CMD and averaged checkpoints', async () => {
     const out = path.join(tempDir(), 'out');
     const script = path.join(repoRoot, 'test', 'fixtures-scripts', 'checkpoint-score.mjs');

@@ -5,7 +5,7 @@ import { stripCheckpointSuffix } from '../../checkpoints/naming.ts';
 import { InputError, UsageError } from '../../errors.ts';
 import { evaluateRun, evaluationPositions, type EvalSpec } from '../../eval/evaluate-run.ts';
 import { StagedDir } from '../../output/atomic.ts';
-import { MODEL_FILE } from '../../pipeline/model-file.ts';
+import { MODEL_FILE, SWEEP_DIR } from '../../pipeline/model-file.ts';
 import { openCmdModel, type CmdModel } from '../../output/model-reader.ts';
 import { readReport, serializeReport, REPORT_FILE, SAMPLES_FILE } from '../../output/report.ts';
 import { RunReportSchema, type RunReport } from '../../output/report-schema.ts';
@@ -119,6 +119,7 @@ export async function reconstructCommand(dirArg: string | undefined, flags: Reco
       await fsp.copyFile(reuse, staged.file(MODEL_FILE));
       const from = path.dirname(reuse);
       for (const f of [SAMPLES_FILE, HEATMAP_FILE]) if (await exists(path.join(from, f))) await fsp.copyFile(path.join(from, f), staged.file(f));
+      if (await exists(path.join(from, SWEEP_DIR))) await fsp.cp(path.join(from, SWEEP_DIR), staged.file(SWEEP_DIR), { recursive: true });
       report = await readReport(path.join(from, REPORT_FILE)).catch(() => {
         throw new InputError(reuse!, `has no readable ${REPORT_FILE} beside it; rerun cmd analyze`, 'missing-report');
       });
@@ -152,18 +153,41 @@ export async function reconstructCommand(dirArg: string | undefined, flags: Reco
         const spec: EvalSpec = flags.evalData
           ? { kind: 'tfjs', dataDir: flags.evalData }
           : { kind: 'command', template: flags.evalCmd!, concurrency: flags.evalJobs, timeoutMs: flags.evalTimeout * 1000 };
-        const evaluation = await evaluateRun({
-          set,
-          model,
-          positions: evaluationPositions(model.checkpoints.length, flags.evalEvery),
-          averaged,
-          spec,
-          scratchDir: path.join(staged.path, '.eval'),
-          signal: interruptSignal,
-          log: logLine,
-        });
+        // The other models of a mode sweep and the EMA baseline are evaluated at the last checkpoint too.
+        const sweep = [];
+        for (const m of report.modeSweep ?? []) {
+          if (m.modesRequested === report.method.modesRequested) continue;
+          const file = staged.file(m.model);
+          if (await exists(file)) sweep.push({ modesRequested: m.modesRequested, model: await openCmdModel(file) });
+        }
+        const emaEntry = report.baselines?.find((b) => b.name.startsWith('ema-'));
+        const emaBeta = emaEntry ? Number(emaEntry.name.slice(4)) : undefined;
+        try {
+          const { extraMetrics, ...evaluation } = await evaluateRun({
+            set,
+            model,
+            positions: evaluationPositions(model.checkpoints.length, flags.evalEvery),
+            averaged,
+            spec,
+            extras: { sweep, emaBeta: Number.isFinite(emaBeta) ? emaBeta : undefined },
+            scratchDir: path.join(staged.path, '.eval'),
+            signal: interruptSignal,
+            log: logLine,
+          });
+          report = { ...report, evaluation };
+          const main = evaluation.final?.cmd;
+          if (report.modeSweep) report.modeSweep = report.modeSweep.map((m) => ({ ...m, metrics: m.modesRequested === report.method.modesRequested ? main : extraMetrics?.sweep.get(m.modesRequested) }));
+          if (report.baselines) {
+            report.baselines = report.baselines.map((b) => {
+              if (b.name === `avg-last-${evaluation.average?.lastK}`) return { ...b, metrics: evaluation.average!.metrics };
+              if (b === emaEntry && extraMetrics?.ema) return { ...b, metrics: extraMetrics.ema };
+              return b;
+            });
+          }
+        } finally {
+          for (const sw of sweep) sw.model.close();
+        }
         await fsp.rm(path.join(staged.path, '.eval'), { recursive: true, force: true });
-        report = { ...report, evaluation };
       }
       report = RunReportSchema.parse(report);
       await writeReport(staged.path, report);
