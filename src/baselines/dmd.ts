@@ -35,6 +35,11 @@ export interface DmdRankResult {
   /** Eigenvalues of Ã, sorted by descending modulus (ties: real part, then imaginary part). */
   eigenvalues: { re: number; im: number }[];
   errors: ErrorSeries;
+  /**
+   * ŵ_{T−1} = U_r y_{T−1} = X1·(V_r Σ_r⁻¹ y_{T−1}) as weights over the checkpoints (the last one
+   * gets 0): the final DMD model, buildable from the checkpoints alone.
+   */
+  finalWeights: Float64Array;
 }
 
 /** DMD results for several ranks from one SVD of X1. */
@@ -95,7 +100,7 @@ export function finalizeDmd(gram: GramAccumulator, ranks: readonly number[]): Dm
   if (p === 0) {
     // All-zero trajectory: every reconstruction is exact.
     const zero = errorSeries(new Float64Array(T), gram.normSq);
-    return { singularValues: new Float64Array(0), ranks: ranks.map((r) => ({ rank: Math.min(r, m), effectiveRank: 0, eigenvalues: [], errors: zero })) };
+    return { singularValues: new Float64Array(0), ranks: ranks.map((r) => ({ rank: Math.min(r, m), effectiveRank: 0, eigenvalues: [], errors: zero, finalWeights: new Float64Array(T) })) };
   }
   const col = (t: number) => Array.from({ length: p }, (_, k) => Ws[k * T + t]);
   const X1 = new Matrix(Array.from({ length: p }, (_, k) => Array.from(Ws.subarray(k * T, k * T + m))));
@@ -110,7 +115,7 @@ export function finalizeDmd(gram: GramAccumulator, ranks: readonly number[]): Dm
     const rank = Math.min(requested, m);
     const r = Math.min(rank, numerical);
     if (r === 0) {
-      return { rank, effectiveRank: 0, eigenvalues: [], errors: errorSeries(gram.normSq, gram.normSq) };
+      return { rank, effectiveRank: 0, eigenvalues: [], errors: errorSeries(gram.normSq, gram.normSq), finalWeights: new Float64Array(T) };
     }
     // B = X2 V_r Σ_r⁻¹ (p × r), then Ã = U_rᵀ B.
     const B = new Float64Array(p * r);
@@ -156,7 +161,9 @@ export function finalizeDmd(gram: GramAccumulator, ranks: readonly number[]): Dm
       }
       errSq[t] = e;
     }
-    return { rank, effectiveRank: r, eigenvalues: eigenvaluesOf(A, r), errors: errorSeries(errSq, gram.normSq) };
+    const finalWeights = new Float64Array(T);
+    for (let s = 0; s < m; s++) for (let a = 0; a < r; a++) finalWeights[s] += (V.get(s, a) * y[a]) / sigma[a];
+    return { rank, effectiveRank: r, eigenvalues: eigenvaluesOf(A, r), errors: errorSeries(errSq, gram.normSq), finalWeights };
   });
   return { singularValues: sigma, ranks: out };
 }

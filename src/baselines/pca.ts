@@ -22,6 +22,12 @@ export interface PcaRankResult {
   /** Fraction of the centred trajectory's energy Σ_t ‖w_t − w̄‖² captured by the r directions. */
   explained: number;
   errors: ErrorSeries;
+  /**
+   * The reconstruction of the last checkpoint as a weighted sum of the checkpoints,
+   * ŵ_{T−1} = Σ_s α_s w_s (α = 1/T + (I − 11ᵀ/T)·V_r V_rᵀ e_{T−1}): the final PCA model, buildable
+   * from the checkpoints alone, so it can be written and evaluated like the average.
+   */
+  finalWeights: Float64Array;
 }
 
 /** PCA baseline results for several ranks from one eigendecomposition. */
@@ -71,7 +77,11 @@ export function finalizePca(gram: GramAccumulator, ranks: readonly number[]): Pc
     const errSq = tail.slice(rank * T, (rank + 1) * T);
     let head = 0;
     for (let k = 0; k < rank; k++) head += spectrum[k];
-    return { rank, explained: total > 0 ? head / total : 1, errors: errorSeries(errSq, gram.normSq) };
+    const proj = new Float64Array(T);
+    for (let s = 0; s < T; s++) for (let k = 0; k < rank; k++) proj[s] += vectors[s * T + k] * vectors[(T - 1) * T + k];
+    const meanProj = proj.reduce((x, y) => x + y, 0) / T;
+    const finalWeights = Float64Array.from(proj, (p) => 1 / T + p - meanProj);
+    return { rank, explained: total > 0 ? head / total : 1, errors: errorSeries(errSq, gram.normSq), finalWeights };
   });
   return { spectrum, ranks: out };
 }

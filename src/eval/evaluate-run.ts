@@ -8,7 +8,7 @@ import type { CheckpointInfo, CheckpointSet } from '../checkpoints/checkpoint-se
 import { UsageError } from '../errors.ts';
 import type { CmdModel } from '../output/model-reader.ts';
 import { num, type NumValue, type RunReport } from '../output/report-schema.ts';
-import { averagedTensors, emaTensors, originalTensors, reconstructedTensors, tensorValues } from '../reconstruct/checkpoint-tensors.ts';
+import { averagedTensors, emaTensors, originalTensors, reconstructedTensors, tensorValues, weightedTensors } from '../reconstruct/checkpoint-tensors.ts';
 import { writeCheckpointLike } from '../reconstruct/write-checkpoint.ts';
 import type { TensorToWrite } from '../formats/types.ts';
 
@@ -25,7 +25,7 @@ export interface EvalPlan {
   averaged: CheckpointInfo[];
   spec: EvalSpec;
   /** Extra final models to evaluate: the other models of a mode sweep, the EMA baseline. */
-  extras?: { sweep?: { modesRequested: number; model: CmdModel }[]; emaBeta?: number };
+  extras?: { sweep?: { modesRequested: number; model: CmdModel }[]; emaBeta?: number; weighted?: { name: string; weights: number[] }[] };
   /** Scratch folder for checkpoints written only to be evaluated by a command. */
   scratchDir: string;
   signal?: AbortSignal;
@@ -98,6 +98,8 @@ async function evaluateWithCommand(plan: EvalPlan, variants: { key: string; chec
 /** Metrics of the extra final models (sweep models by requested M, the EMA), for the report. */
 export interface ExtraMetrics {
   sweep: Map<number, ReturnType<typeof toReport>>;
+  /** Baselines given as checkpoint weights (PCA, DMD), by name. */
+  weighted: Map<string, ReturnType<typeof toReport>>;
   ema?: ReturnType<typeof toReport>;
 }
 
@@ -117,6 +119,7 @@ export async function evaluateRun(plan: EvalPlan): Promise<Evaluation & { extraM
     const last = positions[positions.length - 1];
     for (const sw of plan.extras?.sweep ?? []) variants.push({ key: `sweep:${sw.modesRequested}`, tensors: () => reconstructedTensors(set, sw.model, ckpt(last), last) });
     if (plan.extras?.emaBeta !== undefined) variants.push({ key: 'ema', tensors: () => emaTensors(window(), plan.extras!.emaBeta!) });
+    for (const w of plan.extras?.weighted ?? []) variants.push({ key: `w:${w.name}`, tensors: () => weightedTensors(window(), w.weights) });
     results = await evaluateWithTfjs(plan, variants);
   } else {
     await fsp.mkdir(plan.scratchDir, { recursive: true });
@@ -136,6 +139,9 @@ export async function evaluateRun(plan: EvalPlan): Promise<Evaluation & { extraM
     if (plan.extras?.emaBeta !== undefined) {
       variants.push({ key: 'ema', checkpoint: lastCkpt, write: () => writeCheckpointLike(lastCkpt, path.join(plan.scratchDir, 'ema'), emaTensors(window(), plan.extras!.emaBeta!)) });
     }
+    for (const w of plan.extras?.weighted ?? []) {
+      variants.push({ key: `w:${w.name}`, checkpoint: lastCkpt, write: () => writeCheckpointLike(lastCkpt, path.join(plan.scratchDir, `w-${w.name}`), weightedTensors(window(), w.weights)) });
+    }
     results = await evaluateWithCommand(plan, variants);
   }
   const get = (k: string): Metrics => results.get(k) ?? { error: 'not evaluated' };
@@ -147,6 +153,7 @@ export async function evaluateRun(plan: EvalPlan): Promise<Evaluation & { extraM
   const delta = (a?: number, b?: number) => (a !== undefined && b !== undefined ? num((a - b) * 100) : undefined);
   const extraMetrics: ExtraMetrics = {
     sweep: new Map((plan.extras?.sweep ?? []).map((sw) => [sw.modesRequested, toReport(get(`sweep:${sw.modesRequested}`))])),
+    weighted: new Map((plan.extras?.weighted ?? []).map((w) => [w.name, toReport(get(`w:${w.name}`))])),
     ...(plan.extras?.emaBeta !== undefined ? { ema: toReport(get('ema')) } : {}),
   };
   return {

@@ -86,7 +86,17 @@ export const RunReportSchema = z.object({
     )
     .optional(),
   baselines: z
-    .array(z.object({ name: z.string(), rank: z.number().optional(), storageBytes: z.number().optional(), checkpoints: z.array(CheckpointRef.extend({ relativeError: Num })), metrics: Metrics.optional() }))
+    .array(
+      z.object({
+        name: z.string(),
+        rank: z.number().optional(),
+        storageBytes: z.number().optional(),
+        checkpoints: z.array(CheckpointRef.extend({ relativeError: Num })),
+        /** PCA/DMD: the final model as weights over the window's checkpoints (Σ_s w_s·x_s). */
+        finalWeights: z.array(z.number()).optional(),
+        metrics: Metrics.optional(),
+      }),
+    )
     .optional(),
   // Embedded-CMD simulation (docs/online.md): the freezing schedule replayed on the recorded run, no retraining.
   embedded: z

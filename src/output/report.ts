@@ -85,8 +85,9 @@ function baselineSection(b: NonNullable<AnalysisResult['baselines']>, window: Ch
   if (b.kinds.includes('avg-last-k')) out.push({ name: `avg-last-${r.average.lastK}`, storageBytes: r.average.bytes, checkpoints: series(r.average.errors.relativeError) });
   if (b.kinds.includes('ema')) out.push({ name: `ema-${r.ema.beta}`, storageBytes: r.ema.bytes, checkpoints: series(r.ema.errors.relativeError) });
   const label = (kind: string, e: { basis: string; result: { rank: number } }) => (e.basis === 'modes' ? `${kind}-rank-${e.result.rank}` : `${kind}-same-storage-rank-${e.result.rank}`);
-  if (b.kinds.includes('pca')) for (const e of r.pca) out.push({ name: label('pca', e), rank: e.result.rank, storageBytes: e.bytes, checkpoints: series(e.result.errors.relativeError) });
-  if (b.kinds.includes('dmd')) for (const e of r.dmd) out.push({ name: label('dmd', e), rank: e.result.rank, storageBytes: e.bytes, checkpoints: series(e.result.errors.relativeError) });
+  const weights = (w: Float64Array) => Array.from(w, (x) => (Number.isFinite(x) ? x : 0));
+  if (b.kinds.includes('pca')) for (const e of r.pca) out.push({ name: label('pca', e), rank: e.result.rank, storageBytes: e.bytes, checkpoints: series(e.result.errors.relativeError), finalWeights: weights(e.result.finalWeights) });
+  if (b.kinds.includes('dmd')) for (const e of r.dmd) out.push({ name: label('dmd', e), rank: e.result.rank, storageBytes: e.bytes, checkpoints: series(e.result.errors.relativeError), finalWeights: weights(e.result.finalWeights) });
   return out;
 }
 

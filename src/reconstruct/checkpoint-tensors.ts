@@ -122,6 +122,31 @@ export function emaTensors(checkpoints: CheckpointInfo[], beta: number): TensorT
   }
 }
 
+/**
+ * Σ_s weights[s]·w_s over `checkpoints` (the final PCA / DMD baseline models): floating tensors
+ * in float64, cast back; the rest from the last checkpoint.
+ */
+export function weightedTensors(checkpoints: CheckpointInfo[], weights: ArrayLike<number>): TensorToWrite[] {
+  const last = checkpoints[checkpoints.length - 1];
+  const io = new ElementReader();
+  try {
+    return last.contents.tensors.map((t) => {
+      if (!isFloat(t.dtype)) return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: readAsLittleEndian(io, t) };
+      const n = elementCount(t.shape);
+      const sum = new Float64Array(n);
+      const one = new Float64Array(n);
+      checkpoints.forEach((c, s) => {
+        if (weights[s] === 0) return;
+        io.read(c.contents.tensors.find((x) => x.name === t.name) as StoredTensor, 0, n, one);
+        for (let i = 0; i < n; i++) sum[i] += weights[s] * one[i];
+      });
+      return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: encodeFloats(t.dtype, sum) };
+    });
+  } finally {
+    io.close();
+  }
+}
+
 /** Decodes a tensor to write back into float32 values (for in-process evaluation). */
 export function tensorValues(t: TensorToWrite): Float32Array | Int32Array {
   const n = elementCount(t.shape);

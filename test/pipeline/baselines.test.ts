@@ -63,5 +63,21 @@ describe('--baselines', () => {
     expect(total(byName('pca-rank-5').checkpoints)).toBeLessThanOrEqual(total(report.checkpoints) * (1 + 1e-9));
     expect(total(byName('pca-rank-5').checkpoints)).toBeGreaterThan(0);
     for (const b of report.baselines) for (const c of b.checkpoints) expect(Number.isFinite(c.relativeError)).toBe(true);
+    // The PCA and DMD final models, as weights over the checkpoints, reproduce their reported
+    // error at the last checkpoint when built from the raw trajectory.
+    for (const name of ['pca-rank-5', 'dmd-rank-5']) {
+      const w = byName(name).finalWeights as number[];
+      expect(w).toHaveLength(T);
+      let e = 0;
+      let n = 0;
+      for (let i = 0; i < N; i++) {
+        let x = 0;
+        for (let s = 0; s < T; s++) x += w[s] * W[s * N + i];
+        const y = W[(T - 1) * N + i];
+        e += (y - x) ** 2;
+        n += y * y;
+      }
+      expect(Math.sqrt(e / n)).toBeCloseTo(byName(name).checkpoints[T - 1].relativeError, 6);
+    }
   });
 });

@@ -121,7 +121,7 @@ describe('cmd reconstruct', () => {
   it('evaluates the other models of a mode sweep and the EMA / average baselines too', () => {
     const cwd = tempDir();
     const input = fixture('fmnist-mlp', 'checkpoints');
-    expect(runCli(['analyze', input, '--samples', '400', '--modes', '6,3', '--baselines', 'avg-last-k,ema', '--avg-last', '3', '--to', '8', '-q'], { cwd }).status).toBe(0);
+    expect(runCli(['analyze', input, '--samples', '400', '--modes', '6,3', '--baselines', 'all', '--avg-last', '3', '--to', '8', '-q'], { cwd }).status).toBe(0);
     const r = runCli(['reconstruct', '--samples', '400', '--modes', '6', '--avg-last', '3', '--to', '8', '--eval-data', fixture('fmnist-mlp', 'test'), '--eval-every', '4', '--json'], { cwd });
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
@@ -132,6 +132,7 @@ describe('cmd reconstruct', () => {
     expect(byName['avg-last-3']).toBe(report.evaluation.average.metrics.accuracy);
     expect(byName['ema-0.9']).toBeGreaterThan(0.5);
     expect(byName['ema-0.9']).not.toBe(byName['avg-last-3']);
+    for (const name of ['pca-rank-6', 'dmd-rank-6']) expect(byName[name]).toBeGreaterThan(0.5);
   });
 
   it('--eval-cmd runs the command on original, CMD and averaged checkpoints', async () => {

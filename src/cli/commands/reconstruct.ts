@@ -169,7 +169,11 @@ export async function reconstructCommand(dirArg: string | undefined, flags: Reco
             positions: evaluationPositions(model.checkpoints.length, flags.evalEvery),
             averaged,
             spec,
-            extras: { sweep, emaBeta: Number.isFinite(emaBeta) ? emaBeta : undefined },
+            extras: {
+              sweep,
+              emaBeta: Number.isFinite(emaBeta) ? emaBeta : undefined,
+              weighted: (report.baselines ?? []).filter((b) => b.finalWeights?.length).map((b) => ({ name: b.name, weights: b.finalWeights! })),
+            },
             scratchDir: path.join(staged.path, '.eval'),
             signal: interruptSignal,
             log: logLine,
@@ -181,7 +185,8 @@ export async function reconstructCommand(dirArg: string | undefined, flags: Reco
             report.baselines = report.baselines.map((b) => {
               if (b.name === `avg-last-${evaluation.average?.lastK}`) return { ...b, metrics: evaluation.average!.metrics };
               if (b === emaEntry && extraMetrics?.ema) return { ...b, metrics: extraMetrics.ema };
-              return b;
+              const w = extraMetrics?.weighted.get(b.name);
+              return w ? { ...b, metrics: w } : b;
             });
           }
         } finally {
