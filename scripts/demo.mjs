@@ -11,7 +11,7 @@ const cli = path.join(root, 'bin', 'cmd.js');
 const out = process.env.CMD_DEMO_OUT ?? 'demo-out';
 
 const steps = [
-  ['analyze', 'fixtures/fmnist-mlp/checkpoints', '--modes', '10', '--seed', '0', '-o', out, '--force', '--quiet'],
+  ['analyze', 'fixtures/fmnist-mlp/checkpoints', '--modes', '10', '--seed', '0', '--baselines', 'all', '-o', out, '--force', '--quiet'],
   ['reconstruct', '-o', out, '--eval-data', 'fixtures/fmnist-mlp/test', '--eval-every', '5', '--quiet'],
   ['report', out, '--format', 'markdown', '--html', path.join(out, 'report.html')],
 ];
