@@ -198,3 +198,209 @@ export function sumsFinite(sums: ChunkSums): boolean {
   for (let i = 0; i < S2.length; i++) if (!Number.isFinite(S2[i])) return false;
   return true;
 }
+
+/** K consecutive {@link ModeFit}s flattened per (checkpoint j, mode m) at j·M + m, for the fused kernels. */
+export interface FitTable {
+  K: number;
+  M: number;
+  n: Float64Array;
+  shift: Float64Array;
+  R1: Float64Array;
+  varR: Float64Array;
+  mean: Float64Array;
+  constant: Uint8Array;
+}
+
+export function fitTable(fits: ModeFit[]): FitTable {
+  const K = fits.length;
+  const M = fits[0].R1.length;
+  const t: FitTable = { K, M, n: new Float64Array(K), shift: new Float64Array(K * M), R1: new Float64Array(K * M), varR: new Float64Array(K * M), mean: new Float64Array(K * M), constant: new Uint8Array(K * M) };
+  for (let j = 0; j < K; j++) {
+    const f = fits[j];
+    t.n[j] = f.n;
+    t.shift.set(f.shift, j * M);
+    t.R1.set(f.R1, j * M);
+    t.varR.set(f.varR, j * M);
+    t.mean.set(f.mean, j * M);
+    t.constant.set(f.constant, j * M);
+  }
+  return t;
+}
+
+/** K per-checkpoint per-mode vectors (M each) flattened at j·M + m. */
+export function flatRows(rows: ArrayLike<number>[], M: number): Float64Array {
+  const out = new Float64Array(rows.length * M);
+  for (let j = 0; j < rows.length; j++) for (let m = 0; m < M; m++) out[j * M + m] = rows[j][m];
+  return out;
+}
+
+/**
+ * Fused {@link accumulateCheckpoint} + {@link solveChunk} + {@link checkpointError} over
+ * parameters [i0, i1) for K consecutive checkpoints: `w[wOffset + j·stride + i]` = parameter i
+ * at the j-th checkpoint, `refShifted`/`refs` flattened (j·M + m), `fits` for each checkpoint.
+ * Exactly the floating-point operations of the three functions applied checkpoint by checkpoint
+ * (same per-parameter arithmetic, errSq[j]/normSq[j] receive their terms in parameter order),
+ * so results are bit-identical; the sums stay in registers across the K checkpoints. Leaves
+ * a, b of the last checkpoint; `stats` (if given) counts the last checkpoint's R².
+ */
+export function updateFused(
+  sums: ChunkSums,
+  w: Float32Array | Float64Array,
+  wOffset: number,
+  stride: number,
+  refShifted: Float64Array,
+  refs: Float64Array,
+  fits: FitTable,
+  a: Float64Array,
+  b: Float64Array,
+  i0: number,
+  i1: number,
+  errSq: Float64Array,
+  normSq: Float64Array,
+  stats: SolveStats | undefined,
+): void {
+  const { shift, mode, S1, S2, P } = sums;
+  const K = fits.K;
+  const M = fits.M;
+  const fn = fits.n;
+  const fShift = fits.shift;
+  const fR1 = fits.R1;
+  const fVarR = fits.varR;
+  const fMean = fits.mean;
+  const fConst = fits.constant;
+  const last = K - 1;
+  for (let i = i0; i < i1; i++) {
+    const m = mode[i];
+    const c = shift[i];
+    let s1 = S1[i];
+    let s2 = S2[i];
+    let p = P[i];
+    let ai = 0;
+    let bi = 0;
+    let off = wOffset + i;
+    for (let j = 0, jm = m; j < K; j++, jm += M, off += stride) {
+      const x = w[off];
+      const z = x - c;
+      s1 += z;
+      s2 += z * z;
+      p += z * refShifted[jm];
+      const n = fn[j];
+      let r2 = 0;
+      if (fConst[jm]) {
+        const cm = fMean[jm];
+        const xbar = c + s1 / n;
+        ai = (cm * xbar) / (cm * cm + 1);
+        bi = xbar / (cm * cm + 1);
+      } else {
+        const R1 = fR1[jm];
+        const varR = fVarR[jm];
+        const num = n * p - s1 * R1;
+        ai = num / varR;
+        bi = (s1 - ai * R1) / n + c - ai * fShift[jm];
+        if (stats && j === last) {
+          const varW = n * s2 - s1 * s1;
+          if (varW > 0) {
+            const rho = num / (Math.sqrt(varW) * Math.sqrt(varR));
+            r2 = Math.min(rho * rho, 1);
+          }
+        }
+      }
+      if (stats && j === last) {
+        stats.modeCount[m] += 1;
+        stats.r2Sum[m] += r2;
+      }
+      const e = x - (Math.fround(ai) * refs[jm] + Math.fround(bi));
+      errSq[j] += e * e;
+      normSq[j] += x * x;
+    }
+    S1[i] = s1;
+    S2[i] = s2;
+    P[i] = p;
+    a[i] = ai;
+    b[i] = bi;
+  }
+}
+
+/**
+ * Fused warm-up: {@link createChunkSums} from row 0, {@link accumulateCheckpoint} of rows
+ * 0..K−1 (`w[wOffset + t·stride + i]`, `refShifted` flattened t·M + m), then {@link solveChunk}
+ * with `fit` and {@link checkpointError} at row K−1 against `refsLast`, over parameters [i0, i1):
+ * the same floating-point operations in the same order, so bit-identical results. Writes shift,
+ * S1, S2, P of `sums` (its mode must be set), a and b; adds to err[0] (errSq), err[1] (normSq).
+ */
+export function initFused(
+  sums: ChunkSums,
+  w: Float32Array | Float64Array,
+  wOffset: number,
+  stride: number,
+  K: number,
+  refShifted: Float64Array,
+  fit: ModeFit,
+  refsLast: ArrayLike<number>,
+  a: Float64Array,
+  b: Float64Array,
+  i0: number,
+  i1: number,
+  err: Float64Array,
+  stats: SolveStats,
+): void {
+  const { shift, mode, S1, S2, P } = sums;
+  const M = fit.R1.length;
+  const n = fit.n;
+  const fShift = fit.shift;
+  const fR1 = fit.R1;
+  const fVarR = fit.varR;
+  const fMean = fit.mean;
+  const fConst = fit.constant;
+  const lastOff = wOffset + (K - 1) * stride;
+  let errSq = err[0];
+  let normSq = err[1];
+  for (let i = i0; i < i1; i++) {
+    const m = mode[i];
+    const c = w[wOffset + i];
+    let s1 = 0;
+    let s2 = 0;
+    let p = 0;
+    let off = wOffset + i;
+    for (let t = 0, tm = m; t < K; t++, tm += M, off += stride) {
+      const z = w[off] - c;
+      s1 += z;
+      s2 += z * z;
+      p += z * refShifted[tm];
+    }
+    shift[i] = c;
+    S1[i] = s1;
+    S2[i] = s2;
+    P[i] = p;
+    let ai: number;
+    let bi: number;
+    let r2 = 0;
+    if (fConst[m]) {
+      const cm = fMean[m];
+      const xbar = c + s1 / n;
+      ai = (cm * xbar) / (cm * cm + 1);
+      bi = xbar / (cm * cm + 1);
+    } else {
+      const R1 = fR1[m];
+      const varR = fVarR[m];
+      const num = n * p - s1 * R1;
+      ai = num / varR;
+      bi = (s1 - ai * R1) / n + c - ai * fShift[m];
+      const varW = n * s2 - s1 * s1;
+      if (varW > 0) {
+        const rho = num / (Math.sqrt(varW) * Math.sqrt(varR));
+        r2 = Math.min(rho * rho, 1);
+      }
+    }
+    stats.modeCount[m] += 1;
+    stats.r2Sum[m] += r2;
+    a[i] = ai;
+    b[i] = bi;
+    const x = w[lastOff + i];
+    const e = x - (Math.fround(ai) * refsLast[m] + Math.fround(bi));
+    errSq += e * e;
+    normSq += x * x;
+  }
+  err[0] = errSq;
+  err[1] = normSq;
+}

@@ -10,7 +10,7 @@ import type { StoredTensor } from '../formats/types.ts';
 import type { Chunk } from '../pipeline/chunks.ts';
 import type { TensorSlots } from '../pipeline/worker.ts';
 import { TrajectoryReader } from '../trajectory/trajectory-reader.ts';
-import { accumulateCheckpoint, checkpointError, createChunkSums, solveChunk, sumsFinite, sumsView, SUMS_BLOCK, type ChunkSums, type ModeFit, type SolveStats } from './kernel.ts';
+import { checkpointError, createChunkSums, fitTable, flatRows, initFused, solveChunk, sumsFinite, updateFused, type ChunkSums, type ModeFit, type SolveStats } from './kernel.ts';
 import { readChunk, writeChunkStatic, writeChunkSums } from './state.ts';
 
 /** Shared by all tasks of a run. */
@@ -210,21 +210,33 @@ function runInit(task: InitTask): TaskResult {
   const n = chunk.count;
   const { values, bytesRead } = readValues(ctx, chunk, task.stored);
   const sums = createChunkSums(values.subarray(0, n), readModes(task));
-  // Blocked over parameters so each block's sums stay in cache across the checkpoints; the
-  // per-parameter arithmetic (and so every bit) is that of one checkpoint at a time.
-  for (let b0 = 0; b0 < n; b0 += SUMS_BLOCK) {
-    const b1 = Math.min(n, b0 + SUMS_BLOCK);
-    const view = sumsView(sums, b0, b1);
-    for (let t = 0; t < task.stored.length; t++) accumulateCheckpoint(view, values, t * n + b0, task.refShifted[t]);
+  const K = task.stored.length;
+  const F = K - 1;
+  const M = task.fit.R1.length;
+  const a = new Float64Array(n);
+  const b = new Float64Array(n);
+  const stats: SolveStats = { modeCount: new Float64Array(M), r2Sum: new Float64Array(M) };
+  const refShifted = flatRows(task.refShifted, M);
+  const pieces: TaskResult['pieces'] = [];
+  const err = new Float64Array(2);
+  // One fused pass per piece (kernel.ts initFused): the sums of checkpoints 0..F stay in
+  // registers; every bit is that of accumulating one checkpoint at a time, then solving.
+  let i0 = 0;
+  for (const p of chunk.pieces) {
+    err[0] = 0;
+    err[1] = 0;
+    initFused(sums, values, 0, n, K, refShifted, task.fit, task.refs[F], a, b, i0, i0 + p.count, err, stats);
+    pieces.push({ tensor: p.tensor, errSq: err[0], normSq: err[1] });
+    i0 += p.count;
   }
   if (!sumsFinite(sums)) {
     const bad = findNonFinite(values, chunk);
     if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
   }
-  const F = task.stored.length - 1;
   writeChunkStatic(ctx.stateDir, chunk.index, sums, ctx.durable);
   writeChunkSums(ctx.stateDir, chunk.index, F, sums, ctx.durable);
-  return finish(task, sums, values, F, task.refs[F], bytesRead);
+  if (task.modelOut) writeModel(task.modelOut, chunk, a, b, sums, ctx.modeBytes);
+  return { pieces, modeCount: Array.from(stats.modeCount), r2Sum: Array.from(stats.r2Sum), bytesRead };
 }
 
 function runUpdate(task: UpdateTask): TaskResult {
@@ -233,48 +245,54 @@ function runUpdate(task: UpdateTask): TaskResult {
   const { values, bytesRead } = readValues(ctx, chunk, [task.stored]);
   const bad = findNonFinite(values, chunk);
   if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
-  accumulateCheckpoint(sums, values, 0, task.refShifted);
+  // The same fused kernel as updateMany with one checkpoint: `cmd watch` and `analyze
+  // --online` share every floating-point operation.
+  const r = updateChunk(chunk, sums, values, [task.refShifted], [task.refs], [task.fit]);
   writeChunkSums(ctx.stateDir, chunk.index, task.to, sums, ctx.durable);
-  return finish(task, sums, values, 0, task.refs, bytesRead);
+  if (task.modelOut) writeModel(task.modelOut, chunk, r.a, r.b, sums, ctx.modeBytes);
+  return { pieces: r.steps[0], modeCount: r.modeCount, r2Sum: r.r2Sum, bytesRead };
+}
+
+/** Adds K checkpoints (values rows 0..K−1) to the chunk's sums with the fused kernel. */
+function updateChunk(chunk: Chunk, sums: ChunkSums, values: Float32Array | Float64Array, refShifted: Float64Array[], refs: Float64Array[], fits: ModeFit[]) {
+  const n = chunk.count;
+  const K = fits.length;
+  const M = fits[0].R1.length;
+  const table = fitTable(fits);
+  const rs = flatRows(refShifted, M);
+  const rr = flatRows(refs, M);
+  const a = new Float64Array(n);
+  const b = new Float64Array(n);
+  const stats: SolveStats = { modeCount: new Float64Array(M), r2Sum: new Float64Array(M) };
+  // errSq[j], normSq[j] of each piece: the fused kernel walks the parameters in order, so every
+  // sum receives its terms in the same order as one `update` task per checkpoint would add them.
+  const steps: TaskResult['pieces'][] = Array.from({ length: K }, () => []);
+  const errSq = new Float64Array(K);
+  const normSq = new Float64Array(K);
+  let i0 = 0;
+  for (const piece of chunk.pieces) {
+    errSq.fill(0);
+    normSq.fill(0);
+    updateFused(sums, values, 0, n, rs, rr, table, a, b, i0, i0 + piece.count, errSq, normSq, stats);
+    for (let j = 0; j < K; j++) steps[j].push({ tensor: piece.tensor, errSq: errSq[j], normSq: normSq[j] });
+    i0 += piece.count;
+  }
+  return { a, b, steps, modeCount: Array.from(stats.modeCount), r2Sum: Array.from(stats.r2Sum) };
 }
 
 function runUpdateMany(task: UpdateManyTask): TaskResult {
   const { ctx, chunk } = task;
   const n = chunk.count;
-  const K = task.stored.length;
-  const M = task.fits[0].R1.length;
   const sums = readChunk(ctx.stateDir, chunk.index, task.from, n, ctx.modeBytes);
   const { values, bytesRead } = readValues(ctx, chunk, task.stored);
-  const a = new Float64Array(n);
-  const b = new Float64Array(n);
-  const stats: SolveStats = { modeCount: new Float64Array(M), r2Sum: new Float64Array(M) };
-  // errs[j][p]: running error sums of piece p at the j-th new checkpoint. Blocks walk the
-  // parameters in order, so every sum receives its terms in the same order as one `update`
-  // task per checkpoint would add them: bit-identical results, with the sums kept in cache.
-  const errs = Array.from({ length: K }, () => chunk.pieces.map(() => ({ errSq: 0, normSq: 0 })));
-  let i0 = 0;
-  for (const [pi, piece] of chunk.pieces.entries()) {
-    for (let b0 = i0; b0 < i0 + piece.count; b0 += SUMS_BLOCK) {
-      const b1 = Math.min(i0 + piece.count, b0 + SUMS_BLOCK);
-      const view = sumsView(sums, b0, b1);
-      const av = a.subarray(b0, b1);
-      const bv = b.subarray(b0, b1);
-      for (let j = 0; j < K; j++) {
-        accumulateCheckpoint(view, values, j * n + b0, task.refShifted[j]);
-        solveChunk(view, task.fits[j], av, bv, j === K - 1 ? stats : undefined);
-        errs[j][pi] = checkpointError(values, j * n, a, b, sums.mode, task.refs[j], b0, b1, errs[j][pi]);
-      }
-    }
-    i0 += piece.count;
-  }
+  const r = updateChunk(chunk, sums, values, task.refShifted, task.refs, task.fits);
   if (!sumsFinite(sums)) {
     const bad = findNonFinite(values, chunk);
     if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
   }
   writeChunkSums(ctx.stateDir, chunk.index, task.to, sums, ctx.durable);
-  if (task.modelOut) writeModel(task.modelOut, chunk, a, b, sums, ctx.modeBytes);
-  const steps = errs.map((row) => row.map((e, p) => ({ tensor: chunk.pieces[p].tensor, ...e })));
-  return { pieces: steps[K - 1], steps, modeCount: Array.from(stats.modeCount), r2Sum: Array.from(stats.r2Sum), bytesRead };
+  if (task.modelOut) writeModel(task.modelOut, chunk, r.a, r.b, sums, ctx.modeBytes);
+  return { pieces: r.steps[r.steps.length - 1], steps: r.steps, modeCount: r.modeCount, r2Sum: r.r2Sum, bytesRead };
 }
 
 function runMaterialize(task: MaterializeTask): TaskResult {
