@@ -9,15 +9,16 @@ import initWabt from 'wabt';
 const KERNELS = [
   { name: 'fit-kernel', constant: 'FIT_KERNEL_WASM_BASE64', what: 'pass-2 kernel' },
   { name: 'distance-kernel', constant: 'DISTANCE_KERNEL_WASM_BASE64', what: 'row-distance kernel' },
+  { name: 'online-kernel', dir: 'online/wasm', constant: 'ONLINE_KERNEL_WASM_BASE64', what: 'online update kernel' },
 ];
 
 const check = process.argv.includes('--check');
 const wabt = await initWabt();
 let stale = 0;
 
-for (const { name, constant, what } of KERNELS) {
-  const watFile = fileURLToPath(new URL(`../src/core/wasm/${name}.wat`, import.meta.url));
-  const tsFile = fileURLToPath(new URL(`../src/core/wasm/${name}-bytes.ts`, import.meta.url));
+for (const { name, dir = 'core/wasm', constant, what } of KERNELS) {
+  const watFile = fileURLToPath(new URL(`../src/${dir}/${name}.wat`, import.meta.url));
+  const tsFile = fileURLToPath(new URL(`../src/${dir}/${name}-bytes.ts`, import.meta.url));
   const mod = wabt.parseWat(`${name}.wat`, readFileSync(watFile, 'utf8'), { simd: true });
   mod.validate();
   const { buffer } = mod.toBinary({ log: false, write_debug_names: false });

@@ -12,6 +12,7 @@ import type { TensorSlots } from '../pipeline/worker.ts';
 import { TrajectoryReader } from '../trajectory/trajectory-reader.ts';
 import { checkpointError, createChunkSums, fitTable, flatRows, initFused, solveChunk, sumsFinite, updateFused, type ChunkSums, type ModeFit, type SolveStats } from './kernel.ts';
 import { readChunk, writeChunkStatic, writeChunkSums } from './state.ts';
+import { initWasm, updateWasm } from './wasm/online-kernel.ts';
 
 /** Shared by all tasks of a run. */
 export interface TaskContext {
@@ -221,13 +222,15 @@ function runInit(task: InitTask): TaskResult {
   const err = new Float64Array(2);
   // One fused pass per piece (kernel.ts initFused): the sums of checkpoints 0..F stay in
   // registers; every bit is that of accumulating one checkpoint at a time, then solving.
-  let i0 = 0;
-  for (const p of chunk.pieces) {
-    err[0] = 0;
-    err[1] = 0;
-    initFused(sums, values, 0, n, K, refShifted, task.fit, task.refs[F], a, b, i0, i0 + p.count, err, stats);
-    pieces.push({ tensor: p.tensor, errSq: err[0], normSq: err[1] });
-    i0 += p.count;
+  const ranges = pieceRanges(chunk);
+  const wasm = values instanceof Float32Array && initWasm(sums, values, n, K, refShifted, task.fit, task.refs[F], a, b, ranges, stats, (r, errSq, normSq) => pieces.push({ tensor: chunk.pieces[r].tensor, errSq, normSq }));
+  if (!wasm) {
+    for (const [r, [i0, i1]] of ranges.entries()) {
+      err[0] = 0;
+      err[1] = 0;
+      initFused(sums, values, 0, n, K, refShifted, task.fit, task.refs[F], a, b, i0, i1, err, stats);
+      pieces.push({ tensor: chunk.pieces[r].tensor, errSq: err[0], normSq: err[1] });
+    }
   }
   if (!sumsFinite(sums)) {
     const bad = findNonFinite(values, chunk);
@@ -253,6 +256,12 @@ function runUpdate(task: UpdateTask): TaskResult {
   return { pieces: r.steps[0], modeCount: r.modeCount, r2Sum: r.r2Sum, bytesRead };
 }
 
+/** [i0, i1) of each piece of the chunk, in order. */
+function pieceRanges(chunk: Chunk): [number, number][] {
+  let i0 = 0;
+  return chunk.pieces.map((p) => [i0, (i0 += p.count)]);
+}
+
 /** Adds K checkpoints (values rows 0..K−1) to the chunk's sums with the fused kernel. */
 function updateChunk(chunk: Chunk, sums: ChunkSums, values: Float32Array | Float64Array, refShifted: Float64Array[], refs: Float64Array[], fits: ModeFit[]) {
   const n = chunk.count;
@@ -269,13 +278,18 @@ function updateChunk(chunk: Chunk, sums: ChunkSums, values: Float32Array | Float
   const steps: TaskResult['pieces'][] = Array.from({ length: K }, () => []);
   const errSq = new Float64Array(K);
   const normSq = new Float64Array(K);
-  let i0 = 0;
-  for (const piece of chunk.pieces) {
-    errSq.fill(0);
-    normSq.fill(0);
-    updateFused(sums, values, 0, n, rs, rr, table, a, b, i0, i0 + piece.count, errSq, normSq, stats);
-    for (let j = 0; j < K; j++) steps[j].push({ tensor: piece.tensor, errSq: errSq[j], normSq: normSq[j] });
-    i0 += piece.count;
+  const ranges = pieceRanges(chunk);
+  const record = (r: number, errSq: Float64Array, normSq: Float64Array) => {
+    for (let j = 0; j < K; j++) steps[j].push({ tensor: chunk.pieces[r].tensor, errSq: errSq[j], normSq: normSq[j] });
+  };
+  const wasm = values instanceof Float32Array && updateWasm(sums, values, n, rs, rr, table, a, b, ranges, stats, record);
+  if (!wasm) {
+    for (const [r, [i0, i1]] of ranges.entries()) {
+      errSq.fill(0);
+      normSq.fill(0);
+      updateFused(sums, values, 0, n, rs, rr, table, a, b, i0, i1, errSq, normSq, stats);
+      record(r, errSq, normSq);
+    }
   }
   return { a, b, steps, modeCount: Array.from(stats.modeCount), r2Sum: Array.from(stats.r2Sum) };
 }
