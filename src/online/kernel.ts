@@ -46,6 +46,10 @@ export interface ModeFit {
   R1: Float64Array;
   /** n·R2 − R1², the scaled variance of the reference. */
   varR: Float64Array;
+  /** 1 / varR: the solve multiplies by it (one rounding more than a division, shared by every path). */
+  invVarR: Float64Array;
+  /** 1 / n. */
+  invN: number;
   /** Time mean of the reference. */
   mean: Float64Array;
   /** 1 when numpy's pinv(rcond = 1e-15) would drop the Gram matrix's second singular value. */
@@ -59,12 +63,13 @@ export interface ModeFit {
 export function modeFit(sums: ModeSums): ModeFit {
   const M = sums.R1.length;
   const n = sums.n;
-  const fit: ModeFit = { n, shift: Float64Array.from(sums.shift), R1: Float64Array.from(sums.R1), varR: new Float64Array(M), mean: new Float64Array(M), constant: new Uint8Array(M) };
+  const fit: ModeFit = { n, shift: Float64Array.from(sums.shift), R1: Float64Array.from(sums.R1), varR: new Float64Array(M), invVarR: new Float64Array(M), invN: 1 / n, mean: new Float64Array(M), constant: new Uint8Array(M) };
   for (let m = 0; m < M; m++) {
     const R1 = sums.R1[m];
     const R2 = sums.R2[m];
     const varR = n * R2 - R1 * R1;
     fit.varR[m] = varR;
+    fit.invVarR[m] = 1 / varR;
     const c = sums.shift[m] + R1 / n;
     fit.mean[m] = c;
     const centredSq = Math.max(varR / n, 0);
@@ -135,9 +140,9 @@ export function solveChunk(sums: ChunkSums, fit: ModeFit, a: Float64Array, b: Fl
       const R1 = fit.R1[m];
       const varR = fit.varR[m];
       const num = n * P[i] - s1 * R1;
-      const ai = num / varR;
+      const ai = num * fit.invVarR[m];
       a[i] = ai;
-      b[i] = (s1 - ai * R1) / n + shift[i] - ai * fit.shift[m];
+      b[i] = (s1 - ai * R1) * fit.invN + shift[i] - ai * fit.shift[m];
       const varW = stats ? n * S2[i] - s1 * s1 : 0;
       if (varW > 0) {
         const rho = num / (Math.sqrt(varW) * Math.sqrt(varR));
@@ -204,9 +209,11 @@ export interface FitTable {
   K: number;
   M: number;
   n: Float64Array;
+  invN: Float64Array;
   shift: Float64Array;
   R1: Float64Array;
   varR: Float64Array;
+  invVarR: Float64Array;
   mean: Float64Array;
   constant: Uint8Array;
 }
@@ -214,10 +221,12 @@ export interface FitTable {
 export function fitTable(fits: ModeFit[]): FitTable {
   const K = fits.length;
   const M = fits[0].R1.length;
-  const t: FitTable = { K, M, n: new Float64Array(K), shift: new Float64Array(K * M), R1: new Float64Array(K * M), varR: new Float64Array(K * M), mean: new Float64Array(K * M), constant: new Uint8Array(K * M) };
+  const t: FitTable = { K, M, n: new Float64Array(K), invN: new Float64Array(K), shift: new Float64Array(K * M), R1: new Float64Array(K * M), varR: new Float64Array(K * M), invVarR: new Float64Array(K * M), mean: new Float64Array(K * M), constant: new Uint8Array(K * M) };
   for (let j = 0; j < K; j++) {
     const f = fits[j];
     t.n[j] = f.n;
+    t.invN[j] = f.invN;
+    t.invVarR.set(f.invVarR, j * M);
     t.shift.set(f.shift, j * M);
     t.R1.set(f.R1, j * M);
     t.varR.set(f.varR, j * M);
@@ -263,6 +272,8 @@ export function updateFused(
   const K = fits.K;
   const M = fits.M;
   const fn = fits.n;
+  const fInvN = fits.invN;
+  const fInvVarR = fits.invVarR;
   const fShift = fits.shift;
   const fR1 = fits.R1;
   const fVarR = fits.varR;
@@ -295,8 +306,8 @@ export function updateFused(
         const R1 = fR1[jm];
         const varR = fVarR[jm];
         const num = n * p - s1 * R1;
-        ai = num / varR;
-        bi = (s1 - ai * R1) / n + c - ai * fShift[jm];
+        ai = num * fInvVarR[jm];
+        bi = (s1 - ai * R1) * fInvN[j] + c - ai * fShift[jm];
         if (stats && j === last) {
           const varW = n * s2 - s1 * s1;
           if (varW > 0) {
@@ -350,6 +361,8 @@ export function initFused(
   const fShift = fit.shift;
   const fR1 = fit.R1;
   const fVarR = fit.varR;
+  const fInvVarR = fit.invVarR;
+  const invN = fit.invN;
   const fMean = fit.mean;
   const fConst = fit.constant;
   const lastOff = wOffset + (K - 1) * stride;
@@ -384,8 +397,8 @@ export function initFused(
       const R1 = fR1[m];
       const varR = fVarR[m];
       const num = n * p - s1 * R1;
-      ai = num / varR;
-      bi = (s1 - ai * R1) / n + c - ai * fShift[m];
+      ai = num * fInvVarR[m];
+      bi = (s1 - ai * R1) * invN + c - ai * fShift[m];
       const varW = n * s2 - s1 * s1;
       if (varW > 0) {
         const rho = num / (Math.sqrt(varW) * Math.sqrt(varR));

@@ -90,6 +90,8 @@ export function updateWasm(
   const [pshift, pS1, pS2, pP, pa, pb] = [0, 1, 2, 3, 4, 5].map(() => ar.take(n * 8));
   const ptn = ar.take(K * 8);
   const [ptsh, ptR1, ptvar, ptmean, ptconst, prs, prf] = [0, 1, 2, 3, 4, 5, 6].map(() => ar.take(K * M * 8));
+  const ptinvN = ar.take(K * 8);
+  const ptinv = ar.take(K * M * 8);
   const peS = ar.take(K * 8);
   const pnS = ar.take(K * 8);
   const pmc = ar.take(M * 8);
@@ -102,6 +104,8 @@ export function updateWasm(
   f64At(buf, pS2, n).set(sums.S2);
   f64At(buf, pP, n).set(sums.P);
   f64At(buf, ptn, K).set(fits.n);
+  f64At(buf, ptinvN, K).set(fits.invN);
+  f64At(buf, ptinv, K * M).set(fits.invVarR);
   f64At(buf, ptsh, K * M).set(fits.shift);
   f64At(buf, ptR1, K * M).set(fits.R1);
   f64At(buf, ptvar, K * M).set(fits.varR);
@@ -116,7 +120,7 @@ export function updateWasm(
   ranges.forEach(([i0, i1], r) => {
     eS.fill(0);
     nS.fill(0);
-    k.update(pw, stride, K, M, i0, i1, pmode, mb, pshift, pS1, pS2, pP, ptn, ptsh, ptR1, ptvar, ptmean, ptconst, prs, prf, pa, pb, peS, pnS, 1, pmc, pr2);
+    k.update(pw, stride, K, M, i0, i1, pmode, mb, pshift, pS1, pS2, pP, ptn, ptsh, ptR1, ptvar, ptmean, ptconst, prs, prf, pa, pb, peS, pnS, ptinvN, ptinv, 1, pmc, pr2);
     onRange(r, eS, nS);
   });
   sums.S1.set(f64At(buf, pS1, n));
@@ -159,12 +163,14 @@ export function initWasm(
   const [ptsh, ptR1, ptvar, ptmean, ptconst, prf, pmc, pr2] = [0, 1, 2, 3, 4, 5, 6, 7].map(() => ar.take(M * 8));
   const prs = ar.take(K * M * 8);
   const perr = ar.take(16);
+  const pinv = ar.take(M * 8);
   const buf = ar.ensure(k);
   new Float32Array(buf, pw, w.length).set(w);
   copyIn(buf, pmode, sums.mode, mb === 1 ? Uint8Array : Uint16Array);
   f64At(buf, ptsh, M).set(fit.shift);
   f64At(buf, ptR1, M).set(fit.R1);
   f64At(buf, ptvar, M).set(fit.varR);
+  f64At(buf, pinv, M).set(fit.invVarR);
   f64At(buf, ptmean, M).set(fit.mean);
   f64At(buf, ptconst, M).set(fit.constant);
   f64At(buf, prf, M).set(refsLast);
@@ -175,7 +181,7 @@ export function initWasm(
   ranges.forEach(([i0, i1], r) => {
     err[0] = 0;
     err[1] = 0;
-    k.init(pw, stride, K, M, i0, i1, pmode, mb, pshift, pS1, pS2, pP, fit.n, ptsh, ptR1, ptvar, ptmean, ptconst, prs, prf, pa, pb, perr, pmc, pr2);
+    k.init(pw, stride, K, M, i0, i1, pmode, mb, pshift, pS1, pS2, pP, fit.n, fit.invN, pinv, ptsh, ptR1, ptvar, ptmean, ptconst, prs, prf, pa, pb, perr, pmc, pr2);
     onRange(r, err[0], err[1]);
   });
   sums.shift.set(f64At(buf, pshift, n));
