@@ -89,6 +89,8 @@ export class OnlineEngine {
 
   /** See {@link OnlineOptions.durable}. */
   durable = true;
+  /** Set by a `final` {@link applyMany}: its state was not written, so nothing may follow. */
+  private ended = false;
 
   private get ctx(): TaskContext {
     return { tensors: this.meta.tensors, float64: this.meta.float64, stateDir: this.stateDir, modeBytes: this.meta.modeBytes, durable: this.durable };
@@ -317,6 +319,7 @@ export class OnlineEngine {
    * Interrupted (signal) or failing before the commit, the state stays at the previous checkpoint.
    */
   async apply(c: NewCheckpoint, modelOut?: string): Promise<void> {
+    if (this.ended) throw new Error('online engine: the state after the final batch was not kept');
     const { M, refIndex } = this.meta;
     const prev = this.state;
     const t = prev.t + 1;
@@ -358,7 +361,8 @@ export class OnlineEngine {
    * single state generation written and one commit at the end. `modelOut` gets the model after
    * the last one. Memory: one chunk's values for all of `cs` per task.
    */
-  async applyMany(cs: NewCheckpoint[], modelOut?: string): Promise<void> {
+  async applyMany(cs: NewCheckpoint[], modelOut?: string, options: { final?: boolean } = {}): Promise<void> {
+    if (this.ended) throw new Error('online engine: the state after the final batch was not kept');
     if (cs.length === 1) return this.apply(cs[0], modelOut);
     const { M, refIndex } = this.meta;
     const prev = this.state;
@@ -379,7 +383,7 @@ export class OnlineEngine {
     const model = modelOut ? await this.prepareModel(modelOut, checkpoints) : undefined;
     const results = await this.runner.runAll(
       this.chunks.length,
-      (i) => ({ kind: 'updateMany', ctx: this.ctx, chunk: this.chunks[i], stored: cs.map((c) => c.stored), refShifted, refs: rs, fits, from: prev.t, to: t, modelOut: model?.out }),
+      (i) => ({ kind: 'updateMany', ctx: this.ctx, chunk: this.chunks[i], stored: cs.map((c) => c.stored), refShifted, refs: rs, fits, from: prev.t, to: t, modelOut: model?.out, skipState: options.final }),
       (_, res) => this.throwNonFinite(res, (k) => cs[k]),
     );
     const errors = [...prev.errors];
@@ -406,6 +410,12 @@ export class OnlineEngine {
     };
     if (model) await this.finishModel(model.layout, modelOut!, refs);
     if (this.signal?.aborted) throw new CancelledError();
+    if (options.final) {
+      // No chunk state was written for t: keep the in-memory commit for the report only.
+      this.ended = true;
+      this.state = commit;
+      return;
+    }
     await writeCommit(this.stateDir, commit);
     this.state = commit;
     await removeStaleFiles(this.stateDir, t);

@@ -89,6 +89,8 @@ export interface UpdateManyTask {
   to: number;
   /** Written with the coefficients after the last checkpoint. */
   modelOut?: ModelOut;
+  /** Do not write generation `to` (the run ends here and its state is thrown away). */
+  skipState?: boolean;
 }
 
 export type OnlineTask = InitTask | UpdateTask | MaterializeTask | UpdateManyTask;
@@ -304,7 +306,7 @@ function runUpdateMany(task: UpdateManyTask): TaskResult {
     const bad = findNonFinite(values, chunk);
     if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
   }
-  writeChunkSums(ctx.stateDir, chunk.index, task.to, sums, ctx.durable);
+  if (!task.skipState) writeChunkSums(ctx.stateDir, chunk.index, task.to, sums, ctx.durable);
   if (task.modelOut) writeModel(task.modelOut, chunk, r.a, r.b, sums, ctx.modeBytes);
   return { pieces: r.steps[r.steps.length - 1], steps: r.steps, modeCount: r.modeCount, r2Sum: r.r2Sum, bytesRead };
 }

@@ -100,7 +100,8 @@ export async function onlineAnalysis(
       if (options.signal?.aborted) throw new CancelledError();
       const end = Math.min(T, p + batch);
       const cs = set.checkpoints.slice(p, end).map((k) => newCheckpoint(set, k));
-      await engine.applyMany(cs, modelOut(end - 1));
+      // The state is deleted at the end: the last batch need not write it.
+      await engine.applyMany(cs, modelOut(end - 1), { final: end === T && !sim });
       if (sim) await sim.step(cs[0]);
       options.progress?.advance(cs.length);
     }
