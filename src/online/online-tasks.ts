@@ -12,7 +12,7 @@ import type { TensorSlots } from '../pipeline/worker.ts';
 import { TrajectoryReader } from '../trajectory/trajectory-reader.ts';
 import { checkpointError, createChunkSums, fitTable, flatRows, initFused, solveChunk, sumsFinite, updateFused, type ChunkSums, type ModeFit, type SolveStats } from './kernel.ts';
 import { readChunk, writeChunkStatic, writeChunkSums } from './state.ts';
-import { initWasm, updateWasm } from './wasm/online-kernel.ts';
+import { initWasm, kernelValues, updateWasm } from './wasm/online-kernel.ts';
 
 /** Shared by all tasks of a run. */
 export interface TaskContext {
@@ -111,9 +111,10 @@ function globalStart(ctx: TaskContext, chunk: Chunk): number {
   return ctx.tensors[p.tensor].offset + p.start;
 }
 
-function readValues(ctx: TaskContext, chunk: Chunk, stored: StoredTensor[][]): { values: Float32Array | Float64Array; bytesRead: number } {
+function readValues(ctx: TaskContext, chunk: Chunk, stored: StoredTensor[][], M: number): { values: Float32Array | Float64Array; bytesRead: number } {
   const n = chunk.count;
-  const values = ctx.float64 ? new Float64Array(stored.length * n) : new Float32Array(stored.length * n);
+  // float32 values go straight into the WebAssembly kernel's memory (no copy before the kernel).
+  const values = ctx.float64 ? new Float64Array(stored.length * n) : (kernelValues(stored.length * n, n, stored.length, M) ?? new Float32Array(stored.length * n));
   const reader = new TrajectoryReader({ tensors: ctx.tensors, stored, total: ctx.tensors.reduce((s, t) => s + t.count, 0) });
   try {
     const g0 = globalStart(ctx, chunk);
@@ -211,7 +212,7 @@ function finish(task: InitTask | UpdateTask | MaterializeTask | (UpdateManyTask 
 function runInit(task: InitTask): TaskResult {
   const { ctx, chunk } = task;
   const n = chunk.count;
-  const { values, bytesRead } = readValues(ctx, chunk, task.stored);
+  const { values, bytesRead } = readValues(ctx, chunk, task.stored, task.fit.R1.length);
   const sums = createChunkSums(values.subarray(0, n), readModes(task));
   const K = task.stored.length;
   const F = K - 1;
@@ -247,7 +248,7 @@ function runInit(task: InitTask): TaskResult {
 function runUpdate(task: UpdateTask): TaskResult {
   const { ctx, chunk } = task;
   const sums = readChunk(ctx.stateDir, chunk.index, task.from, chunk.count, ctx.modeBytes);
-  const { values, bytesRead } = readValues(ctx, chunk, [task.stored]);
+  const { values, bytesRead } = readValues(ctx, chunk, [task.stored], task.fit.R1.length);
   const bad = findNonFinite(values, chunk);
   if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
   // The same fused kernel as updateMany with one checkpoint: `cmd watch` and `analyze
@@ -300,7 +301,7 @@ function runUpdateMany(task: UpdateManyTask): TaskResult {
   const { ctx, chunk } = task;
   const n = chunk.count;
   const sums = readChunk(ctx.stateDir, chunk.index, task.from, n, ctx.modeBytes);
-  const { values, bytesRead } = readValues(ctx, chunk, task.stored);
+  const { values, bytesRead } = readValues(ctx, chunk, task.stored, task.fits[0].R1.length);
   const r = updateChunk(chunk, sums, values, task.refShifted, task.refs, task.fits);
   if (!sumsFinite(sums)) {
     const bad = findNonFinite(values, chunk);

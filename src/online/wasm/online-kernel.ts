@@ -55,6 +55,21 @@ class Arena {
   }
 }
 
+/**
+ * A float32 array of `length` values at the start of the kernel's memory, with room for every
+ * other buffer {@link updateWasm} / {@link initWasm} lay out for a chunk of `n` parameters,
+ * K ≤ `rows` checkpoints and M modes: reading the checkpoints straight into it spares a copy.
+ * The memory never grows during those calls, so the array stays attached. Null without the kernel.
+ */
+export function kernelValues(length: number, n: number, rows: number, M: number): Float32Array | null {
+  const k = load();
+  if (!k) return null;
+  const bytes = Math.ceil((length * 4) / 16) * 16 + n * 6 * 8 + Math.ceil((n * 2) / 16) * 16 + (rows * M * 8 + 16) * 12 + (rows * 8 + 16) * 4 + (M * 8 + 16) * 12 + 64;
+  const have = k.memory.buffer.byteLength;
+  if (have < bytes) k.memory.grow(Math.ceil((bytes - have) / 65536));
+  return new Float32Array(k.memory.buffer, 0, length);
+}
+
 const f64At = (buf: ArrayBuffer, at: number, n: number) => new Float64Array(buf, at, n);
 
 function copyIn(buf: ArrayBuffer, at: number, src: ArrayLike<number> & { BYTES_PER_ELEMENT: number; length: number }, ctor: Float64ArrayConstructor | Float32ArrayConstructor | Uint8ArrayConstructor | Uint16ArrayConstructor): void {
@@ -97,7 +112,7 @@ export function updateWasm(
   const pmc = ar.take(M * 8);
   const pr2 = ar.take(M * 8);
   const buf = ar.ensure(k);
-  new Float32Array(buf, pw, w.length).set(w);
+  if (w.buffer !== buf || w.byteOffset !== pw) new Float32Array(buf, pw, w.length).set(w);
   copyIn(buf, pmode, sums.mode, mb === 1 ? Uint8Array : Uint16Array);
   f64At(buf, pshift, n).set(sums.shift);
   f64At(buf, pS1, n).set(sums.S1);
@@ -165,7 +180,7 @@ export function initWasm(
   const perr = ar.take(16);
   const pinv = ar.take(M * 8);
   const buf = ar.ensure(k);
-  new Float32Array(buf, pw, w.length).set(w);
+  if (w.buffer !== buf || w.byteOffset !== pw) new Float32Array(buf, pw, w.length).set(w);
   copyIn(buf, pmode, sums.mode, mb === 1 ? Uint8Array : Uint16Array);
   f64At(buf, ptsh, M).set(fit.shift);
   f64At(buf, ptR1, M).set(fit.R1);
