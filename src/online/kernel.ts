@@ -118,37 +118,59 @@ export interface SolveStats {
   r2Sum: Float64Array;
 }
 
+/** Per-mode constants of a fit, indexed by mode (ModeFit) or by checkpoint·M + mode (FitTable). */
+interface FitConstants {
+  shift: ArrayLike<number>;
+  R1: ArrayLike<number>;
+  varR: ArrayLike<number>;
+  invVarR: ArrayLike<number>;
+  mean: ArrayLike<number>;
+  constant: ArrayLike<number>;
+}
+
+/** solveParam's results: a, b. A module-level pair, so the hot loops allocate nothing. */
+const ab = new Float64Array(2);
+
+/**
+ * The closed-form solve of one parameter from its shifted sums (c its shift, k the index of its
+ * mode's constants): a, b into {@link ab}; returns R² = ρ² when `wantR2`, else 0 (R² feeds only
+ * the per-mode statistics, so its square roots are skipped when nobody asked). Every JS path
+ * (solveChunk, updateFused, initFused) solves through here, so they round identically — and the
+ * WebAssembly kernel performs the same operations in the same order.
+ */
+function solveParam(f: FitConstants, k: number, n: number, invN: number, c: number, s1: number, s2: number, p: number, wantR2: boolean): number {
+  if (f.constant[k]) {
+    const cm = f.mean[k];
+    const xbar = c + s1 / n;
+    ab[0] = (cm * xbar) / (cm * cm + 1);
+    ab[1] = xbar / (cm * cm + 1);
+    return 0;
+  }
+  const R1 = f.R1[k];
+  const num = n * p - s1 * R1;
+  const ai = num * f.invVarR[k];
+  ab[0] = ai;
+  ab[1] = (s1 - ai * R1) * invN + c - ai * f.shift[k];
+  if (!wantR2) return 0;
+  const varW = n * s2 - s1 * s1;
+  if (!(varW > 0)) return 0;
+  const rho = num / (Math.sqrt(varW) * Math.sqrt(f.varR[k]));
+  return Math.min(rho * rho, 1);
+}
+
 /**
  * a_i, b_i (float64) and R²_i = ρ² from the sums, for every parameter of the chunk:
  * a = (n·P − S1·R1)/(n·R2 − R1²), b = (S1 − a·R1)/n + c_i − a·c_m; for a constant reference
  * with mean c, the minimum-norm a = c·x̄/(c²+1), b = x̄/(c²+1) (reconstruction = time mean x̄).
  */
 export function solveChunk(sums: ChunkSums, fit: ModeFit, a: Float64Array, b: Float64Array, stats?: SolveStats): void {
-  // R² feeds only the per-mode statistics: skip its square roots when nobody asked.
   const { shift, mode, S1, S2, P } = sums;
   const n = fit.n;
   for (let i = 0; i < shift.length; i++) {
     const m = mode[i];
-    const s1 = S1[i];
-    let r2 = 0;
-    if (fit.constant[m]) {
-      const c = fit.mean[m];
-      const xbar = shift[i] + s1 / n;
-      a[i] = (c * xbar) / (c * c + 1);
-      b[i] = xbar / (c * c + 1);
-    } else {
-      const R1 = fit.R1[m];
-      const varR = fit.varR[m];
-      const num = n * P[i] - s1 * R1;
-      const ai = num * fit.invVarR[m];
-      a[i] = ai;
-      b[i] = (s1 - ai * R1) * fit.invN + shift[i] - ai * fit.shift[m];
-      const varW = stats ? n * S2[i] - s1 * s1 : 0;
-      if (varW > 0) {
-        const rho = num / (Math.sqrt(varW) * Math.sqrt(varR));
-        r2 = Math.min(rho * rho, 1);
-      }
-    }
+    const r2 = solveParam(fit, m, n, fit.invN, shift[i], S1[i], S2[i], P[i], stats !== undefined);
+    a[i] = ab[0];
+    b[i] = ab[1];
     if (stats) {
       stats.modeCount[m] += 1;
       stats.r2Sum[m] += r2;
@@ -273,12 +295,6 @@ export function updateFused(
   const M = fits.M;
   const fn = fits.n;
   const fInvN = fits.invN;
-  const fInvVarR = fits.invVarR;
-  const fShift = fits.shift;
-  const fR1 = fits.R1;
-  const fVarR = fits.varR;
-  const fMean = fits.mean;
-  const fConst = fits.constant;
   const last = K - 1;
   for (let i = i0; i < i1; i++) {
     const m = mode[i];
@@ -295,27 +311,9 @@ export function updateFused(
       s1 += z;
       s2 += z * z;
       p += z * refShifted[jm];
-      const n = fn[j];
-      let r2 = 0;
-      if (fConst[jm]) {
-        const cm = fMean[jm];
-        const xbar = c + s1 / n;
-        ai = (cm * xbar) / (cm * cm + 1);
-        bi = xbar / (cm * cm + 1);
-      } else {
-        const R1 = fR1[jm];
-        const varR = fVarR[jm];
-        const num = n * p - s1 * R1;
-        ai = num * fInvVarR[jm];
-        bi = (s1 - ai * R1) * fInvN[j] + c - ai * fShift[jm];
-        if (stats && j === last) {
-          const varW = n * s2 - s1 * s1;
-          if (varW > 0) {
-            const rho = num / (Math.sqrt(varW) * Math.sqrt(varR));
-            r2 = Math.min(rho * rho, 1);
-          }
-        }
-      }
+      const r2 = solveParam(fits, jm, fn[j], fInvN[j], c, s1, s2, p, stats !== undefined && j === last);
+      ai = ab[0];
+      bi = ab[1];
       if (stats && j === last) {
         stats.modeCount[m] += 1;
         stats.r2Sum[m] += r2;
@@ -358,13 +356,7 @@ export function initFused(
   const { shift, mode, S1, S2, P } = sums;
   const M = fit.R1.length;
   const n = fit.n;
-  const fShift = fit.shift;
-  const fR1 = fit.R1;
-  const fVarR = fit.varR;
-  const fInvVarR = fit.invVarR;
   const invN = fit.invN;
-  const fMean = fit.mean;
-  const fConst = fit.constant;
   const lastOff = wOffset + (K - 1) * stride;
   let errSq = err[0];
   let normSq = err[1];
@@ -385,26 +377,9 @@ export function initFused(
     S1[i] = s1;
     S2[i] = s2;
     P[i] = p;
-    let ai: number;
-    let bi: number;
-    let r2 = 0;
-    if (fConst[m]) {
-      const cm = fMean[m];
-      const xbar = c + s1 / n;
-      ai = (cm * xbar) / (cm * cm + 1);
-      bi = xbar / (cm * cm + 1);
-    } else {
-      const R1 = fR1[m];
-      const varR = fVarR[m];
-      const num = n * p - s1 * R1;
-      ai = num * fInvVarR[m];
-      bi = (s1 - ai * R1) * invN + c - ai * fShift[m];
-      const varW = n * s2 - s1 * s1;
-      if (varW > 0) {
-        const rho = num / (Math.sqrt(varW) * Math.sqrt(varR));
-        r2 = Math.min(rho * rho, 1);
-      }
-    }
+    const r2 = solveParam(fit, m, n, invN, c, s1, s2, p, true);
+    const ai = ab[0];
+    const bi = ab[1];
     stats.modeCount[m] += 1;
     stats.r2Sum[m] += r2;
     a[i] = ai;
