@@ -71,80 +71,69 @@ export function reconstructedTensors(set: CheckpointSet, model: CmdModel, checkp
 }
 
 /**
- * The uniform average of `checkpoints` (timm/fairseq checkpoint averaging): floating
- * tensors averaged in float64 and cast back; integer and bool tensors from the last one.
+ * A tensor-by-tensor combination of several checkpoints into one (the baselines' final models):
+ * each floating tensor is folded in float64 over the checkpoints in order with `step`
+ * (`skip`ped checkpoints are not even read), optionally `finish`ed, and cast back to its dtype;
+ * integer and bool tensors come from the last checkpoint. One tensor in memory at a time.
  */
-export function averagedTensors(checkpoints: CheckpointInfo[]): TensorToWrite[] {
+function combineCheckpoints(
+  checkpoints: CheckpointInfo[],
+  step: (acc: Float64Array, values: Float64Array, k: number) => void,
+  options: { skip?: (k: number) => boolean; finish?: (acc: Float64Array) => void } = {},
+): TensorToWrite[] {
   const last = checkpoints[checkpoints.length - 1];
   const io = new ElementReader();
   try {
     return last.contents.tensors.map((t) => {
       if (!isFloat(t.dtype)) return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: readAsLittleEndian(io, t) };
       const n = elementCount(t.shape);
-      const sum = new Float64Array(n);
-      const one = new Float64Array(n);
-      for (const c of checkpoints) {
-        const s = c.contents.tensors.find((x) => x.name === t.name) as StoredTensor;
-        io.read(s, 0, n, one);
-        for (let i = 0; i < n; i++) sum[i] += one[i];
-      }
-      for (let i = 0; i < n; i++) sum[i] /= checkpoints.length;
-      return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: encodeFloats(t.dtype, sum) };
-    });
-  } finally {
-    io.close();
-  }
-}
-
-/**
- * The exponential moving average over `checkpoints` (ema_0 = w_0, ema_t = β·ema_{t−1} +
- * (1 − β)·w_t) at the last one: floating tensors in float64, cast back; the rest from the last.
- */
-export function emaTensors(checkpoints: CheckpointInfo[], beta: number): TensorToWrite[] {
-  const last = checkpoints[checkpoints.length - 1];
-  const io = new ElementReader();
-  try {
-    return last.contents.tensors.map((t) => {
-      if (!isFloat(t.dtype)) return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: readAsLittleEndian(io, t) };
-      const n = elementCount(t.shape);
-      const ema = new Float64Array(n);
-      const one = new Float64Array(n);
+      const acc = new Float64Array(n);
+      const values = new Float64Array(n);
       checkpoints.forEach((c, k) => {
-        const s = c.contents.tensors.find((x) => x.name === t.name) as StoredTensor;
-        io.read(s, 0, n, one);
-        if (k === 0) ema.set(one);
-        else for (let i = 0; i < n; i++) ema[i] = beta * ema[i] + (1 - beta) * one[i];
+        if (options.skip?.(k)) return;
+        io.read(c.contents.tensors.find((x) => x.name === t.name) as StoredTensor, 0, n, values);
+        step(acc, values, k);
       });
-      return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: encodeFloats(t.dtype, ema) };
+      options.finish?.(acc);
+      return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: encodeFloats(t.dtype, acc) };
     });
   } finally {
     io.close();
   }
 }
 
-/**
- * Σ_s weights[s]·w_s over `checkpoints` (the final PCA / DMD baseline models): floating tensors
- * in float64, cast back; the rest from the last checkpoint.
- */
+/** The uniform average of `checkpoints` (timm/fairseq checkpoint averaging). */
+export function averagedTensors(checkpoints: CheckpointInfo[]): TensorToWrite[] {
+  return combineCheckpoints(
+    checkpoints,
+    (sum, v) => {
+      for (let i = 0; i < v.length; i++) sum[i] += v[i];
+    },
+    {
+      finish: (sum) => {
+        for (let i = 0; i < sum.length; i++) sum[i] /= checkpoints.length;
+      },
+    },
+  );
+}
+
+/** The exponential moving average (ema_0 = w_0, ema_t = β·ema_{t−1} + (1 − β)·w_t) at the last checkpoint. */
+export function emaTensors(checkpoints: CheckpointInfo[], beta: number): TensorToWrite[] {
+  return combineCheckpoints(checkpoints, (ema, v, k) => {
+    if (k === 0) ema.set(v);
+    else for (let i = 0; i < v.length; i++) ema[i] = beta * ema[i] + (1 - beta) * v[i];
+  });
+}
+
+/** Σ_s weights[s]·w_s over `checkpoints` (the final PCA / DMD baseline models). */
 export function weightedTensors(checkpoints: CheckpointInfo[], weights: ArrayLike<number>): TensorToWrite[] {
-  const last = checkpoints[checkpoints.length - 1];
-  const io = new ElementReader();
-  try {
-    return last.contents.tensors.map((t) => {
-      if (!isFloat(t.dtype)) return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: readAsLittleEndian(io, t) };
-      const n = elementCount(t.shape);
-      const sum = new Float64Array(n);
-      const one = new Float64Array(n);
-      checkpoints.forEach((c, s) => {
-        if (weights[s] === 0) return;
-        io.read(c.contents.tensors.find((x) => x.name === t.name) as StoredTensor, 0, n, one);
-        for (let i = 0; i < n; i++) sum[i] += weights[s] * one[i];
-      });
-      return { name: t.name, dtype: t.dtype, shape: [...t.shape], data: encodeFloats(t.dtype, sum) };
-    });
-  } finally {
-    io.close();
-  }
+  return combineCheckpoints(
+    checkpoints,
+    (sum, v, k) => {
+      for (let i = 0; i < v.length; i++) sum[i] += weights[k] * v[i];
+    },
+    { skip: (k) => weights[k] === 0 },
+  );
 }
 
 /** Decodes a tensor to write back into float32 values (for in-process evaluation). */
