@@ -3,14 +3,14 @@
  * member) holds, the two per-checkpoint npy layouts (a folder of per-tensor files, one flat
  * vector) and numpy-identical writers. Format rules: docs/formats-and-libraries.md §A2.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { InputError, UsageError } from '../errors.ts';
 import { DTYPES, elementCount } from './dtype.ts';
 import type { DType } from './dtype.ts';
 import { scratchPath } from './scratch.ts';
+import { writeFileAtomicWith } from '../io/atomic-file.ts';
 import type { CheckpointContents, StoredTensor, TensorToWrite } from './types.ts';
 
 /** Tensor name of a flat `.npy` checkpoint read without a tensor table. */
@@ -656,32 +656,11 @@ function checkData(t: TensorToWrite): void {
   }
 }
 
-/**
- * Writes `path` atomically: a temp file in the same folder, fsync, rename over the target.
- * The temp file is removed on any failure.
- */
-export async function writeFileAtomic(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx');
-  try {
-    try {
-      await write(fh);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-}
-
 /** Writes one tensor as a numpy-identical v1.0 .npy file (atomically). BF16/F8 are refused. */
 export async function writeNpy(path: string, tensor: TensorToWrite): Promise<void> {
   const header = npyHeaderBytes(tensor.dtype, tensor.shape, tensor.name);
   checkData(tensor);
-  await writeFileAtomic(path, async (fh) => {
+  await writeFileAtomicWith(path, async (fh) => {
     await writeAt(fh, header, 0);
     await writeAt(fh, tensor.data, header.length);
   });

@@ -7,9 +7,8 @@
  * (widest first) then by name, compact JSON with `__metadata__` first, spaces up to a
  * multiple of 8.
  */
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import { writeFileAtomicWith } from '../io/atomic-file.ts';
 import { InputError } from '../errors.ts';
 import { DTYPES, isDType, type DType } from './dtype.ts';
 import type { CheckpointContents, StoredTensor, TensorToWrite } from './types.ts';
@@ -294,22 +293,11 @@ export async function writePlannedSafetensors(
   plan: SafetensorsPlan,
   fill: (fh: FileHandle, dataStart: number) => Promise<void>,
 ): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(temp, 'wx');
-  let closed = false;
-  try {
+  await writeFileAtomicWith(path, async (fh) => {
     await fh.truncate(plan.totalBytes);
     await writeExactly(fh, plan.header, 0);
     await fill(fh, plan.header.length);
-    await fh.sync();
-    closed = true;
-    await fh.close();
-    await rename(temp, path);
-  } catch (err) {
-    if (!closed) await fh.close().catch(() => undefined);
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------- helpers

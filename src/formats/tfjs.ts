@@ -8,14 +8,14 @@
  * weight may span several files. The writer emits a float32/int32/bool checkpoint that
  * tfjs-layers loads. Nothing here imports tfjs itself (see `src/tfjs/runtime.ts`).
  */
-import { open, readFile, rename, stat, unlink, mkdir, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, posix, win32 } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { open, readFile, stat, mkdir } from 'node:fs/promises';
+import { dirname, isAbsolute, join, posix, win32 } from 'node:path';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
 import { DTYPES, decodeInto, elementCount, type DType, type FloatArray } from './dtype.ts';
 import type { CheckpointContents, StoredEncoding, StoredTensor, TensorToWrite } from './types.ts';
 import { dequantizeInPlace } from './tfjs-codec.ts';
+import { writeFileAtomic } from '../io/atomic-file.ts';
 
 /** Largest model.json / manifest we parse; real ones are kilobytes to a few megabytes. */
 export const MAX_TFJS_JSON_BYTES = 256 * 1024 * 1024;
@@ -312,30 +312,6 @@ export { dequantizeInPlace, stripTfjsCounter } from './tfjs-codec.ts';
 export interface TfjsWriteOptions {
   /** Largest shard in bytes (converter default 4 MiB). Data that fits in one shard goes to `weights.bin`. */
   shardBytes?: number;
-}
-
-/** Writes one file atomically: temp name in the same folder, fsync, rename. */
-async function writeFileAtomic(target: string, chunks: Iterable<Uint8Array>): Promise<void> {
-  const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(temp, 'wx');
-    for (const chunk of chunks) {
-      let done = 0;
-      while (done < chunk.byteLength) {
-        const { bytesWritten } = await fh.write(chunk, done, chunk.byteLength - done);
-        done += bytesWritten;
-      }
-    }
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await rename(temp, target);
-  } catch (err) {
-    await fh?.close().catch(() => {});
-    await unlink(temp).catch(() => {});
-    throw err;
-  }
 }
 
 /** The pieces of the concatenated tensor stream that fall in [begin, end). */

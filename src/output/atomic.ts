@@ -8,25 +8,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { UsageError } from '../errors.ts';
 
-function tempName(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-}
-
-/** Writes `data` to `target` via a temp file in the same folder, fsync and rename. */
-export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
-  const tmp = tempName(target);
-  const fh = await fsp.open(tmp, 'wx');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-    await fh.close();
-    await fsp.rename(tmp, target);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
-}
+export { writeFileAtomic } from '../io/atomic-file.ts';
 
 async function isNonEmptyDir(p: string): Promise<boolean> {
   try {

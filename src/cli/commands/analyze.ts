@@ -96,7 +96,7 @@ export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<
       : await runAnalysis(set, flags, staged.path, samplesFrom);
     await staged.commit();
     if (flags.html) await (await import('../../report/html.ts')).writeHtmlReport(flags.out, flags.html);
-    writeOut(flags.json ? `${JSON.stringify(report, null, 2)}\n` : renderSummary(report, flags.out));
+    writeOut(flags.json ? (await import('../../output/report.ts')).serializeReport(report) : renderSummary(report, flags.out));
   } catch (e) {
     await staged.abort();
     throw e;
