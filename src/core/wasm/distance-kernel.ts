@@ -4,18 +4,10 @@
  * SIMD extension is unavailable, so callers fall back to the JavaScript loops.
  */
 import { DISTANCE_KERNEL_WASM_BASE64 } from './distance-kernel-bytes.ts';
-
-// The project's TypeScript libs carry no WebAssembly typings: declare the little used here.
-declare const WebAssembly: {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-};
+import { ensureMemory, instantiateKernel, type KernelMemory } from './instantiate.ts';
 
 /** The kernel's linear memory. */
-export interface DistanceKernelMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
+export type DistanceKernelMemory = KernelMemory;
 
 /** The kernel's exports; every address is a byte offset into `memory` (see distance-kernel.wat). */
 export interface DistanceKernelExports {
@@ -30,28 +22,13 @@ export interface DistanceKernelExports {
 
 let kernel: DistanceKernelExports | null | undefined;
 
-function decodeBase64(s: string): Uint8Array {
-  const bin = atob(s);
-  const bytes = new Uint8Array(bin.length);
-  for (let k = 0; k < bin.length; k++) bytes[k] = bin.charCodeAt(k);
-  return bytes;
-}
-
 /** The kernel instance of this thread, or null when the engine cannot run it. */
 export function loadDistanceKernel(): DistanceKernelExports | null {
-  if (kernel !== undefined) return kernel;
-  try {
-    const module = new WebAssembly.Module(decodeBase64(DISTANCE_KERNEL_WASM_BASE64));
-    kernel = new WebAssembly.Instance(module, {}).exports as unknown as DistanceKernelExports;
-  } catch {
-    kernel = null; // no WebAssembly, or no SIMD: the module fails to compile
-  }
+  if (kernel === undefined) kernel = instantiateKernel<DistanceKernelExports>(DISTANCE_KERNEL_WASM_BASE64);
   return kernel;
 }
 
 /** Grows the kernel's memory to at least `bytes` bytes (growing detaches old views of it). */
 export function ensureDistanceKernelMemory(k: DistanceKernelExports, bytes: number): ArrayBuffer {
-  const have = k.memory.buffer.byteLength;
-  if (have < bytes) k.memory.grow(Math.ceil((bytes - have) / 65536));
-  return k.memory.buffer;
+  return ensureMemory(k.memory, bytes);
 }

@@ -7,34 +7,18 @@
  */
 import type { ChunkSums, FitTable, ModeFit, SolveStats } from '../kernel.ts';
 import { ONLINE_KERNEL_WASM_BASE64 } from './online-kernel-bytes.ts';
-
-declare const WebAssembly: {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-};
+import { ensureMemory, instantiateKernel, type KernelMemory } from '../../core/wasm/instantiate.ts';
 
 interface OnlineKernelExports {
-  memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  memory: KernelMemory;
   update(...args: number[]): void;
   init(...args: number[]): void;
 }
 
 let kernel: OnlineKernelExports | null | undefined;
 
-function decodeBase64(s: string): Uint8Array {
-  const bin = atob(s);
-  const bytes = new Uint8Array(bin.length);
-  for (let k = 0; k < bin.length; k++) bytes[k] = bin.charCodeAt(k);
-  return bytes;
-}
-
 function load(): OnlineKernelExports | null {
-  if (kernel !== undefined) return kernel;
-  try {
-    kernel = new WebAssembly.Instance(new WebAssembly.Module(decodeBase64(ONLINE_KERNEL_WASM_BASE64)), {}).exports as unknown as OnlineKernelExports;
-  } catch {
-    kernel = null;
-  }
+  if (kernel === undefined) kernel = instantiateKernel<OnlineKernelExports>(ONLINE_KERNEL_WASM_BASE64);
   return kernel;
 }
 
@@ -49,9 +33,7 @@ class Arena {
     return at;
   }
   ensure(k: OnlineKernelExports): ArrayBuffer {
-    const have = k.memory.buffer.byteLength;
-    if (have < this.top) k.memory.grow(Math.ceil((this.top - have) / 65536));
-    return k.memory.buffer;
+    return ensureMemory(k.memory, this.top);
   }
 }
 
@@ -65,9 +47,7 @@ export function kernelValues(length: number, n: number, rows: number, M: number)
   const k = load();
   if (!k) return null;
   const bytes = Math.ceil((length * 4) / 16) * 16 + n * 6 * 8 + Math.ceil((n * 2) / 16) * 16 + (rows * M * 8 + 16) * 12 + (rows * 8 + 16) * 4 + (M * 8 + 16) * 12 + 64;
-  const have = k.memory.buffer.byteLength;
-  if (have < bytes) k.memory.grow(Math.ceil((bytes - have) / 65536));
-  return new Float32Array(k.memory.buffer, 0, length);
+  return new Float32Array(ensureMemory(k.memory, bytes), 0, length);
 }
 
 const f64At = (buf: ArrayBuffer, at: number, n: number) => new Float64Array(buf, at, n);
