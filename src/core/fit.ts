@@ -473,6 +473,22 @@ function fitAssignJs(values: Float32Array | Float64Array, n: number, stats: Refe
 }
 
 /**
+ * Only the modes of {@link fitAssign} (the same assignment, bit for bit), without the fit and
+ * its error sums: the online warm-up takes its coefficients from running sums instead.
+ */
+export function assignModes(values: Float32Array | Float64Array, n: number, stats: ReferenceStats, mode: Uint8Array | Uint16Array | Int32Array): void {
+  if (values.length !== stats.T * n || mode.length < n) throw new RangeError(`assignModes: ${values.length} values and ${mode.length} mode slots for T·n = ${stats.T}·${n}`);
+  const none = new Float64Array(0);
+  const acc = createAccumulators(stats.M, stats.T);
+  const k = kernelFor();
+  if (k) {
+    fitWasm(k, values, n, stats, { mode, a: none, b: none }, acc, 0, undefined, 0, true);
+  } else {
+    fitAssignJs(values, n, stats, { mode, a: new Float64Array(n), b: new Float64Array(n) }, acc, 0);
+  }
+}
+
+/**
  * Fits one chunk with the modes already given (`modes[i]` for chunk parameter i, read at
  * `modes[modesOffset + i]`): the least-squares part of {@link fitAssign} without the assignment,
  * for the online variant (fixed modes, growing window). Writes a, b, R² (and copies the mode into
@@ -585,6 +601,7 @@ function fitWasm(
   offset: number,
   modes: ArrayLike<number> | undefined,
   modesOffset: number,
+  modesOnly = false,
 ): void {
   const { T, M, Mp, sum1, constant, varScaled, mean } = stats;
   const B = wasmBlockSize(T);
@@ -649,6 +666,10 @@ function fitWasm(
         for (; m + 1 < M; m += 2) k.cross2(Z, zs, T, R + m * 8, rs, ng, P + m * zs, zs);
         if (m < M) k.cross1(Z, zs, T, R + m * 8, rs, ng, P + m * zs);
         k.argmax(ng * 2, T, M, P, zs, S1, S2, ST, MO, SEL);
+      }
+      if (modesOnly) {
+        for (let i = 0, dst = offset + i0; i < bn; i++, dst++) outMode[dst] = i32[mo4 + i] >> 3;
+        continue;
       }
       // Padded lanes (zero values) fit to a = b = 0 and add nothing to the error sums.
       k.fit(ng * 4, T, S1, S2, MEAN, ST, MO, SEL, A, D, OA, OB, OR2);

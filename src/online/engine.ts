@@ -10,9 +10,11 @@ import type { CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 import { locate } from '../checkpoints/parameter-space.ts';
 import { CancelledError, InputError } from '../errors.ts';
 import { encodeFloats } from '../formats/dtype.ts';
-import { readSafetensorsHeader } from '../formats/safetensors.ts';
 import type { StoredTensor } from '../formats/types.ts';
-import { analyzeCheckpoints, type AnalysisResult, type ProgressSink } from '../pipeline/analyze.ts';
+import { decompose, distancesWantPool, modelMetadata, type AnalysisResult, type ProgressSink } from '../pipeline/analyze.ts';
+import { createPool } from '../pipeline/pool.ts';
+import type { PoolData } from '../pipeline/worker.ts';
+import type { Heatmap } from '../core/heatmap.ts';
 import { chunkElements, planChunks, type Chunk } from '../pipeline/chunks.ts';
 import { createModelFile, modeDtypeFor, planModelFile, syncFile, writeAtPosition, type ModelLayout } from '../pipeline/model-file.ts';
 import { defaultWorkerCount } from '../pipeline/pool.ts';
@@ -21,7 +23,7 @@ import type { RunReport } from '../output/report-schema.ts';
 import { TrajectoryReader, planTrajectory } from '../trajectory/trajectory-reader.ts';
 import { addReferences, createModeSums, modeFit, solveChunk, type ModeFit, type ModeSums } from './kernel.ts';
 import { createTaskRunner, type TaskRunner } from './online-pool.ts';
-import type { ModelOut, TaskContext, TaskResult } from './online-tasks.ts';
+import type { InitTask, ModelOut, TaskContext, TaskResult } from './online-tasks.ts';
 import { readChunk, readState, removeStaleFiles, writeCommit, writeMeta, STATE_VERSION, type CheckpointSummary, type OnlineCommit, type OnlineMeta } from './state.ts';
 
 export interface OnlineOptions {
@@ -55,6 +57,16 @@ export interface NewCheckpoint {
   stored: StoredTensor[];
 }
 
+/** What the warm-up decided besides the modes (samples.json and sampled-corr.npy come from it). */
+export interface WarmUp {
+  sampleIndices: Float64Array;
+  sampling: 'U_B' | 'U' | 'file';
+  heatmap: Heatmap;
+  timings: Record<string, number>;
+  /** Bytes read by pass 1 (the sampled trajectories). */
+  bytesRead: number;
+}
+
 const ratio = (e: number, w: number) => (w > 0 ? Math.sqrt(e / w) : e > 0 ? Infinity : 0);
 
 function nonFiniteError(file: string, tensor: string, element: number, value: number, step: number): InputError {
@@ -83,13 +95,18 @@ export class OnlineEngine {
     return this.state;
   }
 
+  /** Worker threads the chunk tasks run on. */
+  get threads(): number {
+    return this.runner.threads;
+  }
+
   get checkpoints(): CheckpointSummary[] {
     return this.state.checkpoints;
   }
 
   /** See {@link OnlineOptions.durable}. */
   durable = true;
-  /** Set by a `final` {@link applyMany}: its state was not written, so nothing may follow. */
+  /** Set by a `start` that went through to the end without writing state: nothing may follow. */
   private ended = false;
 
   private get ctx(): TaskContext {
@@ -97,59 +114,58 @@ export class OnlineEngine {
   }
 
   /**
-   * Warm-up on checkpoints 0..F of `set` (post-hoc CMD into `scratchDir`), then the initial
-   * sums from one chunked pass over those checkpoints, committed as generation F. `stateDir`
-   * must be empty. Writes the online model at F to `modelOut` when given; `beforeCommit` runs
-   * after the warm-up analysis and before the commit (to write side files that must exist
-   * whenever a committed state does).
+   * Warm-up on checkpoints 0..F of `set`: samples, clusters and references as post-hoc CMD on
+   * those checkpoints, then one chunked pass that assigns every parameter's mode and builds the
+   * running sums, committed as generation F in `stateDir` (which must be empty).
+   *
+   * `modelOut` gets the online model at F; `beforeCommit` runs before the commit (to write side
+   * files that must exist whenever a committed state does). With `continueWith`, the same pass
+   * goes on through those checkpoints (F+1, F+2, … in order) and no state is written at all:
+   * the engine then holds the result at the last one, `modelOut` gets the model there, and
+   * nothing can be added after it. The numbers are those of adding them one at a time.
    */
   static async start(
     stateDir: string,
     set: CheckpointSet,
     options: OnlineOptions,
-    scratchDir: string,
-    modelOut?: string,
-    beforeCommit?: (warm: AnalysisResult) => Promise<void>,
-  ): Promise<{ engine: OnlineEngine; warm: AnalysisResult }> {
+    extra: { modelOut?: string; beforeCommit?: (warm: WarmUp) => Promise<void>; continueWith?: NewCheckpoint[] } = {},
+  ): Promise<{ engine: OnlineEngine; warm: WarmUp }> {
     const F = options.warmup;
     const window = { from: 0, to: F + 1 };
-    await fsp.mkdir(scratchDir, { recursive: true });
-    const warm = await analyzeCheckpoints(set, scratchDir, {
-      modes: options.modes,
-      samples: options.samples,
-      seed: options.seed,
-      samplesFrom: options.samplesFrom,
-      workers: options.workers,
-      window,
-      signal: options.signal,
-      progress: options.progress,
-    });
-    const M = warm.modes.length;
-    const refIndex = warm.modes.map((m) => m.reference.index);
-    // The references' values at full precision (warm.refs is float32).
+    const threads = Math.max(1, options.workers ?? defaultWorkerCount());
+    const decomposeOptions = { modes: options.modes, samples: options.samples, seed: options.seed, samplesFrom: options.samplesFrom, window, signal: options.signal, progress: options.progress };
     const plan = planTrajectory(set);
     plan.stored = plan.stored.slice(0, F + 1);
-    const reader = new TrajectoryReader(plan);
-    const X = new Float64Array(M * (F + 1));
+    // The distances of a large sample run on pipeline workers; below that one thread is faster.
+    const K0 = options.samplesFrom ? options.samplesFrom.length : options.samples;
+    const pool = distancesWantPool(K0, threads) ? createPool({ plan, float64: false } satisfies PoolData, threads, options.signal) : undefined;
+    let decomposition;
     try {
-      reader.readParameters(refIndex, X, 0, F + 1);
+      decomposition = await decompose(set, decomposeOptions, pool);
     } finally {
-      reader.close();
+      await pool?.destroy();
     }
-    const refs: Float64Array[] = Array.from({ length: F + 1 }, (_, t) => Float64Array.from({ length: M }, (_, m) => X[m * (F + 1) + t]));
+    const { indices, sampling, K, clusterings, heatmap, timings } = decomposition;
+    const clustering = clusterings[0];
+    const M = clustering.M;
+    const refIndex = clustering.refIndex;
+    // The references' values over 0..F at full precision (pass 1 read them as float64).
+    const refs: Float64Array[] = Array.from({ length: F + 1 }, (_, t) => Float64Array.from({ length: M }, (_, m) => clustering.refs[m * (F + 1) + t]));
     let sums = createModeSums(refs[0]);
     for (const r of refs) sums = addReferences(sums, r);
     const refShifted = refs.map((r) => r.map((v, m) => v - sums.shift[m]));
 
-    const warmModel = await readSafetensorsHeader(warm.modelPath);
-    const byName = new Map(warmModel.tensors.map((t) => [t.name, t]));
-    const modePositions = set.space.tensors.map((t) => byName.get(`${t.name}.mode`)!.spans[0].offset);
+    const modes = Array.from({ length: M }, (_, m) => {
+      const loc = locate(set.space, refIndex[m]);
+      return { sampledCount: clustering.sampleModes.members[m].length, reference: { tensor: loc.tensor, element: loc.element, index: refIndex[m] } };
+    });
+    const warm: WarmUp = { sampleIndices: indices, sampling, heatmap, timings, bytesRead: decomposition.bytesRead };
     const meta: OnlineMeta = {
       version: STATE_VERSION,
       warmup: F,
       N: set.space.total,
       M,
-      K: warm.sampleIndices.length,
+      K,
       chunkSize: options.chunkSize ?? chunkElements(F + 1),
       modeBytes: modeDtypeFor(M) === 'U8' ? 1 : 2,
       float64: set.space.tensors.some((t) => t.dtype === 'F64'),
@@ -157,16 +173,19 @@ export class OnlineEngine {
       tensors: set.space.tensors,
       carried: set.space.carried,
       refIndex,
-      sampleIndex: Array.from(warm.sampleIndices),
-      metadata: warmModel.metadata,
+      sampleIndex: Array.from(indices),
+      metadata: modelMetadata(set, decomposeOptions, { M, K, sampling, window, refIndex, indices }),
       modesRequested: options.modes,
       samplesRequested: options.samplesRequested ?? (options.samplesFrom ? options.samplesFrom.length : options.samples),
-      sampling: warm.sampling,
+      sampling,
       seed: options.samplesFrom ? null : options.seed,
-      modes: warm.modes.map((m) => ({ sampledCount: m.sampledCount, reference: m.reference })),
+      modes,
     };
-    await fsp.mkdir(stateDir, { recursive: true });
-    await writeMeta(stateDir, meta);
+    const rest = extra.continueWith;
+    if (!rest) {
+      await fsp.mkdir(stateDir, { recursive: true });
+      await writeMeta(stateDir, meta);
+    }
     const checkpoints = set.checkpoints.slice(0, F + 1).map((c) => ({ index: c.index, step: c.step, name: c.name, bytes: c.bytes }));
     const emptyCommit: OnlineCommit = {
       version: STATE_VERSION,
@@ -180,35 +199,67 @@ export class OnlineEngine {
       r2Sum: [],
       bytesRead: 0,
     };
-    const runner = createTaskRunner(Math.max(1, options.workers ?? defaultWorkerCount()), options.signal);
+    const runner = createTaskRunner(threads, options.signal);
     const engine = new OnlineEngine(stateDir, meta, emptyCommit, runner, options.signal);
     engine.durable = options.durable ?? true;
     try {
       const fit = modeFit(sums);
-      const model = modelOut ? await engine.prepareModel(modelOut, checkpoints) : undefined;
+      // Everything about the checkpoints after F that the chunk tasks need (offline runs only).
+      let later: NonNullable<InitTask['rest']> | undefined;
+      let endSums = sums;
+      if (rest) {
+        later = { stored: rest.map((c) => c.stored), refShifted: [], refs: [], fits: [], batch: F + 1 };
+        for (const c of rest) {
+          const r = engine.referenceValues(c);
+          endSums = addReferences(endSums, r);
+          later.fits.push(modeFit(endSums));
+          later.refShifted.push(r.map((v, m) => v - endSums.shift[m]));
+          later.refs.push(r);
+        }
+      }
+      const allCheckpoints = [...checkpoints, ...(rest ?? []).map((c, j) => ({ index: F + 1 + j, step: c.step, name: c.name, bytes: c.bytes }))];
+      const model = extra.modelOut ? await engine.prepareModel(extra.modelOut, allCheckpoints) : undefined;
       const stored = plan.stored;
-      options.progress?.start('warm-up', set.space.total);
+      const position = (p: number) => (p <= F ? set.checkpoints[p] : rest![p - F - 1]);
+      options.progress?.start(rest ? 'online' : 'warm-up', set.space.total);
       const results = await runner.runAll(
         engine.chunks.length,
-        (i) => ({ kind: 'init', ctx: engine.ctx, chunk: engine.chunks[i], stored, modes: { path: warm.modelPath, positions: modePositions }, refShifted, refs, fit, modelOut: model?.out }),
+        (i) => ({ kind: 'init', ctx: engine.ctx, chunk: engine.chunks[i], stored, assign: clustering.stats, refShifted, refs, fit, modelOut: model?.out, rest: later }),
         (i, r) => {
-          engine.throwNonFinite(r, (k) => set.checkpoints[k]);
+          engine.throwNonFinite(r, position);
           options.progress?.advance(engine.chunks[i].count);
         },
       );
       options.progress?.stop();
-      const { total, perTensor, modeCount, r2Sum, bytesRead } = engine.merge(results);
+      const atF = engine.merge(results);
+      const errors = [...checkpoints.slice(0, F).map(() => ({ errSq: 0, normSq: 0 })), atF.total];
+      let tensorErrors = atF.perTensor;
+      let last = atF;
+      // Per later checkpoint, in order: what {@link apply} adds for each.
+      for (let j = 0; j < (rest?.length ?? 0); j++) {
+        last = engine.merge(results.map((r) => ({ ...r, pieces: r.steps![j] })));
+        errors.push(last.total);
+        tensorErrors = tensorErrors.map((e, k) => ({ errSq: e.errSq + last.perTensor[k].errSq, normSq: e.normSq + last.perTensor[k].normSq }));
+      }
       const commit: OnlineCommit = {
         ...emptyCommit,
-        t: F,
-        errors: [...checkpoints.slice(0, F).map(() => ({ errSq: 0, normSq: 0 })), total],
-        tensorErrors: perTensor,
-        modeCount,
-        r2Sum,
-        bytesRead: bytesRead + warm.bytesRead,
+        t: allCheckpoints.length - 1,
+        checkpoints: allCheckpoints,
+        modeSums: endSums,
+        refs: [...emptyCommit.refs, ...(later?.refs ?? []).map((r) => Array.from(r))],
+        errors,
+        tensorErrors,
+        modeCount: last.modeCount,
+        r2Sum: last.r2Sum,
+        bytesRead: atF.bytesRead + warm.bytesRead,
       };
-      if (model) await engine.finishModel(model.layout, modelOut!, commit.refs);
-      await beforeCommit?.(warm);
+      if (model) await engine.finishModel(model.layout, extra.modelOut!, commit.refs);
+      if (rest) {
+        engine.ended = true;
+        engine.state = commit;
+        return { engine, warm };
+      }
+      await extra.beforeCommit?.(warm);
       if (options.signal?.aborted) throw new CancelledError();
       await writeCommit(stateDir, commit);
       engine.state = commit;
@@ -295,7 +346,7 @@ export class OnlineEngine {
   }
 
   /** The M references' values in a new checkpoint; a non-finite one is an error naming it. */
-  private referenceValues(c: NewCheckpoint): Float64Array {
+  referenceValues(c: NewCheckpoint): Float64Array {
     const { M, refIndex } = this.meta;
     const reader = new TrajectoryReader({ tensors: this.meta.tensors, stored: [c.stored], total: this.meta.N });
     const r = new Float64Array(M);
@@ -350,72 +401,6 @@ export class OnlineEngine {
     };
     if (model) await this.finishModel(model.layout, modelOut!, refs);
     if (this.signal?.aborted) throw new CancelledError();
-    await writeCommit(this.stateDir, commit);
-    this.state = commit;
-    await removeStaleFiles(this.stateDir, t);
-  }
-
-  /**
-   * Adds several checkpoints at once, chunk-major, with results identical to calling
-   * {@link apply} for each in turn (same per-parameter arithmetic, same summation order) but a
-   * single state generation written and one commit at the end. `modelOut` gets the model after
-   * the last one. Memory: one chunk's values for all of `cs` per task.
-   */
-  async applyMany(cs: NewCheckpoint[], modelOut?: string, options: { final?: boolean } = {}): Promise<void> {
-    if (this.ended) throw new Error('online engine: the state after the final batch was not kept');
-    if (cs.length === 1) return this.apply(cs[0], modelOut);
-    const { M, refIndex } = this.meta;
-    const prev = this.state;
-    let sums: ModeSums = prev.modeSums;
-    const fits: ModeFit[] = [];
-    const refShifted: Float64Array[] = [];
-    const rs: Float64Array[] = [];
-    for (const c of cs) {
-      const r = this.referenceValues(c);
-      sums = addReferences(sums, r);
-      fits.push(modeFit(sums));
-      refShifted.push(r.map((v, m) => v - sums.shift[m]));
-      rs.push(r);
-    }
-    const t = prev.t + cs.length;
-    const checkpoints = [...prev.checkpoints, ...cs.map((c, j) => ({ index: prev.t + 1 + j, step: c.step, name: c.name, bytes: c.bytes }))];
-    const refs = [...prev.refs, ...rs.map((r) => Array.from(r))];
-    const model = modelOut ? await this.prepareModel(modelOut, checkpoints) : undefined;
-    const results = await this.runner.runAll(
-      this.chunks.length,
-      (i) => ({ kind: 'updateMany', ctx: this.ctx, chunk: this.chunks[i], stored: cs.map((c) => c.stored), refShifted, refs: rs, fits, from: prev.t, to: t, modelOut: model?.out, skipState: options.final }),
-      (_, res) => this.throwNonFinite(res, (k) => cs[k]),
-    );
-    const errors = [...prev.errors];
-    let tensorErrors = prev.tensorErrors;
-    let last!: ReturnType<OnlineEngine['merge']>;
-    for (let j = 0; j < cs.length; j++) {
-      last = this.merge(results.map((r) => ({ ...r, pieces: r.steps![j] })));
-      errors.push(last.total);
-      const perTensor = last.perTensor;
-      tensorErrors = tensorErrors.map((e, k) => ({ errSq: e.errSq + perTensor[k].errSq, normSq: e.normSq + perTensor[k].normSq }));
-    }
-    const bytesRead = results.reduce((s, r) => s + r.bytesRead, 0);
-    const commit: OnlineCommit = {
-      version: STATE_VERSION,
-      t,
-      checkpoints,
-      modeSums: sums,
-      refs,
-      errors,
-      tensorErrors,
-      modeCount: last.modeCount,
-      r2Sum: last.r2Sum,
-      bytesRead: prev.bytesRead + bytesRead,
-    };
-    if (model) await this.finishModel(model.layout, modelOut!, refs);
-    if (this.signal?.aborted) throw new CancelledError();
-    if (options.final) {
-      // No chunk state was written for t: keep the in-memory commit for the report only.
-      this.ended = true;
-      this.state = commit;
-      return;
-    }
     await writeCommit(this.stateDir, commit);
     this.state = commit;
     await removeStaleFiles(this.stateDir, t);

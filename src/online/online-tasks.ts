@@ -8,11 +8,12 @@ import fs from 'node:fs';
 import type { ModelledTensor } from '../checkpoints/parameter-space.ts';
 import type { StoredTensor } from '../formats/types.ts';
 import type { Chunk } from '../pipeline/chunks.ts';
+import { assignModes, type ReferenceStats } from '../core/fit.ts';
 import type { TensorSlots } from '../pipeline/worker.ts';
 import { TrajectoryReader } from '../trajectory/trajectory-reader.ts';
-import { checkpointError, createChunkSums, fitTable, flatRows, initFused, solveChunk, sumsFinite, updateFused, type ChunkSums, type ModeFit, type SolveStats } from './kernel.ts';
+import { openChunkKernel, type ChunkKernel, type RangeErrors } from './chunk-kernel.ts';
+import { fitTable, flatRows, solveChunk, sumsFinite, type ChunkSums, type ModeFit, type SolveStats } from './kernel.ts';
 import { readChunk, writeChunkStatic, writeChunkSums } from './state.ts';
-import { initWasm, kernelValues, updateWasm } from './wasm/online-kernel.ts';
 
 /** Shared by all tasks of a run. */
 export interface TaskContext {
@@ -30,20 +31,29 @@ export interface ModelOut {
   slots: TensorSlots[];
 }
 
-/** Warm-up: sums over checkpoints 0..F from scratch, modes read from the warm-up model. */
+/**
+ * Warm-up on one chunk: every parameter's mode as post-hoc CMD assigns it over checkpoints 0..F
+ * (`fitAssign` with the warm-up references), then the running sums of 0..F, a(F), b(F) and the
+ * error at F. Writes the chunk's state at generation F, unless `rest` is given: an offline run
+ * then goes on through the later checkpoints in the same task and writes no state at all (the
+ * values of 0..F are read once, and nothing is written and read back).
+ */
 export interface InitTask {
   kind: 'init';
   ctx: TaskContext;
   chunk: Chunk;
   /** stored[t][k]: modelled tensor k of warm-up checkpoint t. */
   stored: StoredTensor[][];
-  /** The warm-up model file and the byte position of each tensor's mode data in it. */
-  modes: { path: string; positions: number[] };
+  /** The warm-up references over 0..F, for the mode assignment. */
+  assign: ReferenceStats;
   /** refShifted[t][m] = r_m(t) − c_m and raw refs[t][m], for t = 0..F. */
   refShifted: Float64Array[];
   refs: Float64Array[];
   fit: ModeFit;
+  /** Written with the coefficients at the end of the task (at F, or after the last of `rest`). */
   modelOut?: ModelOut;
+  /** The checkpoints after F, added in order, `batch` at a time, with the arithmetic of one `update` task each. */
+  rest?: { stored: StoredTensor[][]; refShifted: Float64Array[]; refs: Float64Array[]; fits: ModeFit[]; batch: number };
 }
 
 /** One new checkpoint: generation `from` + its values → generation `to`. */
@@ -70,35 +80,12 @@ export interface MaterializeTask {
   modelOut: ModelOut;
 }
 
-/**
- * Several new checkpoints in one task, chunk-major: the state is read once, every checkpoint
- * is added in order with exactly the arithmetic of consecutive `update` tasks, and only the
- * last generation is written. For offline runs, where per-checkpoint durability buys nothing
- * and the state traffic (24 bytes per parameter and checkpoint) would dominate.
- */
-export interface UpdateManyTask {
-  kind: 'updateMany';
-  ctx: TaskContext;
-  chunk: Chunk;
-  /** stored[j][k]: tensor k of the j-th new checkpoint. */
-  stored: StoredTensor[][];
-  refShifted: Float64Array[];
-  refs: Float64Array[];
-  fits: ModeFit[];
-  from: number;
-  to: number;
-  /** Written with the coefficients after the last checkpoint. */
-  modelOut?: ModelOut;
-  /** Do not write generation `to` (the run ends here and its state is thrown away). */
-  skipState?: boolean;
-}
-
-export type OnlineTask = InitTask | UpdateTask | MaterializeTask | UpdateManyTask;
+export type OnlineTask = InitTask | UpdateTask | MaterializeTask;
 
 export interface TaskResult {
-  /** Per piece of the chunk at the checkpoint just added (init: at F; updateMany: the last one). */
+  /** Per piece of the chunk at the checkpoint just added (init: at F). */
   pieces: { tensor: number; errSq: number; normSq: number }[];
-  /** updateMany: the pieces of every checkpoint added, in order. */
+  /** init with `rest`: the pieces of every later checkpoint, in order. */
   steps?: { tensor: number; errSq: number; normSq: number }[][];
   modeCount: number[];
   r2Sum: number[];
@@ -111,15 +98,14 @@ function globalStart(ctx: TaskContext, chunk: Chunk): number {
   return ctx.tensors[p.tensor].offset + p.start;
 }
 
-function readValues(ctx: TaskContext, chunk: Chunk, stored: StoredTensor[][], M: number): { values: Float32Array | Float64Array; bytesRead: number } {
+/** Reads the chunk's values of `stored` (one row per checkpoint) into `values`; returns the bytes read. */
+function readValues(ctx: TaskContext, chunk: Chunk, stored: StoredTensor[][], values: Float32Array | Float64Array): number {
   const n = chunk.count;
-  // float32 values go straight into the WebAssembly kernel's memory (no copy before the kernel).
-  const values = ctx.float64 ? new Float64Array(stored.length * n) : (kernelValues(stored.length * n, n, stored.length, M) ?? new Float32Array(stored.length * n));
   const reader = new TrajectoryReader({ tensors: ctx.tensors, stored, total: ctx.tensors.reduce((s, t) => s + t.count, 0) });
   try {
     const g0 = globalStart(ctx, chunk);
     reader.readRange(g0, g0 + n, values, 0, stored.length);
-    return { values, bytesRead: reader.bytesRead };
+    return reader.bytesRead;
   } finally {
     reader.close();
   }
@@ -164,157 +150,90 @@ function writeModel(out: ModelOut, chunk: Chunk, a: Float64Array, b: Float64Arra
   }
 }
 
-function readModes(task: InitTask): Uint8Array | Uint16Array {
-  const { chunk, ctx } = task;
-  const mb = ctx.modeBytes;
-  const bytes = new Uint8Array(chunk.count * mb);
-  const fd = fs.openSync(task.modes.path, 'r');
-  try {
-    let i0 = 0;
-    for (const p of chunk.pieces) {
-      const len = p.count * mb;
-      let done = 0;
-      while (done < len) {
-        const r = fs.readSync(fd, bytes, i0 * mb + done, len - done, task.modes.positions[p.tensor] + p.start * mb + done);
-        if (r === 0) throw new Error(`warm-up model ${task.modes.path} ended early`);
-        done += r;
-      }
-      i0 += p.count;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return mb === 1 ? bytes : new Uint16Array(bytes.buffer, 0, chunk.count);
-}
-
-/** Solves the chunk, measures the error at values row `row`, writes the model if asked. */
-function finish(task: InitTask | UpdateTask | MaterializeTask | (UpdateManyTask & { fit: ModeFit }), sums: ChunkSums, values: Float32Array | Float64Array | undefined, row: number, refs: Float64Array | undefined, bytesRead: number): TaskResult {
-  const { chunk, ctx, fit } = task;
-  const n = chunk.count;
-  const M = fit.R1.length;
-  const a = new Float64Array(n);
-  const b = new Float64Array(n);
-  const stats: SolveStats = { modeCount: new Float64Array(M), r2Sum: new Float64Array(M) };
-  solveChunk(sums, fit, a, b, stats);
-  const pieces: TaskResult['pieces'] = [];
-  if (values && refs) {
-    let i0 = 0;
-    for (const p of chunk.pieces) {
-      const e = checkpointError(values, row * n, a, b, sums.mode, refs, i0, i0 + p.count);
-      pieces.push({ tensor: p.tensor, ...e });
-      i0 += p.count;
-    }
-  }
-  if (task.modelOut) writeModel(task.modelOut, chunk, a, b, sums, ctx.modeBytes);
-  return { pieces, modeCount: Array.from(stats.modeCount), r2Sum: Array.from(stats.r2Sum), bytesRead };
-}
-
-function runInit(task: InitTask): TaskResult {
-  const { ctx, chunk } = task;
-  const n = chunk.count;
-  const { values, bytesRead } = readValues(ctx, chunk, task.stored, task.fit.R1.length);
-  const sums = createChunkSums(values.subarray(0, n), readModes(task));
-  const K = task.stored.length;
-  const F = K - 1;
-  const M = task.fit.R1.length;
-  const a = new Float64Array(n);
-  const b = new Float64Array(n);
-  const stats: SolveStats = { modeCount: new Float64Array(M), r2Sum: new Float64Array(M) };
-  const refShifted = flatRows(task.refShifted, M);
-  const pieces: TaskResult['pieces'] = [];
-  const err = new Float64Array(2);
-  // One fused pass per piece (kernel.ts initFused): the sums of checkpoints 0..F stay in
-  // registers; every bit is that of accumulating one checkpoint at a time, then solving.
-  const ranges = pieceRanges(chunk);
-  const wasm = values instanceof Float32Array && initWasm(sums, values, n, K, refShifted, task.fit, task.refs[F], a, b, ranges, stats, (r, errSq, normSq) => pieces.push({ tensor: chunk.pieces[r].tensor, errSq, normSq }));
-  if (!wasm) {
-    for (const [r, [i0, i1]] of ranges.entries()) {
-      err[0] = 0;
-      err[1] = 0;
-      initFused(sums, values, 0, n, K, refShifted, task.fit, task.refs[F], a, b, i0, i1, err, stats);
-      pieces.push({ tensor: chunk.pieces[r].tensor, errSq: err[0], normSq: err[1] });
-    }
-  }
-  if (!sumsFinite(sums)) {
-    const bad = findNonFinite(values, chunk);
-    if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
-  }
-  writeChunkStatic(ctx.stateDir, chunk.index, sums, ctx.durable);
-  writeChunkSums(ctx.stateDir, chunk.index, F, sums, ctx.durable);
-  if (task.modelOut) writeModel(task.modelOut, chunk, a, b, sums, ctx.modeBytes);
-  return { pieces, modeCount: Array.from(stats.modeCount), r2Sum: Array.from(stats.r2Sum), bytesRead };
-}
-
-function runUpdate(task: UpdateTask): TaskResult {
-  const { ctx, chunk } = task;
-  const sums = readChunk(ctx.stateDir, chunk.index, task.from, chunk.count, ctx.modeBytes);
-  const { values, bytesRead } = readValues(ctx, chunk, [task.stored], task.fit.R1.length);
-  const bad = findNonFinite(values, chunk);
-  if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
-  // The same fused kernel as updateMany with one checkpoint: `cmd watch` and `analyze
-  // --online` share every floating-point operation.
-  const r = updateChunk(chunk, sums, values, [task.refShifted], [task.refs], [task.fit]);
-  writeChunkSums(ctx.stateDir, chunk.index, task.to, sums, ctx.durable);
-  if (task.modelOut) writeModel(task.modelOut, chunk, r.a, r.b, sums, ctx.modeBytes);
-  return { pieces: r.steps[0], modeCount: r.modeCount, r2Sum: r.r2Sum, bytesRead };
-}
-
 /** [i0, i1) of each piece of the chunk, in order. */
 function pieceRanges(chunk: Chunk): [number, number][] {
   let i0 = 0;
   return chunk.pieces.map((p) => [i0, (i0 += p.count)]);
 }
 
-/** Adds K checkpoints (values rows 0..K−1) to the chunk's sums with the fused kernel. */
-function updateChunk(chunk: Chunk, sums: ChunkSums, values: Float32Array | Float64Array, refShifted: Float64Array[], refs: Float64Array[], fits: ModeFit[]) {
-  const n = chunk.count;
-  const K = fits.length;
-  const M = fits[0].R1.length;
-  const table = fitTable(fits);
-  const rs = flatRows(refShifted, M);
-  const rr = flatRows(refs, M);
-  const a = new Float64Array(n);
-  const b = new Float64Array(n);
-  const stats: SolveStats = { modeCount: new Float64Array(M), r2Sum: new Float64Array(M) };
-  // errSq[j], normSq[j] of each piece: the fused kernel walks the parameters in order, so every
-  // sum receives its terms in the same order as one `update` task per checkpoint would add them.
-  const steps: TaskResult['pieces'][] = Array.from({ length: K }, () => []);
-  const errSq = new Float64Array(K);
-  const normSq = new Float64Array(K);
-  const ranges = pieceRanges(chunk);
-  const record = (r: number, errSq: Float64Array, normSq: Float64Array) => {
-    for (let j = 0; j < K; j++) steps[j].push({ tensor: chunk.pieces[r].tensor, errSq: errSq[j], normSq: normSq[j] });
-  };
-  const wasm = values instanceof Float32Array && updateWasm(sums, values, n, rs, rr, table, a, b, ranges, stats, record);
-  if (!wasm) {
-    for (const [r, [i0, i1]] of ranges.entries()) {
-      errSq.fill(0);
-      normSq.fill(0);
-      updateFused(sums, values, 0, n, rs, rr, table, a, b, i0, i1, errSq, normSq, stats);
-      record(r, errSq, normSq);
-    }
-  }
-  return { a, b, steps, modeCount: Array.from(stats.modeCount), r2Sum: Array.from(stats.r2Sum) };
+/** Per-range errors as the pieces of the chunk they belong to. */
+function asPieces(chunk: Chunk, errors: RangeErrors): TaskResult['pieces'] {
+  return errors.map((e, r) => ({ tensor: chunk.pieces[r].tensor, errSq: e.errSq, normSq: e.normSq }));
 }
 
-function runUpdateMany(task: UpdateManyTask): TaskResult {
+function finalStats(kernel: ChunkKernel): Pick<TaskResult, 'modeCount' | 'r2Sum'> {
+  return { modeCount: Array.from(kernel.stats.modeCount), r2Sum: Array.from(kernel.stats.r2Sum) };
+}
+
+function runInit(task: InitTask): TaskResult {
   const { ctx, chunk } = task;
   const n = chunk.count;
-  const sums = readChunk(ctx.stateDir, chunk.index, task.from, n, ctx.modeBytes);
-  const { values, bytesRead } = readValues(ctx, chunk, task.stored, task.fits[0].R1.length);
-  const r = updateChunk(chunk, sums, values, task.refShifted, task.refs, task.fits);
-  if (!sumsFinite(sums)) {
+  const M = task.fit.R1.length;
+  const K = task.stored.length;
+  const F = K - 1;
+  const rest = task.rest;
+  const kernel = openChunkKernel(n, Math.max(K, rest?.batch ?? 0), M, ctx.modeBytes, { float64: ctx.float64 });
+  const values = kernel.values(K);
+  let bytesRead = readValues(ctx, chunk, task.stored, values);
+  // Each parameter's mode as post-hoc CMD assigns it over 0..F; the online a, b come from the sums.
+  assignModes(values, n, task.assign, kernel.sums.mode);
+  const pieces = asPieces(chunk, kernel.init(K, flatRows(task.refShifted, M), task.fit, task.refs[F], pieceRanges(chunk)));
+  if (!sumsFinite(kernel.sums)) {
     const bad = findNonFinite(values, chunk);
     if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
   }
-  if (!task.skipState) writeChunkSums(ctx.stateDir, chunk.index, task.to, sums, ctx.durable);
-  if (task.modelOut) writeModel(task.modelOut, chunk, r.a, r.b, sums, ctx.modeBytes);
-  return { pieces: r.steps[r.steps.length - 1], steps: r.steps, modeCount: r.modeCount, r2Sum: r.r2Sum, bytesRead };
+  if (!rest) {
+    writeChunkStatic(ctx.stateDir, chunk.index, kernel.sums, ctx.durable);
+    writeChunkSums(ctx.stateDir, chunk.index, F, kernel.sums, ctx.durable);
+    if (task.modelOut) writeModel(task.modelOut, chunk, kernel.a, kernel.b, kernel.sums, ctx.modeBytes);
+    return { pieces, ...finalStats(kernel), bytesRead };
+  }
+  const steps: TaskResult['pieces'][] = [];
+  for (let j0 = 0; j0 < rest.stored.length; j0 += rest.batch) {
+    const j1 = Math.min(rest.stored.length, j0 + rest.batch);
+    const batch = kernel.values(j1 - j0);
+    bytesRead += readValues(ctx, chunk, rest.stored.slice(j0, j1), batch);
+    const rows = kernel.update(flatRows(rest.refShifted.slice(j0, j1), M), flatRows(rest.refs.slice(j0, j1), M), fitTable(rest.fits.slice(j0, j1)), pieceRanges(chunk));
+    if (!sumsFinite(kernel.sums)) {
+      const bad = findNonFinite(batch, chunk);
+      if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: { ...bad, checkpoint: F + 1 + j0 + bad.checkpoint }, bytesRead };
+    }
+    for (const row of rows) steps.push(asPieces(chunk, row));
+  }
+  if (task.modelOut) writeModel(task.modelOut, chunk, kernel.a, kernel.b, kernel.sums, ctx.modeBytes);
+  return { pieces, steps, ...finalStats(kernel), bytesRead };
+}
+
+function runUpdate(task: UpdateTask): TaskResult {
+  const { ctx, chunk } = task;
+  const n = chunk.count;
+  const M = task.fit.R1.length;
+  const kernel = openChunkKernel(n, 1, M, ctx.modeBytes, { float64: ctx.float64 });
+  const state = readChunk(ctx.stateDir, chunk.index, task.from, n, ctx.modeBytes);
+  for (const k of ['shift', 'mode', 'S1', 'S2', 'P'] as const) kernel.sums[k].set(state[k]);
+  const values = kernel.values(1);
+  const bytesRead = readValues(ctx, chunk, [task.stored], values);
+  const bad = findNonFinite(values, chunk);
+  if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
+  // The same kernel as an init task's later checkpoints: `cmd watch` and `analyze --online`
+  // share every floating-point operation.
+  const [row] = kernel.update(task.refShifted, task.refs, fitTable([task.fit]), pieceRanges(chunk));
+  writeChunkSums(ctx.stateDir, chunk.index, task.to, kernel.sums, ctx.durable);
+  if (task.modelOut) writeModel(task.modelOut, chunk, kernel.a, kernel.b, kernel.sums, ctx.modeBytes);
+  return { pieces: asPieces(chunk, row), ...finalStats(kernel), bytesRead };
 }
 
 function runMaterialize(task: MaterializeTask): TaskResult {
-  const sums = readChunk(task.ctx.stateDir, task.chunk.index, task.gen, task.chunk.count, task.ctx.modeBytes);
-  return finish(task, sums, undefined, 0, undefined, 0);
+  const { ctx, chunk, fit } = task;
+  const n = chunk.count;
+  const M = fit.R1.length;
+  const sums = readChunk(ctx.stateDir, chunk.index, task.gen, n, ctx.modeBytes);
+  const a = new Float64Array(n);
+  const b = new Float64Array(n);
+  const stats: SolveStats = { modeCount: new Float64Array(M), r2Sum: new Float64Array(M) };
+  solveChunk(sums, fit, a, b, stats);
+  writeModel(task.modelOut, chunk, a, b, sums, ctx.modeBytes);
+  return { pieces: [], modeCount: Array.from(stats.modeCount), r2Sum: Array.from(stats.r2Sum), bytesRead: 0 };
 }
 
 /** Runs one task (the worker's entry point, also called inline). */
@@ -326,7 +245,5 @@ export function runOnlineTask(task: OnlineTask): TaskResult {
       return runUpdate(task);
     case 'materialize':
       return runMaterialize(task);
-    case 'updateMany':
-      return runUpdateMany(task);
   }
 }

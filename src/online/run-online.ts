@@ -9,7 +9,6 @@ import { modelledTensors, type CheckpointInfo, type CheckpointSet } from '../che
 import { stripCheckpointSuffix } from '../checkpoints/naming.ts';
 import type { AnalyzeFlags } from '../cli/commands/analyze.ts';
 import { CancelledError, UsageError } from '../errors.ts';
-import type { AnalysisResult } from '../pipeline/analyze.ts';
 import { MODEL_FILE } from '../pipeline/model-file.ts';
 import { StagedDir } from '../output/atomic.ts';
 import { openCmdModel } from '../output/model-reader.ts';
@@ -23,7 +22,6 @@ import { resolveEmbedOptions, type EmbedFlags, type EmbedOptions } from './embed
 
 export const DEFAULT_WARMUP = 20;
 export const STATE_DIR = '.online-state';
-const WARMUP_DIR = '.online-warmup';
 
 /**
  * F from `--warmup` (default 20), capped at T − 1; the warm-up window 0..F must hold at least 3
@@ -55,7 +53,6 @@ export function onlineOptions(flags: Pick<AnalyzeFlags, 'modes' | 'samples' | 's
 
 export interface OnlineRun {
   report: RunReport;
-  result: AnalysisResult;
   /** Model files of the online model at the requested positions (snapshots). */
   snapshots: Map<number, string>;
 }
@@ -77,8 +74,6 @@ export async function onlineAnalysis(
   const T = set.checkpoints.length;
   const F = options.warmup;
   const stateDir = path.join(stagingDir, STATE_DIR);
-  const scratch = path.join(stagingDir, WARMUP_DIR);
-  await fsp.mkdir(scratch, { recursive: true });
   const snapshots = new Map<number, string>();
   if (snapshot) await fsp.mkdir(snapshot.dir, { recursive: true });
   const modelOut = (p: number): string | undefined => {
@@ -88,57 +83,51 @@ export async function onlineAnalysis(
     snapshots.set(p, file);
     return file;
   };
-  // The state lives in the staging folder and is deleted at the end: no need to fsync it.
-  const { engine, warm } = await OnlineEngine.start(stateDir, set, { ...options, durable: options.durable ?? false }, scratch, modelOut(F));
+  const later = set.checkpoints.slice(F + 1).map((k) => newCheckpoint(set, k));
+  // Nothing needed between checkpoints (no embedded replay, no snapshots): the whole run is one
+  // chunked pass without any state on disk. Otherwise the state lives in the staging folder and
+  // is deleted at the end, so it is not fsynced.
+  const onePass = !embed && !snapshot?.positions.size;
+  const { engine, warm } = onePass
+    ? await OnlineEngine.start(stateDir, set, options, { modelOut: modelOut(T - 1), continueWith: later })
+    : await OnlineEngine.start(stateDir, set, { ...options, durable: options.durable ?? false }, { modelOut: modelOut(F) });
   try {
     const sim = embed ? await (await import('./embedded.ts')).EmbeddedSimulation.start(engine, embed, { signal: options.signal }) : undefined;
-    options.progress?.start('online', T - F - 1);
-    // Checkpoint by checkpoint when something is needed after each one (the embedded replay,
-    // model snapshots); otherwise in batches of F + 1, chunk-major, with identical results.
-    const batch = sim || snapshot?.positions.size ? 1 : F + 1;
-    for (let p = F + 1; p < T; p += batch) {
-      if (options.signal?.aborted) throw new CancelledError();
-      const end = Math.min(T, p + batch);
-      const cs = set.checkpoints.slice(p, end).map((k) => newCheckpoint(set, k));
-      // The state is deleted at the end: the last batch need not write it.
-      await engine.applyMany(cs, modelOut(end - 1), { final: end === T && !sim });
-      if (sim) await sim.step(cs[0]);
-      options.progress?.advance(cs.length);
+    if (!onePass) {
+      options.progress?.start('online', T - F - 1);
+      for (const [j, c] of later.entries()) {
+        if (options.signal?.aborted) throw new CancelledError();
+        await engine.apply(c, modelOut(F + 1 + j));
+        if (sim) await sim.step(c);
+        options.progress?.advance(1);
+      }
+      options.progress?.stop();
     }
-    options.progress?.stop();
     if (snapshot?.positions.has(T - 1)) snapshots.set(T - 1, path.join(stagingDir, MODEL_FILE));
     const report = engine.buildReport();
     if (sim) report.embedded = sim.report();
     await writeSamples(stagingDir, set, warm.sampleIndices);
     await writeHeatmap(stagingDir, warm);
     await writeReport(stagingDir, report);
-    const result: AnalysisResult = {
-      ...warm,
-      checkpointErrors: report.checkpoints.map((c) => (typeof c.relativeError === 'number' ? c.relativeError : NaN)),
-      modelPath: path.join(stagingDir, MODEL_FILE),
-      modelBytes: report.storage.modelBytes,
-      window: { from: 0, to: T },
-      bytesRead: engine.commit.bytesRead,
-    };
+    const result = { timings: warm.timings, workers: engine.threads, bytesRead: engine.commit.bytesRead };
     await writeRunInfo(stagingDir, { seconds: (performance.now() - started) / 1000, result, checkpointBytes: report.storage.checkpointsBytes, extra: { variant: 'online', warmup: F } });
-    return { report, result, snapshots };
+    return { report, snapshots };
   } finally {
     options.progress?.stop();
     await engine.close();
     await fsp.rm(stateDir, { recursive: true, force: true });
-    await fsp.rm(scratch, { recursive: true, force: true });
   }
 }
 
 /** `cmd analyze --online`: see {@link onlineAnalysis}. */
-export async function runOnlineAnalysis(set: CheckpointSet, flags: AnalyzeFlags, stagingDir: string, samplesFrom?: [string, number][]): Promise<{ report: RunReport; result: AnalysisResult }> {
+export async function runOnlineAnalysis(set: CheckpointSet, flags: AnalyzeFlags, stagingDir: string, samplesFrom?: [string, number][]): Promise<{ report: RunReport }> {
   const { interruptSignal } = await import('../cli/signals.ts');
   const { createProgress } = await import('../cli/progress.ts');
   if (flags.sweepModes?.length) throw new UsageError('--online fits one mode count; a --modes list (sweep) is post-hoc only');
   const embed = resolveEmbedOptions(flags as AnalyzeFlags & EmbedFlags);
   const F = resolveWarmup(flags.warmup, set.checkpoints.length);
   const options = onlineOptions(flags, F, samplesFrom, set.space.total);
-  const { report, result } = await onlineAnalysis(
+  const { report } = await onlineAnalysis(
     set,
     { ...options, signal: interruptSignal, progress: createProgress(flags) },
     stagingDir,
@@ -152,7 +141,7 @@ export async function runOnlineAnalysis(set: CheckpointSet, flags: AnalyzeFlags,
     const pct = (x: number | string) => (typeof x === 'number' ? `${(100 * x).toFixed(2)}%` : x);
     logLine(`embedded CMD (simulation, L = ${e.window}, P = ${e.percent}%${e.relative ? ' relative' : ''}): saved ${pct(e.saved)}; last checkpoint ${last ? `${pct(last.embeddedFraction)} embedded, error ${pct(last.relativeError)}` : '—'}; client bytes ${e.bytesSentTotal} vs ${e.bytesFullTotal} after warm-up`);
   }
-  return { report, result };
+  return { report };
 }
 
 /** Flags of `cmd reconstruct` that the online branch uses. */

@@ -16,10 +16,9 @@ import { discoverCheckpoints, stepsFromNames, type OrderedSource } from '../chec
 import { openCheckpoint } from '../checkpoints/open-checkpoint.ts';
 import { CancelledError, InputError, UsageError } from '../errors.ts';
 import type { FormatName, StoredTensor } from '../formats/types.ts';
-import type { AnalysisResult } from '../pipeline/analyze.ts';
 import { MODEL_FILE } from '../pipeline/model-file.ts';
 import { writeHeatmap, writeReport, writeSamples } from '../output/run-outputs.ts';
-import { OnlineEngine, type NewCheckpoint, type OnlineOptions } from './engine.ts';
+import { OnlineEngine, type NewCheckpoint, type OnlineOptions, type WarmUp } from './engine.ts';
 import { STATE_DIR } from './run-online.ts';
 import type { CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 
@@ -44,7 +43,6 @@ export interface WatchOptions {
 
 export type WatchEnd = { reason: 'until'; step: number; checkpoints: number };
 
-const WARMUP_DIR = '.online-warmup';
 const MODEL_TMP = '.cmd-model.safetensors.tmp';
 
 /** Appends opened checkpoint paths to the file named by CMD_TRACE_OPENS (tests count re-reads with it). */
@@ -121,7 +119,7 @@ async function publishModel(out: string, write: (file: string) => Promise<void>)
 async function prepareOut(o: WatchOptions, stateDir: string): Promise<void> {
   if (o.force) await fsp.rm(o.out, { recursive: true, force: true });
   await fsp.mkdir(o.out, { recursive: true });
-  const entries = (await fsp.readdir(o.out)).filter((e) => e !== STATE_DIR && e !== WARMUP_DIR && e !== MODEL_TMP);
+  const entries = (await fsp.readdir(o.out)).filter((e) => e !== STATE_DIR && e !== MODEL_TMP);
   const hasState = await fsp.access(path.join(stateDir, 'meta.json')).then(() => true, () => false);
   if (!hasState && entries.length > 0) throw new UsageError(`${o.out} is not empty and holds no online state to resume; use another -o or --force`);
 }
@@ -153,7 +151,6 @@ export async function watchCheckpoints(o: WatchOptions): Promise<WatchEnd> {
     await writeReport(out, engine.buildReport());
   } else {
     await fsp.rm(stateDir, { recursive: true, force: true });
-    await fsp.rm(path.join(out, WARMUP_DIR), { recursive: true, force: true });
   }
   const F = o.warmup;
   const previous = new Map<string, string>();
@@ -246,18 +243,14 @@ async function tryWarmup(o: WatchOptions, out: string, stateDir: string, first: 
     chunkSize: o.chunkSize,
     signal: o.signal,
   };
-  const scratch = path.join(out, WARMUP_DIR);
-  await fsp.rm(scratch, { recursive: true, force: true });
-  await fsp.mkdir(scratch, { recursive: true });
   const tmp = path.join(out, MODEL_TMP);
-  const sideFiles = async (warm: AnalysisResult) => {
+  const sideFiles = async (warm: WarmUp) => {
     await writeSamples(out, set, warm.sampleIndices);
     await writeHeatmap(out, warm);
   };
-  const { engine } = await OnlineEngine.start(stateDir, set, options, scratch, tmp, sideFiles);
+  const { engine } = await OnlineEngine.start(stateDir, set, options, { modelOut: tmp, beforeCommit: sideFiles });
   await fsp.rename(tmp, path.join(out, MODEL_FILE));
   await writeReport(out, engine.buildReport());
-  await fsp.rm(scratch, { recursive: true, force: true });
   o.log(`warm-up done on ${set.checkpoints[0].name}..${set.checkpoints[F].name}: ${engine.meta.M} modes`);
   return engine;
 }

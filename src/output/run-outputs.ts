@@ -1,4 +1,5 @@
 /** The side files of a run: samples used, the |corr| heatmap, the report and timings. */
+import type { Heatmap } from '../core/heatmap.ts';
 import type { CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 import { locate } from '../checkpoints/parameter-space.ts';
 import { writeNpy } from '../formats/npy.ts';
@@ -19,7 +20,7 @@ export async function writeSamples(dir: string, set: CheckpointSet, indices: Flo
   await writeFileAtomic(path.join(dir, SAMPLES_FILE), `[\n${pairs.join(',\n')}\n]\n`);
 }
 
-export async function writeHeatmap(dir: string, result: AnalysisResult): Promise<void> {
+export async function writeHeatmap(dir: string, result: { heatmap: Heatmap }): Promise<void> {
   const h = result.heatmap;
   await writeNpy(path.join(dir, HEATMAP_FILE), { name: 'sampled_corr', dtype: 'F32', shape: [h.size, h.size], data: new Uint8Array(h.values.buffer, h.values.byteOffset, h.values.byteLength) });
 }
@@ -29,7 +30,7 @@ export async function writeReport(dir: string, report: RunReport): Promise<void>
 }
 
 /** Timings and machine facts: kept apart from the report so the report is reproducible byte for byte. */
-export async function writeRunInfo(dir: string, info: { seconds: number; result?: AnalysisResult; checkpointBytes: number; extra?: Record<string, unknown> }): Promise<void> {
+export async function writeRunInfo(dir: string, info: { seconds: number; result?: Pick<AnalysisResult, 'timings' | 'workers' | 'bytesRead'>; checkpointBytes: number; extra?: Record<string, unknown> }): Promise<void> {
   const body = {
     seconds: info.seconds,
     stageMilliseconds: info.result?.timings,

@@ -150,11 +150,24 @@ function now(): number {
   return performance.now();
 }
 
+/** Pass 1 and the clustering: the samples, and the modes for each mode count asked for. */
+export interface Decomposition {
+  indices: Float64Array;
+  sampling: 'U_B' | 'U' | 'file';
+  /** Samples kept (fewer than drawn when --skip-nonfinite dropped some). */
+  K: number;
+  /** One per mode count: `options.modes` first, then the other sweep values. */
+  clusterings: Clustering[];
+  heatmap: Heatmap;
+  bytesRead: number;
+  timings: Record<string, number>;
+}
+
 /**
- * Runs post-hoc CMD and writes `cmd-model.safetensors` into `outDir` (a staging folder: the
- * caller makes it appear atomically). Returns the numbers the report is made of.
+ * Pass 1 (the K sampled trajectories over the window) and the clustering (|corr| → distances →
+ * complete linkage → maxclust → references). `pool` runs the distances when K is large.
  */
-export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, options: AnalyzeOptions): Promise<AnalysisResult> {
+export async function decompose(set: CheckpointSet, options: AnalyzeOptions, pool?: WorkerPool): Promise<Decomposition> {
   const progress = options.progress ?? noProgress;
   const timings: Record<string, number> = {};
   const window = options.window ?? { from: 0, to: set.checkpoints.length };
@@ -165,11 +178,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
   const sampling = resolved.sampling;
   let K = indices.length;
   validateSizes(N, T, K, options.modes);
-  const plan = planTrajectory(set);
-  const float64 = set.space.tensors.some((t) => t.dtype === 'F64');
-  const threads = Math.max(1, options.workers ?? defaultWorkerCount());
-  const pool = createPool({ plan, float64 } satisfies PoolData, threads, options.signal);
-  const reader = new TrajectoryReader(plan);
+  const reader = new TrajectoryReader(planTrajectory(set));
   try {
     // Pass 1: the K sampled trajectories only.
     let t0 = now();
@@ -203,7 +212,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     // Cluster: |corr| → distances between its rows → complete linkage → maxclust.
     t0 = now();
     progress.start('cluster', 4);
-    const parallel = threads > 1 && K >= PARALLEL_DISTANCES_MIN_K;
+    const parallel = pool !== undefined && pool.threads > 1 && K >= PARALLEL_DISTANCES_MIN_K;
     const A = absCorrelation(X, K, T, parallel ? new Float64Array(new SharedArrayBuffer(K * K * 8)) : undefined);
     progress.advance(1);
     const D = await distances(A, K, parallel ? pool : undefined);
@@ -217,6 +226,34 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     progress.advance(2);
     progress.stop();
     timings.cluster = now() - t0;
+    return { indices, sampling, K, clusterings, heatmap, bytesRead: reader.bytesRead, timings };
+  } finally {
+    progress.stop();
+    reader.close();
+  }
+}
+
+/** From this K on, the clustering's distances want worker threads (see {@link decompose}). */
+export function distancesWantPool(K: number, threads: number): boolean {
+  return threads > 1 && K >= PARALLEL_DISTANCES_MIN_K;
+}
+
+/**
+ * Runs post-hoc CMD and writes `cmd-model.safetensors` into `outDir` (a staging folder: the
+ * caller makes it appear atomically). Returns the numbers the report is made of.
+ */
+export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, options: AnalyzeOptions): Promise<AnalysisResult> {
+  const progress = options.progress ?? noProgress;
+  const window = options.window ?? { from: 0, to: set.checkpoints.length };
+  const T = window.to - window.from;
+  const N = set.space.total;
+  const plan = planTrajectory(set);
+  const float64 = set.space.tensors.some((t) => t.dtype === 'F64');
+  const threads = Math.max(1, options.workers ?? defaultWorkerCount());
+  const pool = createPool({ plan, float64 } satisfies PoolData, threads, options.signal);
+  try {
+    const { indices, sampling, K, clusterings, heatmap, bytesRead: pass1Bytes, timings } = await decompose(set, options, pool);
+    let t0: number;
 
     // Model files, pre-sized; pass 2 fills a, b and mode by position.
     const targets: (ModelTarget & { clustering: Clustering })[] = [];
@@ -255,7 +292,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     timings.fit = now() - t0;
     for (const t of targets) await syncFile(t.modelPath);
 
-    let bytesRead = reader.bytesRead;
+    let bytesRead = pass1Bytes;
     let skippedNonFinite = 0;
     for (const r of results) {
       bytesRead += r.bytesRead;
@@ -285,12 +322,11 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     };
   } finally {
     progress.stop();
-    reader.close();
     await pool.destroy();
   }
 }
 
-interface Clustering {
+export interface Clustering {
   modesRequested: number;
   M: number;
   sampleModes: ReturnType<typeof numberModes>;
@@ -344,7 +380,7 @@ async function summarizeModel(set: CheckpointSet, c: Clustering, modelPath: stri
   };
 }
 
-function modelMetadata(
+export function modelMetadata(
   set: CheckpointSet,
   options: AnalyzeOptions,
   run: { M: number; K: number; sampling: string; window: { from: number; to: number }; refIndex: number[]; indices: Float64Array },

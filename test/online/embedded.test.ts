@@ -198,7 +198,7 @@ describe('embedded CMD simulation on real data (LeNet-5 / Fashion-MNIST, 25 chec
     const N = set.space.total;
     const dir = tempDir('cmd-embed-');
     const opts = { ...onlineOptions({ modes: 6, samples: 400, seed: 3, workers: 1 }, F, undefined, N), chunkSize: 4096 };
-    const { engine } = await OnlineEngine.start(path.join(dir, 'state'), set, opts, path.join(dir, 'warm'));
+    const { engine } = await OnlineEngine.start(path.join(dir, 'state'), set, opts);
     const absolute: EmbedOptions = { window: 3, percent: 20, relative: false };
     const relative: EmbedOptions = { window: 3, percent: 20, relative: true };
     try {

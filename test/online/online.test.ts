@@ -101,7 +101,7 @@ async function checkEveryCheckpoint(set: CheckpointSet, F: number, modes: number
   const values = readAll(set);
   const dir = tempDir('cmd-online-');
   const opts = onlineOptions({ modes, samples, seed: 0, workers: 1 }, F, undefined, N);
-  const { engine } = await OnlineEngine.start(path.join(dir, 'state'), set, { ...opts, chunkSize: 4096 }, path.join(dir, 'warm'));
+  const { engine } = await OnlineEngine.start(path.join(dir, 'state'), set, { ...opts, chunkSize: 4096 });
   const worst: number[] = [];
   for (let t = F; t < T; t++) {
     if (t > F) await engine.apply(newCheckpoint(set, set.checkpoints[t]));
@@ -277,7 +277,7 @@ describe('online state on disk', () => {
     const N = set.space.total;
     const opts = { ...onlineOptions({ modes: 5, samples: 300, seed: 1, workers: 1 }, F, undefined, N), chunkSize: 8192 };
     const a = tempDir('cmd-online-crash-');
-    const { engine } = await OnlineEngine.start(path.join(a, 'state'), set, opts, path.join(a, 'warm'));
+    const { engine } = await OnlineEngine.start(path.join(a, 'state'), set, opts);
     await engine.apply(newCheckpoint(set, set.checkpoints[5]));
     // Simulate a crash while checkpoint 6 was being added: half-written next-generation files, no commit.
     const stateDir = path.join(a, 'state');

@@ -1,8 +1,8 @@
 /**
  * The WebAssembly online kernel (online-kernel.wat, compiled at dev time into
  * online-kernel-bytes.ts): {@link updateFused} and {@link initFused} for float32 checkpoints,
- * bit-identical to the JavaScript ones (same float64 operations in the same order) without the
- * bounds checks. Loaded once per thread; null where WebAssembly is unavailable (callers fall
+ * bit-identical to the JavaScript ones (same float64 operations in the same order, two
+ * parameters per SIMD vector). Loaded once per thread; null where WebAssembly is unavailable (callers fall
  * back to the JavaScript kernels, with identical results).
  */
 import type { ChunkSums, FitTable, ModeFit, SolveStats } from '../kernel.ts';
@@ -12,7 +12,8 @@ import { ensureMemory, instantiateKernel, type KernelMemory } from '../../core/w
 interface OnlineKernelExports {
   memory: KernelMemory;
   update(...args: number[]): void;
-  init(...args: number[]): void;
+  initSums(...args: number[]): void;
+  initSolve(...args: number[]): void;
 }
 
 let kernel: OnlineKernelExports | null | undefined;
@@ -22,170 +23,156 @@ function load(): OnlineKernelExports | null {
   return kernel;
 }
 
-/** Bump allocator over the kernel's memory, 16-byte aligned. */
-class Arena {
-  private top = 0;
-  private readonly sizes: number[] = [];
-  take(bytes: number): number {
-    const at = this.top;
-    this.top += Math.ceil(bytes / 16) * 16;
-    this.sizes.push(bytes);
-    return at;
-  }
-  ensure(k: OnlineKernelExports): ArrayBuffer {
-    return ensureMemory(k.memory, this.top);
-  }
-}
+/** Bytes of one per-(checkpoint, mode) record (see online-kernel.wat). */
+const RECORD = 64;
+const align = (bytes: number) => Math.ceil(bytes / 16) * 16;
 
 /**
- * A float32 array of `length` values at the start of the kernel's memory, with room for every
- * other buffer {@link updateWasm} / {@link initWasm} lay out for a chunk of `n` parameters,
- * K ≤ `rows` checkpoints and M modes: reading the checkpoints straight into it spares a copy.
- * The memory never grows during those calls, so the array stays attached. Null without the kernel.
+ * Where everything goes in the kernel's memory for a chunk of `n` parameters, up to `rows`
+ * checkpoints and M modes: the values first (so they can be read straight into place), then
+ * the same layout for {@link updateWasm} and {@link initWasm}.
  */
-export function kernelValues(length: number, n: number, rows: number, M: number): Float32Array | null {
-  const k = load();
-  if (!k) return null;
-  const bytes = Math.ceil((length * 4) / 16) * 16 + n * 6 * 8 + Math.ceil((n * 2) / 16) * 16 + (rows * M * 8 + 16) * 12 + (rows * 8 + 16) * 4 + (M * 8 + 16) * 12 + 64;
-  return new Float32Array(ensureMemory(k.memory, bytes), 0, length);
+function layout(valueBytes: number, n: number, rows: number, M: number) {
+  let top = 0;
+  const take = (bytes: number) => {
+    const at = top;
+    top += align(bytes);
+    return at;
+  };
+  const w = take(valueBytes);
+  const mode = take(n * 2);
+  const [shift, S1, S2, P, a, b] = [0, 1, 2, 3, 4, 5].map(() => take(n * 8));
+  const rec = take(rows * M * RECORD);
+  const jrec = take(rows * 16);
+  const rs = take(rows * M * 8);
+  const eS = take(rows * 8);
+  const nS = take(rows * 8);
+  const mc = take(M * 8);
+  const r2s = take(M * 8);
+  const err = take(16);
+  return { w, mode, shift, S1, S2, P, a, b, rec, jrec, rs, eS, nS, mc, r2s, err, bytes: top };
 }
 
 const f64At = (buf: ArrayBuffer, at: number, n: number) => new Float64Array(buf, at, n);
 
-function copyIn(buf: ArrayBuffer, at: number, src: ArrayLike<number> & { BYTES_PER_ELEMENT: number; length: number }, ctor: Float64ArrayConstructor | Float32ArrayConstructor | Uint8ArrayConstructor | Uint16ArrayConstructor): void {
-  new ctor(buf, at, src.length).set(src);
+interface FitConstantsLike {
+  R1: ArrayLike<number>;
+  invVarR: ArrayLike<number>;
+  constant: ArrayLike<number>;
+  mean: ArrayLike<number>;
+  shift: ArrayLike<number>;
+  varR: ArrayLike<number>;
+}
+
+/** Per-(j, m) records: the constants of checkpoint j's fit for mode m, and r_m(j) shifted and raw. */
+function writeRecords(buf: ArrayBuffer, at: number, K: number, M: number, fit: FitConstantsLike, rs: Float64Array | undefined, rf: ArrayLike<number>): void {
+  const rec = f64At(buf, at, (K * M * RECORD) / 8);
+  for (let j = 0; j < K; j++) {
+    for (let m = 0; m < M; m++) {
+      const o = ((j * M + m) * RECORD) / 8;
+      const k = j * M + m;
+      rec[o] = rs ? rs[k] : 0;
+      rec[o + 1] = fit.R1[k];
+      rec[o + 2] = fit.invVarR[k];
+      rec[o + 3] = rf[k];
+      rec[o + 4] = fit.constant[k] ? 1 : 0;
+      rec[o + 5] = fit.mean[k];
+      rec[o + 6] = fit.shift[k];
+      rec[o + 7] = fit.varR[k];
+    }
+  }
 }
 
 /**
- * {@link updateFused} over each range of `ranges` ([i0, i1) pairs) of a chunk of `stride`
- * parameters, K = fits.K rows of float32 `w`. errSq[j]/normSq[j] are reset per range and
- * reported through `onRange`. Returns false (doing nothing) when the kernel is unavailable.
+ * One chunk of `n` parameters held in the kernel's memory for a sequence of calls (a warm-up,
+ * then batches of up to `rows` checkpoints): the sums stay in place between calls, and the
+ * values are read straight into {@link values}. Every array here is a view into that memory,
+ * which does not grow while the chunk is open (one chunk per thread at a time).
  */
-export function updateWasm(
-  sums: ChunkSums,
-  w: Float32Array,
-  stride: number,
-  refShifted: Float64Array,
-  refs: Float64Array,
-  fits: FitTable,
-  a: Float64Array,
-  b: Float64Array,
-  ranges: [number, number][],
-  stats: SolveStats,
-  onRange: (r: number, errSq: Float64Array, normSq: Float64Array) => void,
-): boolean {
-  const k = load();
-  if (!k) return false;
-  const { K, M } = fits;
-  const n = stride;
-  const mb = sums.mode.BYTES_PER_ELEMENT;
-  const ar = new Arena();
-  const pw = ar.take(w.length * 4);
-  const pmode = ar.take(n * mb);
-  const [pshift, pS1, pS2, pP, pa, pb] = [0, 1, 2, 3, 4, 5].map(() => ar.take(n * 8));
-  const ptn = ar.take(K * 8);
-  const [ptsh, ptR1, ptvar, ptmean, ptconst, prs, prf] = [0, 1, 2, 3, 4, 5, 6].map(() => ar.take(K * M * 8));
-  const ptinvN = ar.take(K * 8);
-  const ptinv = ar.take(K * M * 8);
-  const peS = ar.take(K * 8);
-  const pnS = ar.take(K * 8);
-  const pmc = ar.take(M * 8);
-  const pr2 = ar.take(M * 8);
-  const buf = ar.ensure(k);
-  if (w.buffer !== buf || w.byteOffset !== pw) new Float32Array(buf, pw, w.length).set(w);
-  copyIn(buf, pmode, sums.mode, mb === 1 ? Uint8Array : Uint16Array);
-  f64At(buf, pshift, n).set(sums.shift);
-  f64At(buf, pS1, n).set(sums.S1);
-  f64At(buf, pS2, n).set(sums.S2);
-  f64At(buf, pP, n).set(sums.P);
-  f64At(buf, ptn, K).set(fits.n);
-  f64At(buf, ptinvN, K).set(fits.invN);
-  f64At(buf, ptinv, K * M).set(fits.invVarR);
-  f64At(buf, ptsh, K * M).set(fits.shift);
-  f64At(buf, ptR1, K * M).set(fits.R1);
-  f64At(buf, ptvar, K * M).set(fits.varR);
-  f64At(buf, ptmean, K * M).set(fits.mean);
-  f64At(buf, ptconst, K * M).set(fits.constant);
-  f64At(buf, prs, K * M).set(refShifted);
-  f64At(buf, prf, K * M).set(refs);
-  f64At(buf, pmc, M).set(stats.modeCount);
-  f64At(buf, pr2, M).set(stats.r2Sum);
-  const eS = f64At(buf, peS, K);
-  const nS = f64At(buf, pnS, K);
-  ranges.forEach(([i0, i1], r) => {
-    eS.fill(0);
-    nS.fill(0);
-    k.update(pw, stride, K, M, i0, i1, pmode, mb, pshift, pS1, pS2, pP, ptn, ptsh, ptR1, ptvar, ptmean, ptconst, prs, prf, pa, pb, peS, pnS, ptinvN, ptinv, 1, pmc, pr2);
-    onRange(r, eS, nS);
-  });
-  sums.S1.set(f64At(buf, pS1, n));
-  sums.S2.set(f64At(buf, pS2, n));
-  sums.P.set(f64At(buf, pP, n));
-  a.set(f64At(buf, pa, n));
-  b.set(f64At(buf, pb, n));
-  stats.modeCount.set(f64At(buf, pmc, M));
-  stats.r2Sum.set(f64At(buf, pr2, M));
-  return true;
-}
+export class WasmChunk {
+  private readonly k: OnlineKernelExports;
+  private readonly L: ReturnType<typeof layout>;
+  private readonly buf: ArrayBuffer;
+  readonly sums: ChunkSums;
+  readonly a: Float64Array;
+  readonly b: Float64Array;
+  readonly stats: SolveStats;
 
-/**
- * {@link initFused} over each range of `ranges`; `err` (errSq, normSq) is reset per range and
- * reported through `onRange`. Returns false (doing nothing) when the kernel is unavailable.
- */
-export function initWasm(
-  sums: ChunkSums,
-  w: Float32Array,
-  stride: number,
-  K: number,
-  refShifted: Float64Array,
-  fit: ModeFit,
-  refsLast: ArrayLike<number>,
-  a: Float64Array,
-  b: Float64Array,
-  ranges: [number, number][],
-  stats: SolveStats,
-  onRange: (r: number, errSq: number, normSq: number) => void,
-): boolean {
-  const k = load();
-  if (!k) return false;
-  const M = fit.R1.length;
-  const n = stride;
-  const mb = sums.mode.BYTES_PER_ELEMENT;
-  const ar = new Arena();
-  const pw = ar.take(w.length * 4);
-  const pmode = ar.take(n * mb);
-  const [pshift, pS1, pS2, pP, pa, pb] = [0, 1, 2, 3, 4, 5].map(() => ar.take(n * 8));
-  const [ptsh, ptR1, ptvar, ptmean, ptconst, prf, pmc, pr2] = [0, 1, 2, 3, 4, 5, 6, 7].map(() => ar.take(M * 8));
-  const prs = ar.take(K * M * 8);
-  const perr = ar.take(16);
-  const pinv = ar.take(M * 8);
-  const buf = ar.ensure(k);
-  if (w.buffer !== buf || w.byteOffset !== pw) new Float32Array(buf, pw, w.length).set(w);
-  copyIn(buf, pmode, sums.mode, mb === 1 ? Uint8Array : Uint16Array);
-  f64At(buf, ptsh, M).set(fit.shift);
-  f64At(buf, ptR1, M).set(fit.R1);
-  f64At(buf, ptvar, M).set(fit.varR);
-  f64At(buf, pinv, M).set(fit.invVarR);
-  f64At(buf, ptmean, M).set(fit.mean);
-  f64At(buf, ptconst, M).set(fit.constant);
-  f64At(buf, prf, M).set(refsLast);
-  f64At(buf, pmc, M).set(stats.modeCount);
-  f64At(buf, pr2, M).set(stats.r2Sum);
-  f64At(buf, prs, K * M).set(refShifted);
-  const err = f64At(buf, perr, 2);
-  ranges.forEach(([i0, i1], r) => {
-    err[0] = 0;
-    err[1] = 0;
-    k.init(pw, stride, K, M, i0, i1, pmode, mb, pshift, pS1, pS2, pP, fit.n, fit.invN, pinv, ptsh, ptR1, ptvar, ptmean, ptconst, prs, prf, pa, pb, perr, pmc, pr2);
-    onRange(r, err[0], err[1]);
-  });
-  sums.shift.set(f64At(buf, pshift, n));
-  sums.S1.set(f64At(buf, pS1, n));
-  sums.S2.set(f64At(buf, pS2, n));
-  sums.P.set(f64At(buf, pP, n));
-  a.set(f64At(buf, pa, n));
-  b.set(f64At(buf, pb, n));
-  stats.modeCount.set(f64At(buf, pmc, M));
-  stats.r2Sum.set(f64At(buf, pr2, M));
-  return true;
+  private constructor(k: OnlineKernelExports, private readonly n: number, private readonly rows: number, private readonly M: number, modeBytes: 1 | 2) {
+    this.k = k;
+    this.L = layout(rows * n * 4, n, rows, M);
+    this.buf = ensureMemory(k.memory, this.L.bytes);
+    const { buf, L } = this;
+    this.sums = {
+      shift: f64At(buf, L.shift, n),
+      mode: modeBytes === 1 ? new Uint8Array(buf, L.mode, n) : new Uint16Array(buf, L.mode, n),
+      S1: f64At(buf, L.S1, n),
+      S2: f64At(buf, L.S2, n),
+      P: f64At(buf, L.P, n),
+    };
+    this.a = f64At(buf, L.a, n);
+    this.b = f64At(buf, L.b, n);
+    this.stats = { modeCount: f64At(buf, L.mc, M), r2Sum: f64At(buf, L.r2s, M) };
+  }
+
+  /** Null where WebAssembly (with SIMD) is unavailable. */
+  static open(n: number, rows: number, M: number, modeBytes: 1 | 2): WasmChunk | null {
+    const k = load();
+    return k ? new WasmChunk(k, n, rows, M, modeBytes) : null;
+  }
+
+  /** Room for `rows` checkpoint rows of the chunk's float32 values. */
+  values(rows: number): Float32Array {
+    if (rows > this.rows) throw new RangeError(`online kernel: ${rows} rows, opened for ${this.rows}`);
+    return new Float32Array(this.buf, this.L.w, rows * this.n);
+  }
+
+  /**
+   * {@link initFused} over each range, with the values rows 0..K−1 at {@link values}: fills the
+   * sums (their modes must be set), a, b and the statistics; errors per range through `onRange`.
+   */
+  init(K: number, refShifted: Float64Array, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][], onRange: (r: number, errSq: number, normSq: number) => void): void {
+    const { k, L, buf, n, M } = this;
+    const mb = this.sums.mode.BYTES_PER_ELEMENT;
+    writeRecords(buf, L.rec, 1, M, fit, undefined, refsLast);
+    f64At(buf, L.rs, K * M).set(refShifted);
+    this.stats.modeCount.fill(0);
+    this.stats.r2Sum.fill(0);
+    // The sums of one parameter do not depend on the others: one call for the whole chunk.
+    k.initSums(L.w, n, K, M, 0, n, L.mode, mb, L.rs, L.shift, L.S1, L.S2, L.P);
+    const err = f64At(buf, L.err, 2);
+    ranges.forEach(([i0, i1], r) => {
+      err[0] = 0;
+      err[1] = 0;
+      k.initSolve(L.w, n, K, i0, i1, L.mode, mb, L.shift, L.S1, L.S2, L.P, L.rec, fit.n, fit.invN, L.a, L.b, L.err, L.mc, L.r2s);
+      onRange(r, err[0], err[1]);
+    });
+  }
+
+  /**
+   * {@link updateFused} over each range for the K = fits.K rows at {@link values}: updates the
+   * sums, leaves a, b and the statistics of the last row; errSq[j]/normSq[j] per range through `onRange`.
+   */
+  update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][], onRange: (r: number, errSq: Float64Array, normSq: Float64Array) => void): void {
+    const { k, L, buf, n, M } = this;
+    const K = fits.K;
+    if (K > this.rows) throw new RangeError(`online kernel: ${K} rows, opened for ${this.rows}`);
+    writeRecords(buf, L.rec, K, M, fits, refShifted, refs);
+    const jrec = f64At(buf, L.jrec, 2 * K);
+    for (let j = 0; j < K; j++) {
+      jrec[2 * j] = fits.n[j];
+      jrec[2 * j + 1] = fits.invN[j];
+    }
+    this.stats.modeCount.fill(0);
+    this.stats.r2Sum.fill(0);
+    const eS = f64At(buf, L.eS, K);
+    const nS = f64At(buf, L.nS, K);
+    const mb = this.sums.mode.BYTES_PER_ELEMENT;
+    ranges.forEach(([i0, i1], r) => {
+      eS.fill(0);
+      nS.fill(0);
+      k.update(L.w, n, K, M, i0, i1, L.mode, mb, L.shift, L.S1, L.S2, L.P, L.rec, L.jrec, L.a, L.b, L.eS, L.nS, L.mc, L.r2s);
+      onRange(r, eS, nS);
+    });
+  }
 }
