@@ -269,9 +269,10 @@ export function flatRows(rows: ArrayLike<number>[], M: number): Float64Array {
  * Fused {@link accumulateCheckpoint} + {@link solveChunk} + {@link checkpointError} over
  * parameters [i0, i1) for K consecutive checkpoints: `w[wOffset + j·stride + i]` = parameter i
  * at the j-th checkpoint, `refShifted`/`refs` flattened (j·M + m), `fits` for each checkpoint.
- * Exactly the floating-point operations of the three functions applied checkpoint by checkpoint
- * (same per-parameter arithmetic, errSq[j]/normSq[j] receive their terms in parameter order),
- * so results are bit-identical; the sums stay in registers across the K checkpoints. Leaves
+ * The per-parameter arithmetic is exactly that of the three functions applied checkpoint by
+ * checkpoint; errSq[j]/normSq[j] get the sum over the range in two partial sums (even- and
+ * odd-numbered parameters, in order) added at the end, as the WebAssembly kernel's two lanes
+ * do. The sums stay in registers across the K checkpoints. Leaves
  * a, b of the last checkpoint; `stats` (if given) counts the last checkpoint's R².
  */
 export function updateFused(
@@ -296,6 +297,9 @@ export function updateFused(
   const fn = fits.n;
   const fInvN = fits.invN;
   const last = K - 1;
+  // Two partial sums per checkpoint, for the even- and odd-numbered parameters of the range
+  // (the WebAssembly kernel's two SIMD lanes), added at the end.
+  const lanes = new Float64Array(4 * K);
   for (let i = i0; i < i1; i++) {
     const m = mode[i];
     const c = shift[i];
@@ -305,6 +309,7 @@ export function updateFused(
     let ai = 0;
     let bi = 0;
     let off = wOffset + i;
+    const lane = (i - i0) & 1;
     for (let j = 0, jm = m; j < K; j++, jm += M, off += stride) {
       const x = w[off];
       const z = x - c;
@@ -319,14 +324,18 @@ export function updateFused(
         stats.r2Sum[m] += r2;
       }
       const e = x - (Math.fround(ai) * refs[jm] + Math.fround(bi));
-      errSq[j] += e * e;
-      normSq[j] += x * x;
+      lanes[4 * j + lane] += e * e;
+      lanes[4 * j + 2 + lane] += x * x;
     }
     S1[i] = s1;
     S2[i] = s2;
     P[i] = p;
     a[i] = ai;
     b[i] = bi;
+  }
+  for (let j = 0; j < K; j++) {
+    errSq[j] += lanes[4 * j] + lanes[4 * j + 1];
+    normSq[j] += lanes[4 * j + 2] + lanes[4 * j + 3];
   }
 }
 

@@ -23,8 +23,9 @@ function load(): OnlineKernelExports | null {
   return kernel;
 }
 
-/** Bytes of one per-(checkpoint, mode) record (see online-kernel.wat). */
+/** Bytes of one per-(checkpoint, mode) record and of one per-checkpoint record (see online-kernel.wat). */
 const RECORD = 64;
+const JREC = 48;
 const align = (bytes: number) => Math.ceil(bytes / 16) * 16;
 
 /**
@@ -43,14 +44,13 @@ function layout(valueBytes: number, n: number, rows: number, M: number) {
   const mode = take(n * 2);
   const [shift, S1, S2, P, a, b] = [0, 1, 2, 3, 4, 5].map(() => take(n * 8));
   const rec = take(rows * M * RECORD);
-  const jrec = take(rows * 16);
+  const jrec = take(rows * JREC);
+  const anyConst = take(M);
   const rs = take(rows * M * 8);
-  const eS = take(rows * 8);
-  const nS = take(rows * 8);
   const mc = take(M * 8);
   const r2s = take(M * 8);
   const err = take(16);
-  return { w, mode, shift, S1, S2, P, a, b, rec, jrec, rs, eS, nS, mc, r2s, err, bytes: top };
+  return { w, mode, shift, S1, S2, P, a, b, rec, jrec, anyConst, rs, mc, r2s, err, bytes: top };
 }
 
 const f64At = (buf: ArrayBuffer, at: number, n: number) => new Float64Array(buf, at, n);
@@ -158,21 +158,28 @@ export class WasmChunk {
     const K = fits.K;
     if (K > this.rows) throw new RangeError(`online kernel: ${K} rows, opened for ${this.rows}`);
     writeRecords(buf, L.rec, K, M, fits, refShifted, refs);
-    const jrec = f64At(buf, L.jrec, 2 * K);
+    const jrec = f64At(buf, L.jrec, (K * JREC) / 8);
+    const anyConst = new Uint8Array(buf, L.anyConst, M);
+    anyConst.fill(0);
     for (let j = 0; j < K; j++) {
-      jrec[2 * j] = fits.n[j];
-      jrec[2 * j + 1] = fits.invN[j];
+      jrec[6 * j] = fits.n[j];
+      jrec[6 * j + 1] = fits.invN[j];
+      for (let m = 0; m < M; m++) if (fits.constant[j * M + m]) anyConst[m] = 1;
     }
     this.stats.modeCount.fill(0);
     this.stats.r2Sum.fill(0);
-    const eS = f64At(buf, L.eS, K);
-    const nS = f64At(buf, L.nS, K);
+    const errSq = new Float64Array(K);
+    const normSq = new Float64Array(K);
     const mb = this.sums.mode.BYTES_PER_ELEMENT;
     ranges.forEach(([i0, i1], r) => {
-      eS.fill(0);
-      nS.fill(0);
-      k.update(L.w, n, K, M, i0, i1, L.mode, mb, L.shift, L.S1, L.S2, L.P, L.rec, L.jrec, L.a, L.b, L.eS, L.nS, L.mc, L.r2s);
-      onRange(r, eS, nS);
+      for (let j = 0; j < K; j++) jrec.fill(0, 6 * j + 2, 6 * j + 6);
+      k.update(L.w, n, K, M, i0, i1, L.mode, mb, L.shift, L.S1, L.S2, L.P, L.rec, L.jrec, L.anyConst, L.a, L.b, L.mc, L.r2s);
+      // The two lanes (even- and odd-numbered parameters of the range), added as updateFused adds them.
+      for (let j = 0; j < K; j++) {
+        errSq[j] = jrec[6 * j + 2] + jrec[6 * j + 3];
+        normSq[j] = jrec[6 * j + 4] + jrec[6 * j + 5];
+      }
+      onRange(r, errSq, normSq);
     });
   }
 }

@@ -1,9 +1,10 @@
 ;; Online CMD per-parameter kernels (src/online/kernel.ts updateFused / initFused) in WebAssembly
 ;; with SIMD. The two float64 lanes of a vector are two parameters, so each parameter still gets
 ;; exactly the float64 operations of the JavaScript kernels in the same order (WebAssembly never
-;; fuses or reorders float operations; demote/promote = Math.fround), and the sums over
-;; parameters (errors, norms, per-mode statistics) are added lane 0 then lane 1, i.e. in
-;; parameter order: results are bit-identical to the JavaScript kernels.
+;; fuses or reorders float operations; demote/promote = Math.fround). Sums over parameters are
+;; grouped as the JavaScript kernels group them: the warm-up error and the per-mode statistics in
+;; parameter order, the update's per-checkpoint errors in two lanes (even and odd parameters)
+;; added at the end. Results are bit-identical to the JavaScript kernels.
 ;;
 ;; Layout (byte offsets into the exported memory): values float32, row j at $w + $stride4·j;
 ;; mode u8 ($mb = 1) or u16; shift, S1, S2, P, a, b float64 per parameter. Per (checkpoint j,
@@ -11,8 +12,9 @@
 ;; lane needs:
 ;;   +0 r_m(j) − c_m   +8 R1   +16 1/varR   +24 r_m(j)   +32 constant (0/1)   +40 mean
 ;;   +48 c_m (shift)   +56 varR
-;; Per checkpoint j a 16-byte record at $jrec + 16·j: +0 n, +8 1/n. Per-checkpoint error and
-;; norm sums at $eS + 8·j, $nS + 8·j; per-mode count and Σ R² at $mc + 8·m, $r2s + 8·m.
+;; Per checkpoint j a 48-byte record at $jrec + 48·j: +0 n, +8 1/n, +16 the error sums and +32
+;; the norm sums, two lanes each (lane 0: even-numbered parameters of the range, lane 1: odd).
+;; Per-mode count and Σ R² at $mc + 8·m, $r2s + 8·m.
 (module
   (memory (export "memory") 1)
 
@@ -31,8 +33,7 @@
   (global $b (mut i32) (i32.const 0))
   (global $rec (mut i32) (i32.const 0))
   (global $jrec (mut i32) (i32.const 0))
-  (global $eS (mut i32) (i32.const 0))
-  (global $nS (mut i32) (i32.const 0))
+  (global $anyConst (mut i32) (i32.const 0))
   (global $mc (mut i32) (i32.const 0))
   (global $r2s (mut i32) (i32.const 0))
 
@@ -60,9 +61,10 @@
     (f64.store (i32.add (global.get $r2s) (local.get $m8))
       (f64.add (f64.load (i32.add (global.get $r2s) (local.get $m8))) (local.get $r2))))
 
-  ;; One parameter through the K new checkpoints (the scalar tail of a range).
+  ;; One parameter through the K new checkpoints (the odd one at the end of a range): its error
+  ;; and norm terms go to lane 0 of the per-checkpoint sums, as the even-numbered parameters' do.
   (func $update1 (param $i i32)
-    (local $m i32) (local $i8 i32) (local $r i32) (local $jr i32) (local $off i32) (local $j i32) (local $eo i32) (local $no i32)
+    (local $m i32) (local $i8 i32) (local $r i32) (local $jr i32) (local $off i32) (local $end i32)
     (local $c f64) (local $s1 f64) (local $s2 f64) (local $p f64) (local $ai f64) (local $bi f64)
     (local $x f64) (local $z f64) (local $n f64) (local $cm f64) (local $xbar f64) (local $R1 f64) (local $e f64)
     (local.set $m (call $modeOf (local.get $i)))
@@ -74,61 +76,64 @@
     (local.set $r (i32.add (global.get $rec) (i32.shl (local.get $m) (i32.const 6))))
     (local.set $jr (global.get $jrec))
     (local.set $off (i32.add (global.get $w) (i32.shl (local.get $i) (i32.const 2))))
-    (local.set $eo (global.get $eS))
-    (local.set $no (global.get $nS))
-    (local.set $j (i32.const 0))
-    (block $jdone
-      (loop $ckpts
-        (br_if $jdone (i32.ge_u (local.get $j) (global.get $K)))
-        (local.set $x (f64.promote_f32 (f32.load (local.get $off))))
-        (local.set $z (f64.sub (local.get $x) (local.get $c)))
-        (local.set $s1 (f64.add (local.get $s1) (local.get $z)))
-        (local.set $s2 (f64.add (local.get $s2) (f64.mul (local.get $z) (local.get $z))))
-        (local.set $p (f64.add (local.get $p) (f64.mul (local.get $z) (f64.load (local.get $r)))))
-        (local.set $n (f64.load (local.get $jr)))
-        (if (f64.ne (f64.load offset=32 (local.get $r)) (f64.const 0))
-          (then
-            (local.set $cm (f64.load offset=40 (local.get $r)))
-            (local.set $xbar (f64.add (local.get $c) (f64.div (local.get $s1) (local.get $n))))
-            (local.set $ai (f64.div (f64.mul (local.get $cm) (local.get $xbar))
-                                    (f64.add (f64.mul (local.get $cm) (local.get $cm)) (f64.const 1))))
-            (local.set $bi (f64.div (local.get $xbar)
-                                    (f64.add (f64.mul (local.get $cm) (local.get $cm)) (f64.const 1)))))
-          (else
-            (local.set $R1 (f64.load offset=8 (local.get $r)))
-            (local.set $ai (f64.mul
-              (f64.sub (f64.mul (local.get $n) (local.get $p)) (f64.mul (local.get $s1) (local.get $R1)))
-              (f64.load offset=16 (local.get $r))))
-            (local.set $bi (f64.sub
-              (f64.add (f64.mul (f64.sub (local.get $s1) (f64.mul (local.get $ai) (local.get $R1))) (f64.load offset=8 (local.get $jr))) (local.get $c))
-              (f64.mul (local.get $ai) (f64.load offset=48 (local.get $r)))))))
-        (local.set $e (f64.sub (local.get $x)
-          (f64.add (f64.mul (f64.promote_f32 (f32.demote_f64 (local.get $ai))) (f64.load offset=24 (local.get $r)))
-                   (f64.promote_f32 (f32.demote_f64 (local.get $bi))))))
-        (f64.store (local.get $eo) (f64.add (f64.load (local.get $eo)) (f64.mul (local.get $e) (local.get $e))))
-        (f64.store (local.get $no) (f64.add (f64.load (local.get $no)) (f64.mul (local.get $x) (local.get $x))))
-        (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (local.set $off (i32.add (local.get $off) (global.get $stride4)))
-        (local.set $r (i32.add (local.get $r) (global.get $recStep)))
-        (local.set $jr (i32.add (local.get $jr) (i32.const 16)))
-        (local.set $eo (i32.add (local.get $eo) (i32.const 8)))
-        (local.set $no (i32.add (local.get $no) (i32.const 8)))
-        (br $ckpts)))
+    (local.set $end (i32.add (local.get $off) (i32.mul (global.get $K) (global.get $stride4))))
+    (loop $ckpts
+      (local.set $x (f64.promote_f32 (f32.load (local.get $off))))
+      (local.set $z (f64.sub (local.get $x) (local.get $c)))
+      (local.set $s1 (f64.add (local.get $s1) (local.get $z)))
+      (local.set $s2 (f64.add (local.get $s2) (f64.mul (local.get $z) (local.get $z))))
+      (local.set $p (f64.add (local.get $p) (f64.mul (local.get $z) (f64.load (local.get $r)))))
+      (local.set $n (f64.load (local.get $jr)))
+      (if (f64.ne (f64.load offset=32 (local.get $r)) (f64.const 0))
+        (then
+          (local.set $cm (f64.load offset=40 (local.get $r)))
+          (local.set $xbar (f64.add (local.get $c) (f64.div (local.get $s1) (local.get $n))))
+          (local.set $ai (f64.div (f64.mul (local.get $cm) (local.get $xbar))
+                                  (f64.add (f64.mul (local.get $cm) (local.get $cm)) (f64.const 1))))
+          (local.set $bi (f64.div (local.get $xbar)
+                                  (f64.add (f64.mul (local.get $cm) (local.get $cm)) (f64.const 1)))))
+        (else
+          (local.set $R1 (f64.load offset=8 (local.get $r)))
+          (local.set $ai (f64.mul
+            (f64.sub (f64.mul (local.get $n) (local.get $p)) (f64.mul (local.get $s1) (local.get $R1)))
+            (f64.load offset=16 (local.get $r))))
+          (local.set $bi (f64.sub
+            (f64.add (f64.mul (f64.sub (local.get $s1) (f64.mul (local.get $ai) (local.get $R1))) (f64.load offset=8 (local.get $jr))) (local.get $c))
+            (f64.mul (local.get $ai) (f64.load offset=48 (local.get $r)))))))
+      (local.set $e (f64.sub (local.get $x)
+        (f64.add (f64.mul (f64.promote_f32 (f32.demote_f64 (local.get $ai))) (f64.load offset=24 (local.get $r)))
+                 (f64.promote_f32 (f32.demote_f64 (local.get $bi))))))
+      (f64.store offset=16 (local.get $jr) (f64.add (f64.load offset=16 (local.get $jr)) (f64.mul (local.get $e) (local.get $e))))
+      (f64.store offset=32 (local.get $jr) (f64.add (f64.load offset=32 (local.get $jr)) (f64.mul (local.get $x) (local.get $x))))
+      (local.set $off (i32.add (local.get $off) (global.get $stride4)))
+      (local.set $r (i32.add (local.get $r) (global.get $recStep)))
+      (local.set $jr (i32.add (local.get $jr) (i32.const 48)))
+      (br_if $ckpts (i32.lt_u (local.get $off) (local.get $end))))
     (f64.store (i32.add (global.get $S1) (local.get $i8)) (local.get $s1))
     (f64.store (i32.add (global.get $S2) (local.get $i8)) (local.get $s2))
     (f64.store (i32.add (global.get $P) (local.get $i8)) (local.get $p))
     (f64.store (i32.add (global.get $a) (local.get $i8)) (local.get $ai))
     (f64.store (i32.add (global.get $b) (local.get $i8)) (local.get $bi))
-    (call $stat (local.get $m) (i32.sub (local.get $r) (global.get $recStep)) (f64.load (i32.sub (local.get $jr) (i32.const 16)))
+    (call $stat (local.get $m) (i32.sub (local.get $r) (global.get $recStep)) (f64.load (i32.sub (local.get $jr) (i32.const 48)))
       (local.get $s1) (local.get $s2) (local.get $p)))
 
-  ;; Parameters $i and $i + 1 through the K new checkpoints, one per lane.
+  ;; The minimum-norm solution (a, b) for a constant reference, record $r: one lane of a pair.
+  (func $constLane (param $r i32) (param $c f64) (param $s1 f64) (param $n f64) (result f64 f64)
+    (local $cm f64) (local $xbar f64)
+    (local.set $cm (f64.load offset=40 (local.get $r)))
+    (local.set $xbar (f64.add (local.get $c) (f64.div (local.get $s1) (local.get $n))))
+    (f64.div (f64.mul (local.get $cm) (local.get $xbar)) (f64.add (f64.mul (local.get $cm) (local.get $cm)) (f64.const 1)))
+    (f64.div (local.get $xbar) (f64.add (f64.mul (local.get $cm) (local.get $cm)) (f64.const 1))))
+
+  ;; Parameters $i and $i + 1 through the K new checkpoints, one per lane. Their error and norm
+  ;; terms go to the two lanes of the per-checkpoint sums (lane 0: even-numbered parameters of
+  ;; the range, lane 1: odd-numbered), which the caller adds at the end, as the JS kernel does.
   (func $update2 (param $i i32)
-    (local $m0 i32) (local $m1 i32) (local $i8 i32) (local $r0 i32) (local $r1 i32) (local $jr i32) (local $off i32) (local $j i32)
-    (local $eo i32) (local $no i32)
+    (local $m0 i32) (local $m1 i32) (local $i8 i32) (local $r0 i32) (local $r1 i32) (local $jr i32) (local $off i32) (local $end i32)
+    (local $check i32)
     (local $c v128) (local $s1 v128) (local $s2 v128) (local $p v128) (local $x v128) (local $z v128)
-    (local $R1 v128) (local $av v128) (local $bv v128) (local $e v128)
-    (local $n f64) (local $cm f64) (local $xbar f64)
+    (local $R1 v128) (local $sh v128) (local $av v128) (local $bv v128) (local $e v128)
+    (local $n f64) (local $lo f64) (local $hi f64)
     (local.set $m0 (call $modeOf (local.get $i)))
     (local.set $m1 (call $modeOf (i32.add (local.get $i) (i32.const 1))))
     (local.set $i8 (i32.shl (local.get $i) (i32.const 3)))
@@ -138,79 +143,77 @@
     (local.set $p (v128.load (i32.add (global.get $P) (local.get $i8))))
     (local.set $r0 (i32.add (global.get $rec) (i32.shl (local.get $m0) (i32.const 6))))
     (local.set $r1 (i32.add (global.get $rec) (i32.shl (local.get $m1) (i32.const 6))))
+    ;; c_m is the same in every checkpoint's record.
+    (local.set $sh (v128.load64_lane offset=48 1 (local.get $r1) (v128.load64_splat offset=48 (local.get $r0))))
+    ;; Whether either mode's reference is constant at some checkpoint of this call.
+    (local.set $check (i32.or
+      (i32.load8_u (i32.add (global.get $anyConst) (local.get $m0)))
+      (i32.load8_u (i32.add (global.get $anyConst) (local.get $m1)))))
     (local.set $jr (global.get $jrec))
     (local.set $off (i32.add (global.get $w) (i32.shl (local.get $i) (i32.const 2))))
-    (local.set $eo (global.get $eS))
-    (local.set $no (global.get $nS))
-    (local.set $j (i32.const 0))
-    (block $jdone
-      (loop $ckpts
-        (br_if $jdone (i32.ge_u (local.get $j) (global.get $K)))
-        (local.set $x (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $off))))
-        (local.set $z (f64x2.sub (local.get $x) (local.get $c)))
-        (local.set $s1 (f64x2.add (local.get $s1) (local.get $z)))
-        (local.set $s2 (f64x2.add (local.get $s2) (f64x2.mul (local.get $z) (local.get $z))))
-        (local.set $p (f64x2.add (local.get $p) (f64x2.mul (local.get $z)
-          (v128.load64_lane 1 (local.get $r1) (v128.load64_splat (local.get $r0))))))
-        (local.set $R1 (v128.load64_lane offset=8 1 (local.get $r1) (v128.load64_splat offset=8 (local.get $r0))))
-        (local.set $av (f64x2.mul
-          (f64x2.sub (f64x2.mul (v128.load64_splat (local.get $jr)) (local.get $p)) (f64x2.mul (local.get $s1) (local.get $R1)))
-          (v128.load64_lane offset=16 1 (local.get $r1) (v128.load64_splat offset=16 (local.get $r0)))))
-        (local.set $bv (f64x2.sub
-          (f64x2.add (f64x2.mul (f64x2.sub (local.get $s1) (f64x2.mul (local.get $av) (local.get $R1))) (v128.load64_splat offset=8 (local.get $jr))) (local.get $c))
-          (f64x2.mul (local.get $av) (v128.load64_lane offset=48 1 (local.get $r1) (v128.load64_splat offset=48 (local.get $r0))))))
-        ;; A constant reference (rare): that lane gets the minimum-norm solution instead.
-        (if (f64.ne (f64.load offset=32 (local.get $r0)) (f64.const 0))
-          (then
-            (local.set $n (f64.load (local.get $jr)))
-            (local.set $cm (f64.load offset=40 (local.get $r0)))
-            (local.set $xbar (f64.add (f64x2.extract_lane 0 (local.get $c)) (f64.div (f64x2.extract_lane 0 (local.get $s1)) (local.get $n))))
-            (local.set $av (f64x2.replace_lane 0 (local.get $av) (f64.div (f64.mul (local.get $cm) (local.get $xbar))
-                                                                          (f64.add (f64.mul (local.get $cm) (local.get $cm)) (f64.const 1)))))
-            (local.set $bv (f64x2.replace_lane 0 (local.get $bv) (f64.div (local.get $xbar)
-                                                                          (f64.add (f64.mul (local.get $cm) (local.get $cm)) (f64.const 1)))))))
-        (if (f64.ne (f64.load offset=32 (local.get $r1)) (f64.const 0))
-          (then
-            (local.set $n (f64.load (local.get $jr)))
-            (local.set $cm (f64.load offset=40 (local.get $r1)))
-            (local.set $xbar (f64.add (f64x2.extract_lane 1 (local.get $c)) (f64.div (f64x2.extract_lane 1 (local.get $s1)) (local.get $n))))
-            (local.set $av (f64x2.replace_lane 1 (local.get $av) (f64.div (f64.mul (local.get $cm) (local.get $xbar))
-                                                                          (f64.add (f64.mul (local.get $cm) (local.get $cm)) (f64.const 1)))))
-            (local.set $bv (f64x2.replace_lane 1 (local.get $bv) (f64.div (local.get $xbar)
-                                                                          (f64.add (f64.mul (local.get $cm) (local.get $cm)) (f64.const 1)))))))
-        (local.set $e (f64x2.sub (local.get $x)
-          (f64x2.add (f64x2.mul (f64x2.promote_low_f32x4 (f32x4.demote_f64x2_zero (local.get $av)))
-                                (v128.load64_lane offset=24 1 (local.get $r1) (v128.load64_splat offset=24 (local.get $r0))))
-                     (f64x2.promote_low_f32x4 (f32x4.demote_f64x2_zero (local.get $bv))))))
-        (local.set $e (f64x2.mul (local.get $e) (local.get $e)))
-        (local.set $x (f64x2.mul (local.get $x) (local.get $x)))
-        (f64.store (local.get $eo) (f64.add (f64.add (f64.load (local.get $eo)) (f64x2.extract_lane 0 (local.get $e))) (f64x2.extract_lane 1 (local.get $e))))
-        (f64.store (local.get $no) (f64.add (f64.add (f64.load (local.get $no)) (f64x2.extract_lane 0 (local.get $x))) (f64x2.extract_lane 1 (local.get $x))))
-        (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (local.set $off (i32.add (local.get $off) (global.get $stride4)))
-        (local.set $r0 (i32.add (local.get $r0) (global.get $recStep)))
-        (local.set $r1 (i32.add (local.get $r1) (global.get $recStep)))
-        (local.set $jr (i32.add (local.get $jr) (i32.const 16)))
-        (local.set $eo (i32.add (local.get $eo) (i32.const 8)))
-        (local.set $no (i32.add (local.get $no) (i32.const 8)))
-        (br $ckpts)))
+    (local.set $end (i32.add (local.get $off) (i32.mul (global.get $K) (global.get $stride4))))
+    (loop $ckpts
+      (local.set $x (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $off))))
+      (local.set $z (f64x2.sub (local.get $x) (local.get $c)))
+      (local.set $s1 (f64x2.add (local.get $s1) (local.get $z)))
+      (local.set $s2 (f64x2.add (local.get $s2) (f64x2.mul (local.get $z) (local.get $z))))
+      (local.set $p (f64x2.add (local.get $p) (f64x2.mul (local.get $z)
+        (v128.load64_lane 1 (local.get $r1) (v128.load64_splat (local.get $r0))))))
+      (local.set $R1 (v128.load64_lane offset=8 1 (local.get $r1) (v128.load64_splat offset=8 (local.get $r0))))
+      (local.set $av (f64x2.mul
+        (f64x2.sub (f64x2.mul (v128.load64_splat (local.get $jr)) (local.get $p)) (f64x2.mul (local.get $s1) (local.get $R1)))
+        (v128.load64_lane offset=16 1 (local.get $r1) (v128.load64_splat offset=16 (local.get $r0)))))
+      (local.set $bv (f64x2.sub
+        (f64x2.add (f64x2.mul (f64x2.sub (local.get $s1) (f64x2.mul (local.get $av) (local.get $R1))) (v128.load64_splat offset=8 (local.get $jr))) (local.get $c))
+        (f64x2.mul (local.get $av) (local.get $sh))))
+      ;; A constant reference (rare): that lane gets the minimum-norm solution instead.
+      (if (local.get $check)
+        (then
+          (local.set $n (f64.load (local.get $jr)))
+          (if (f64.ne (f64.load offset=32 (local.get $r0)) (f64.const 0))
+            (then
+              (call $constLane (local.get $r0) (f64x2.extract_lane 0 (local.get $c)) (f64x2.extract_lane 0 (local.get $s1)) (local.get $n))
+              (local.set $hi)
+              (local.set $lo)
+              (local.set $av (f64x2.replace_lane 0 (local.get $av) (local.get $lo)))
+              (local.set $bv (f64x2.replace_lane 0 (local.get $bv) (local.get $hi)))))
+          (if (f64.ne (f64.load offset=32 (local.get $r1)) (f64.const 0))
+            (then
+              (call $constLane (local.get $r1) (f64x2.extract_lane 1 (local.get $c)) (f64x2.extract_lane 1 (local.get $s1)) (local.get $n))
+              (local.set $hi)
+              (local.set $lo)
+              (local.set $av (f64x2.replace_lane 1 (local.get $av) (local.get $lo)))
+              (local.set $bv (f64x2.replace_lane 1 (local.get $bv) (local.get $hi)))))))
+      (local.set $e (f64x2.sub (local.get $x)
+        (f64x2.add (f64x2.mul (f64x2.promote_low_f32x4 (f32x4.demote_f64x2_zero (local.get $av)))
+                              (v128.load64_lane offset=24 1 (local.get $r1) (v128.load64_splat offset=24 (local.get $r0))))
+                   (f64x2.promote_low_f32x4 (f32x4.demote_f64x2_zero (local.get $bv))))))
+      (v128.store offset=16 (local.get $jr) (f64x2.add (v128.load offset=16 (local.get $jr)) (f64x2.mul (local.get $e) (local.get $e))))
+      (v128.store offset=32 (local.get $jr) (f64x2.add (v128.load offset=32 (local.get $jr)) (f64x2.mul (local.get $x) (local.get $x))))
+      (local.set $off (i32.add (local.get $off) (global.get $stride4)))
+      (local.set $r0 (i32.add (local.get $r0) (global.get $recStep)))
+      (local.set $r1 (i32.add (local.get $r1) (global.get $recStep)))
+      (local.set $jr (i32.add (local.get $jr) (i32.const 48)))
+      (br_if $ckpts (i32.lt_u (local.get $off) (local.get $end))))
     (v128.store (i32.add (global.get $S1) (local.get $i8)) (local.get $s1))
     (v128.store (i32.add (global.get $S2) (local.get $i8)) (local.get $s2))
     (v128.store (i32.add (global.get $P) (local.get $i8)) (local.get $p))
     (v128.store (i32.add (global.get $a) (local.get $i8)) (local.get $av))
     (v128.store (i32.add (global.get $b) (local.get $i8)) (local.get $bv))
-    (local.set $n (f64.load (i32.sub (local.get $jr) (i32.const 16))))
+    (local.set $n (f64.load (i32.sub (local.get $jr) (i32.const 48))))
     (call $stat (local.get $m0) (i32.sub (local.get $r0) (global.get $recStep)) (local.get $n)
       (f64x2.extract_lane 0 (local.get $s1)) (f64x2.extract_lane 0 (local.get $s2)) (f64x2.extract_lane 0 (local.get $p)))
     (call $stat (local.get $m1) (i32.sub (local.get $r1) (global.get $recStep)) (local.get $n)
       (f64x2.extract_lane 1 (local.get $s1)) (f64x2.extract_lane 1 (local.get $s2)) (f64x2.extract_lane 1 (local.get $p))))
 
   ;; updateFused: K new checkpoints over parameters [i0, i1), two at a time, then the odd one.
-  ;; Adds to $eS/$nS (per checkpoint) and to $mc/$r2s (the last checkpoint's statistics).
+  ;; Adds to the per-checkpoint error/norm lanes in $jrec and to $mc/$r2s (the last checkpoint's
+  ;; statistics). $anyConst: one byte per mode, nonzero when its reference is constant at some
+  ;; checkpoint of the call.
   (func (export "update")
     (param $w i32) (param $stride i32) (param $K i32) (param $M i32) (param $i0 i32) (param $i1 i32)
     (param $mode i32) (param $mb i32) (param $shift i32) (param $S1 i32) (param $S2 i32) (param $P i32)
-    (param $rec i32) (param $jrec i32) (param $a i32) (param $b i32) (param $eS i32) (param $nS i32)
+    (param $rec i32) (param $jrec i32) (param $anyConst i32) (param $a i32) (param $b i32)
     (param $mc i32) (param $r2s i32)
     (local $i i32)
     (global.set $w (local.get $w))
@@ -225,10 +228,9 @@
     (global.set $P (local.get $P))
     (global.set $rec (local.get $rec))
     (global.set $jrec (local.get $jrec))
+    (global.set $anyConst (local.get $anyConst))
     (global.set $a (local.get $a))
     (global.set $b (local.get $b))
-    (global.set $eS (local.get $eS))
-    (global.set $nS (local.get $nS))
     (global.set $mc (local.get $mc))
     (global.set $r2s (local.get $r2s))
     (local.set $i (local.get $i0))
