@@ -168,6 +168,7 @@ interface Scratch {
   meanW: Float64Array; // c_w per parameter
   s1: Float64Array; // Σ z (≈ 0)
   s2: Float64Array; // Σ z²
+  u: Float64Array; // Σ (w − w(0)), before centring
   P: Float64Array; // B × Mp cross sums Σ z r̃_m
   fa: Float64Array; // float32-rounded a (as stored)
   fb: Float64Array; // float32-rounded b
@@ -180,6 +181,7 @@ function createScratch(B: number, T: number, Mp: number): Scratch {
     meanW: new Float64Array(B),
     s1: new Float64Array(B),
     s2: new Float64Array(B),
+    u: new Float64Array(B),
     P: new Float64Array(B * Mp),
     fa: new Float64Array(B),
     fb: new Float64Array(B),
@@ -213,6 +215,7 @@ function loadBlock(values: ArrayLike<number>, n: number, T: number, i0: number, 
       loc[o0 + t] = z0; loc[o1 + t] = z1; loc[o2 + t] = z2; loc[o3 + t] = z3;
       u0 += z0; u1 += z1; u2 += z2; u3 += z3;
     }
+    sc.u[i] = u0; sc.u[i + 1] = u1; sc.u[i + 2] = u2; sc.u[i + 3] = u3;
     const m0 = u0 / T, m1 = u1 / T, m2 = u2 / T, m3 = u3 / T;
     let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     let q0 = 0, q1 = 0, q2 = 0, q3 = 0;
@@ -238,6 +241,7 @@ function loadBlock(values: ArrayLike<number>, n: number, T: number, i0: number, 
       loc[o + t] = z;
       u += z;
     }
+    sc.u[i] = u;
     const mu = u / T;
     let a = 0;
     let q = 0;
@@ -435,7 +439,7 @@ export function fitAssign(values: Float32Array | Float64Array, n: number, stats:
 }
 
 /** The JavaScript kernel of {@link fitAssign} (arguments already checked). */
-function fitAssignJs(values: Float32Array | Float64Array, n: number, stats: ReferenceStats, out: FitOutput, acc: FitAccumulators, offset: number): void {
+function fitAssignJs(values: Float32Array | Float64Array, n: number, stats: ReferenceStats, out: FitOutput, acc: FitAccumulators, offset: number, shifted?: ShiftedSums): void {
   const { T, M, Mp } = stats;
   const B = blockSize(T);
   const sc = createScratch(B, T, Mp);
@@ -443,6 +447,7 @@ function fitAssignJs(values: Float32Array | Float64Array, n: number, stats: Refe
   // |ρ_im| ∝ |T·P_im − S1_i·R1_m| / sqrt(varR_m): the parameter's own factor is common to all m,
   // so the argmax needs one multiply per mode and no division.
   const invSqrtVarR = varScaled.map((v, m) => (constant[m] ? 0 : 1 / Math.sqrt(v)));
+  const sm = shifted ? shiftedModeConstants(stats) : undefined;
   for (let i0 = 0; i0 < n; i0 += B) {
     const bn = Math.min(B, n - i0);
     loadBlock(values, n, T, i0, bn, sc);
@@ -464,6 +469,7 @@ function fitAssignJs(values: Float32Array | Float64Array, n: number, stats: Refe
       }
       sc.mode[i] = best;
       out.mode[offset + i0 + i] = best;
+      if (shifted) writeShifted(shifted, i0 + i, values[i0 + i], T, sc.u[i], s1, sc.s2[i], sc.P[i * Mp + best], sm!.qMean[best], sm!.qTotal[best]);
       const r2 = fitOne(sc, i, sc.P[i * Mp + best], best, T, stats, out, offset + i0 + i);
       acc.modeCount[best] += 1;
       acc.r2Sum[best] += r2;
@@ -473,19 +479,55 @@ function fitAssignJs(values: Float32Array | Float64Array, n: number, stats: Refe
 }
 
 /**
- * Only the modes of {@link fitAssign} (the same assignment, bit for bit), without the fit and
- * its error sums: the online warm-up takes its coefficients from running sums instead.
+ * Per parameter, sums about its first value over the window, with x(t) = w(t) − w(0) and
+ * q(t) = r(t) − r(0) of the parameter's mode: S1 = Σx, S2 = Σx², P = Σx·q, and shift = w(0).
+ * They are what online CMD's running sums start from (online/kernel.ts), and the assignment
+ * pass yields them almost for free: with u = Σx (in order), μ = u/T, z = x − μ and r̃ the
+ * centred reference (q = r̃ + Q1/T, Q1 = Σq),
+ *   S1 = u,  S2 = Σz² + μ·(2·Σz + T·μ),  P = Σz·r̃ + (Q1/T)·Σz + μ·(Σr̃ + Q1).
  */
-export function assignModes(values: Float32Array | Float64Array, n: number, stats: ReferenceStats, mode: Uint8Array | Uint16Array | Int32Array): void {
+export interface ShiftedSums {
+  shift: Float64Array;
+  S1: Float64Array;
+  S2: Float64Array;
+  P: Float64Array;
+}
+
+/** Per-mode constants of {@link ShiftedSums}' P: Q1/T and Σr̃ + Q1 (Q1 summed as the online mode sums are). */
+function shiftedModeConstants(stats: ReferenceStats): { qMean: Float64Array; qTotal: Float64Array } {
+  const { M, T, refsT, sum1 } = stats;
+  const qMean = new Float64Array(M);
+  const qTotal = new Float64Array(M);
+  for (let m = 0; m < M; m++) {
+    let Q1 = 0;
+    for (let t = 0; t < T; t++) Q1 += refsT[t * M + m] - refsT[m];
+    qMean[m] = Q1 / T;
+    qTotal[m] = sum1[m] + Q1;
+  }
+  return { qMean, qTotal };
+}
+
+/** Writes parameter `i`'s {@link ShiftedSums} from the assignment's sums (u, Σz, Σz², Σz·r̃ of mode m). */
+function writeShifted(out: ShiftedSums, i: number, first: number, T: number, u: number, s1: number, s2: number, sel: number, qMean: number, qTotal: number): void {
+  const mu = u / T;
+  out.shift[i] = first;
+  out.S1[i] = u;
+  out.S2[i] = s2 + mu * (2 * s1 + T * mu);
+  out.P[i] = sel + qMean * s1 + mu * qTotal;
+}
+
+/**
+ * Only the modes of {@link fitAssign} (the same assignment, bit for bit), without the fit and
+ * its error sums; with `shifted`, also each parameter's {@link ShiftedSums}.
+ */
+export function assignModes(values: Float32Array | Float64Array, n: number, stats: ReferenceStats, mode: Uint8Array | Uint16Array | Int32Array, shifted?: ShiftedSums): void {
   if (values.length !== stats.T * n || mode.length < n) throw new RangeError(`assignModes: ${values.length} values and ${mode.length} mode slots for T·n = ${stats.T}·${n}`);
+  if (shifted && [shifted.shift, shifted.S1, shifted.S2, shifted.P].some((x) => x.length < n)) throw new RangeError(`assignModes: shifted sums need ${n} slots`);
   const none = new Float64Array(0);
   const acc = createAccumulators(stats.M, stats.T);
   const k = kernelFor();
-  if (k) {
-    fitWasm(k, values, n, stats, { mode, a: none, b: none }, acc, 0, undefined, 0, true);
-  } else {
-    fitAssignJs(values, n, stats, { mode, a: new Float64Array(n), b: new Float64Array(n) }, acc, 0);
-  }
+  if (k) fitWasm(k, values, n, stats, { mode, a: none, b: none }, acc, 0, undefined, 0, true, shifted);
+  else fitAssignJs(values, n, stats, { mode, a: new Float64Array(n), b: new Float64Array(n) }, acc, 0, shifted);
 }
 
 /**
@@ -602,6 +644,7 @@ function fitWasm(
   modes: ArrayLike<number> | undefined,
   modesOffset: number,
   modesOnly = false,
+  shifted?: ShiftedSums,
 ): void {
   const { T, M, Mp, sum1, constant, varScaled, mean } = stats;
   const B = wasmBlockSize(T);
@@ -614,8 +657,8 @@ function fitWasm(
   const R = ST + M * 64;
   const Z = align16(R + T * Mp * 8);
   const P = Z + T * B * 8;
-  const [MEAN, S1, S2, A, D, SEL, OA, OB, OR2] = Array.from({ length: 9 }, (_, j) => P + Mp * B * 8 + j * B * 8);
-  const MO = OR2 + B * 8;
+  const [MEAN, S1, S2, A, D, SEL, OA, OB, OR2, U] = Array.from({ length: 10 }, (_, j) => P + Mp * B * 8 + j * B * 8);
+  const MO = U + B * 8;
   const EV = align16(MO + B * 4);
   const NV = EV + T * 16;
   const PANEL = NV + T * 16;
@@ -641,6 +684,8 @@ function fitWasm(
   const { a: outA, b: outB, r2: outR2, mode: outMode } = out;
   const mo4 = MO / 4;
   const or28 = OR2 / 8, oa8 = OA / 8, ob8 = OB / 8;
+  const [u8, s18, s28, sel8] = [U / 8, S1 / 8, S2 / 8, SEL / 8];
+  const sm = shifted ? shiftedModeConstants(stats) : undefined;
   for (let p0 = 0; p0 < n; p0 += PW) {
     const pw = Math.min(PW, n - p0);
     const pw8 = (pw + 7) & ~7;
@@ -652,7 +697,7 @@ function fitWasm(
       const bn = Math.min(B, pw - b0);
       const ng = (bn + 7) >> 3;
       const i0 = p0 + b0; // chunk index of the block's parameter 0
-      load(PANEL + b0 * elt, rowBytes, T, ng, Z, zs, MEAN, S1, S2, NV);
+      load(PANEL + b0 * elt, rowBytes, T, ng, Z, zs, MEAN, S1, S2, NV, U);
       if (modes) {
         for (let i = 0; i < bn; i++) {
           const m = modes[modesOffset + i0 + i];
@@ -669,6 +714,13 @@ function fitWasm(
       }
       if (modesOnly) {
         for (let i = 0, dst = offset + i0; i < bn; i++, dst++) outMode[dst] = i32[mo4 + i] >> 3;
+        if (shifted) {
+          const { qMean, qTotal } = sm!;
+          for (let i = 0, dst = i0; i < bn; i++, dst++) {
+            const m = i32[mo4 + i] >> 3;
+            writeShifted(shifted, dst, values[dst], T, f64[u8 + i], f64[s18 + i], f64[s28 + i], f64[sel8 + i], qMean[m], qTotal[m]);
+          }
+        }
         continue;
       }
       // Padded lanes (zero values) fit to a = b = 0 and add nothing to the error sums.

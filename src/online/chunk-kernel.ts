@@ -4,14 +4,14 @@
  * memory across calls) and the JavaScript kernels of kernel.ts (float64 checkpoints, or where
  * WebAssembly SIMD is unavailable). Both give bit-identical results.
  */
-import { initFused, updateFused, type ChunkSums, type FitTable, type ModeFit, type SolveStats } from './kernel.ts';
+import { updateFused, warmupSolve, type ChunkSums, type FitTable, type ModeFit, type SolveStats } from './kernel.ts';
 import { WasmChunk } from './wasm/online-kernel.ts';
 
 /** Per piece of the chunk, Σ err² and Σ w² (as reported per tensor). */
 export type RangeErrors = { errSq: number; normSq: number }[];
 
 export interface ChunkKernel {
-  /** The chunk's running sums; set `sums.mode` before {@link init}, or all of them before {@link update}. */
+  /** The chunk's running sums: set them (modes included) before {@link solveWarmup} or {@link update}. */
   readonly sums: ChunkSums;
   /** a and b after the last call. */
   readonly a: Float64Array;
@@ -20,8 +20,8 @@ export interface ChunkKernel {
   readonly stats: SolveStats;
   /** Room for `rows` checkpoint rows (row-major, `n` values each) to read values into. */
   values(rows: number): Float32Array | Float64Array;
-  /** Warm-up over rows 0..K−1 of {@link values}: sums from zero, solve, error at row K−1 per range. */
-  init(K: number, refShifted: Float64Array, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][]): RangeErrors;
+  /** The warm-up solve from the sums: a, b, statistics, and per range the error at row K−1 of {@link values}. */
+  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][]): RangeErrors;
   /** Adds rows 0..fits.K−1 of {@link values} in order; per row, the errors per range. */
   update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][]): RangeErrors[];
 }
@@ -52,14 +52,14 @@ class JsChunk implements ChunkKernel {
     return this.buffer.subarray(0, rows * this.n);
   }
 
-  init(K: number, refShifted: Float64Array, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][]): RangeErrors {
+  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][]): RangeErrors {
     this.stats.modeCount.fill(0);
     this.stats.r2Sum.fill(0);
     const err = new Float64Array(2);
     return ranges.map(([i0, i1]) => {
       err[0] = 0;
       err[1] = 0;
-      initFused(this.sums, this.buffer, 0, this.n, K, refShifted, fit, refsLast, this.a, this.b, i0, i1, err, this.stats);
+      warmupSolve(this.sums, this.buffer, (K - 1) * this.n, fit, refsLast, this.a, this.b, i0, i1, err, this.stats);
       return { errSq: err[0], normSq: err[1] };
     });
   }
@@ -99,9 +99,9 @@ class WasmChunkKernel implements ChunkKernel {
   values(rows: number): Float32Array {
     return this.w.values(rows);
   }
-  init(K: number, refShifted: Float64Array, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][]): RangeErrors {
+  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][]): RangeErrors {
     const out: RangeErrors = [];
-    this.w.init(K, refShifted, fit, refsLast, ranges, (_, errSq, normSq) => out.push({ errSq, normSq }));
+    this.w.solveWarmup(K, fit, refsLast, ranges, (_, errSq, normSq) => out.push({ errSq, normSq }));
     return out;
   }
   update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][]): RangeErrors[] {

@@ -136,12 +136,19 @@ export class OnlineEngine {
     const decomposeOptions = { modes: options.modes, samples: options.samples, seed: options.seed, samplesFrom: options.samplesFrom, window, signal: options.signal, progress: options.progress };
     const plan = planTrajectory(set);
     plan.stored = plan.stored.slice(0, F + 1);
+    const rest = extra.continueWith;
+    // The chunk tasks' workers get every checkpoint's tensor locations once, and start up while
+    // the samples are read and clustered.
+    const runner = createTaskRunner(threads, options.signal, { stored: [...plan.stored, ...(rest ?? []).map((c) => c.stored)] });
     // The distances of a large sample run on pipeline workers; below that one thread is faster.
     const K0 = options.samplesFrom ? options.samplesFrom.length : options.samples;
     const pool = distancesWantPool(K0, threads) ? createPool({ plan, float64: false } satisfies PoolData, threads, options.signal) : undefined;
     let decomposition;
     try {
       decomposition = await decompose(set, decomposeOptions, pool);
+    } catch (e) {
+      await runner.destroy();
+      throw e;
     } finally {
       await pool?.destroy();
     }
@@ -153,7 +160,6 @@ export class OnlineEngine {
     const refs: Float64Array[] = Array.from({ length: F + 1 }, (_, t) => Float64Array.from({ length: M }, (_, m) => clustering.refs[m * (F + 1) + t]));
     let sums = createModeSums(refs[0]);
     for (const r of refs) sums = addReferences(sums, r);
-    const refShifted = refs.map((r) => r.map((v, m) => v - sums.shift[m]));
 
     const modes = Array.from({ length: M }, (_, m) => {
       const loc = locate(set.space, refIndex[m]);
@@ -181,11 +187,6 @@ export class OnlineEngine {
       seed: options.samplesFrom ? null : options.seed,
       modes,
     };
-    const rest = extra.continueWith;
-    if (!rest) {
-      await fsp.mkdir(stateDir, { recursive: true });
-      await writeMeta(stateDir, meta);
-    }
     const checkpoints = set.checkpoints.slice(0, F + 1).map((c) => ({ index: c.index, step: c.step, name: c.name, bytes: c.bytes }));
     const emptyCommit: OnlineCommit = {
       version: STATE_VERSION,
@@ -199,16 +200,19 @@ export class OnlineEngine {
       r2Sum: [],
       bytesRead: 0,
     };
-    const runner = createTaskRunner(threads, options.signal);
     const engine = new OnlineEngine(stateDir, meta, emptyCommit, runner, options.signal);
     engine.durable = options.durable ?? true;
     try {
+      if (!rest) {
+        await fsp.mkdir(stateDir, { recursive: true });
+        await writeMeta(stateDir, meta);
+      }
       const fit = modeFit(sums);
       // Everything about the checkpoints after F that the chunk tasks need (offline runs only).
       let later: NonNullable<InitTask['rest']> | undefined;
       let endSums = sums;
       if (rest) {
-        later = { stored: rest.map((c) => c.stored), refShifted: [], refs: [], fits: [], batch: F + 1 };
+        later = { refShifted: [], refs: [], fits: [], batch: F + 1 };
         for (const c of rest) {
           const r = engine.referenceValues(c);
           endSums = addReferences(endSums, r);
@@ -219,12 +223,11 @@ export class OnlineEngine {
       }
       const allCheckpoints = [...checkpoints, ...(rest ?? []).map((c, j) => ({ index: F + 1 + j, step: c.step, name: c.name, bytes: c.bytes }))];
       const model = extra.modelOut ? await engine.prepareModel(extra.modelOut, allCheckpoints) : undefined;
-      const stored = plan.stored;
       const position = (p: number) => (p <= F ? set.checkpoints[p] : rest![p - F - 1]);
       options.progress?.start(rest ? 'online' : 'warm-up', set.space.total);
       const results = await runner.runAll(
         engine.chunks.length,
-        (i) => ({ kind: 'init', ctx: engine.ctx, chunk: engine.chunks[i], stored, assign: clustering.stats, refShifted, refs, fit, modelOut: model?.out, rest: later }),
+        (i) => ({ kind: 'init', ctx: engine.ctx, chunk: engine.chunks[i], assign: clustering.stats, refs, fit, modelOut: model?.out, rest: later }),
         (i, r) => {
           engine.throwNonFinite(r, position);
           options.progress?.advance(engine.chunks[i].count);

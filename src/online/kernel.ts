@@ -133,10 +133,10 @@ const ab = new Float64Array(2);
 
 /**
  * The closed-form solve of one parameter from its shifted sums (c its shift, k the index of its
- * mode's constants): a, b into {@link ab}; returns R² = ρ² when `wantR2`, else 0 (R² feeds only
- * the per-mode statistics, so its square roots are skipped when nobody asked). Every JS path
- * (solveChunk, updateFused, initFused) solves through here, so they round identically — and the
- * WebAssembly kernel performs the same operations in the same order.
+ * mode's constants): a, b into {@link ab}; returns R² = ρ² = num²/(varW·varR) when `wantR2`,
+ * else 0 (R² feeds only the per-mode statistics, so it is skipped when nobody asked). Every JS
+ * path (solveChunk, updateFused, warmupSolve) solves through here, so they round identically —
+ * and the WebAssembly kernel performs the same operations in the same order.
  */
 function solveParam(f: FitConstants, k: number, n: number, invN: number, c: number, s1: number, s2: number, p: number, wantR2: boolean): number {
   if (f.constant[k]) {
@@ -154,8 +154,7 @@ function solveParam(f: FitConstants, k: number, n: number, invN: number, c: numb
   if (!wantR2) return 0;
   const varW = n * s2 - s1 * s1;
   if (!(varW > 0)) return 0;
-  const rho = num / (Math.sqrt(varW) * Math.sqrt(f.varR[k]));
-  return Math.min(rho * rho, 1);
+  return Math.min((num * num) / (varW * f.varR[k]), 1);
 }
 
 /**
@@ -177,47 +176,6 @@ export function solveChunk(sums: ChunkSums, fit: ModeFit, a: Float64Array, b: Fl
     }
   }
 }
-
-/**
- * Σ_i (w_i − (â_i·r_{m(i)} + b̂_i))² and Σ_i w_i² over parameters [i0, i1) of the chunk at one
- * checkpoint, with â, b̂ rounded to float32 as the model file stores them; float64 arithmetic.
- */
-export function checkpointError(
-  w: ArrayLike<number>,
-  wOffset: number,
-  a: Float64Array,
-  b: Float64Array,
-  mode: ArrayLike<number>,
-  ref: ArrayLike<number>,
-  i0: number,
-  i1: number,
-  /** Running sums to continue (blocked callers keep the exact sequential order of additions). */
-  from: { errSq: number; normSq: number } = { errSq: 0, normSq: 0 },
-): { errSq: number; normSq: number } {
-  let errSq = from.errSq;
-  let normSq = from.normSq;
-  for (let i = i0; i < i1; i++) {
-    const x = w[wOffset + i];
-    const e = x - (Math.fround(a[i]) * ref[mode[i]] + Math.fround(b[i]));
-    errSq += e * e;
-    normSq += x * x;
-  }
-  return { errSq, normSq };
-}
-
-/** The sums of parameters [i0, i1) of a chunk, as views (same arithmetic on a block of the chunk). */
-export function sumsView(sums: ChunkSums, i0: number, i1: number): ChunkSums {
-  return {
-    shift: sums.shift.subarray(i0, i1),
-    mode: sums.mode.subarray(i0, i1),
-    S1: sums.S1.subarray(i0, i1),
-    S2: sums.S2.subarray(i0, i1),
-    P: sums.P.subarray(i0, i1),
-  };
-}
-
-/** Parameters per block: the block's sums and values stay in cache across checkpoints. */
-export const SUMS_BLOCK = 2048;
 
 /** True when every running sum is finite (a NaN or ±Inf value poisons S2). */
 export function sumsFinite(sums: ChunkSums): boolean {
@@ -340,19 +298,15 @@ export function updateFused(
 }
 
 /**
- * Fused warm-up: {@link createChunkSums} from row 0, {@link accumulateCheckpoint} of rows
- * 0..K−1 (`w[wOffset + t·stride + i]`, `refShifted` flattened t·M + m), then {@link solveChunk}
- * with `fit` and {@link checkpointError} at row K−1 against `refsLast`, over parameters [i0, i1):
- * the same floating-point operations in the same order, so bit-identical results. Writes shift,
- * S1, S2, P of `sums` (its mode must be set), a and b; adds to err[0] (errSq), err[1] (normSq).
+ * The warm-up solve over parameters [i0, i1): a, b from the sums with `fit` ({@link solveChunk}),
+ * the per-mode statistics, and the error at the last warm-up checkpoint (`w[lastOffset + i]`,
+ * references `refsLast`) added to err[0] (errSq) and err[1] (normSq) in parameter order, as
+ * {@link checkpointError} does. The WebAssembly kernel performs the same operations in the same order.
  */
-export function initFused(
+export function warmupSolve(
   sums: ChunkSums,
   w: Float32Array | Float64Array,
-  wOffset: number,
-  stride: number,
-  K: number,
-  refShifted: Float64Array,
+  lastOffset: number,
   fit: ModeFit,
   refsLast: ArrayLike<number>,
   a: Float64Array,
@@ -363,37 +317,18 @@ export function initFused(
   stats: SolveStats,
 ): void {
   const { shift, mode, S1, S2, P } = sums;
-  const M = fit.R1.length;
-  const n = fit.n;
-  const invN = fit.invN;
-  const lastOff = wOffset + (K - 1) * stride;
   let errSq = err[0];
   let normSq = err[1];
   for (let i = i0; i < i1; i++) {
     const m = mode[i];
-    const c = w[wOffset + i];
-    let s1 = 0;
-    let s2 = 0;
-    let p = 0;
-    let off = wOffset + i;
-    for (let t = 0, tm = m; t < K; t++, tm += M, off += stride) {
-      const z = w[off] - c;
-      s1 += z;
-      s2 += z * z;
-      p += z * refShifted[tm];
-    }
-    shift[i] = c;
-    S1[i] = s1;
-    S2[i] = s2;
-    P[i] = p;
-    const r2 = solveParam(fit, m, n, invN, c, s1, s2, p, true);
+    const r2 = solveParam(fit, m, fit.n, fit.invN, shift[i], S1[i], S2[i], P[i], true);
     const ai = ab[0];
     const bi = ab[1];
     stats.modeCount[m] += 1;
     stats.r2Sum[m] += r2;
     a[i] = ai;
     b[i] = bi;
-    const x = w[lastOff + i];
+    const x = w[lastOffset + i];
     const e = x - (Math.fround(ai) * refsLast[m] + Math.fround(bi));
     errSq += e * e;
     normSq += x * x;

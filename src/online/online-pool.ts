@@ -5,7 +5,7 @@
  */
 import { Piscina } from 'piscina';
 import { CancelledError } from '../errors.ts';
-import { runOnlineTask, type OnlineTask, type TaskResult } from './online-tasks.ts';
+import { runOnlineTask, type OnlineTask, type SharedData, type TaskResult } from './online-tasks.ts';
 
 export interface TaskRunner {
   readonly threads: number;
@@ -20,7 +20,11 @@ function workerFile(): { filename: string; execArgv: string[] } {
   return { filename, execArgv: fromSource ? ['--import', 'tsx'] : [] };
 }
 
-export function createTaskRunner(threads: number, signal?: AbortSignal): TaskRunner {
+/**
+ * `shared` goes to every worker once (piscina's workerData) instead of with every task: the
+ * checkpoints' tensor locations, which would otherwise be cloned for each chunk.
+ */
+export function createTaskRunner(threads: number, signal?: AbortSignal, shared?: SharedData): TaskRunner {
   const check = () => {
     if (signal?.aborted) throw new CancelledError();
   };
@@ -31,7 +35,7 @@ export function createTaskRunner(threads: number, signal?: AbortSignal): TaskRun
         const results: TaskResult[] = [];
         for (let i = 0; i < count; i++) {
           check();
-          results.push(runOnlineTask(makeTask(i)));
+          results.push(runOnlineTask(makeTask(i), shared));
           onDone?.(i, results[i]);
           // Let a signal handler run between chunks.
           await new Promise<void>((resolve) => setImmediate(resolve));
@@ -43,7 +47,7 @@ export function createTaskRunner(threads: number, signal?: AbortSignal): TaskRun
     };
   }
   const { filename, execArgv } = workerFile();
-  const pool = new Piscina({ filename, minThreads: threads, maxThreads: threads, execArgv, idleTimeout: 60_000 });
+  const pool = new Piscina({ filename, workerData: shared, minThreads: threads, maxThreads: threads, execArgv, idleTimeout: 60_000 });
   return {
     threads,
     async runAll(count, makeTask, onDone) {

@@ -42,18 +42,17 @@ export interface InitTask {
   kind: 'init';
   ctx: TaskContext;
   chunk: Chunk;
-  /** stored[t][k]: modelled tensor k of warm-up checkpoint t. */
-  stored: StoredTensor[][];
+  /** stored[t][k]: modelled tensor k of warm-up checkpoint t (default: positions 0..F of the shared data). */
+  stored?: StoredTensor[][];
   /** The warm-up references over 0..F, for the mode assignment. */
   assign: ReferenceStats;
-  /** refShifted[t][m] = r_m(t) − c_m and raw refs[t][m], for t = 0..F. */
-  refShifted: Float64Array[];
+  /** Raw refs[t][m] for t = 0..F, and the fit at F. */
   refs: Float64Array[];
   fit: ModeFit;
   /** Written with the coefficients at the end of the task (at F, or after the last of `rest`). */
   modelOut?: ModelOut;
   /** The checkpoints after F, added in order, `batch` at a time, with the arithmetic of one `update` task each. */
-  rest?: { stored: StoredTensor[][]; refShifted: Float64Array[]; refs: Float64Array[]; fits: ModeFit[]; batch: number };
+  rest?: { stored?: StoredTensor[][]; refShifted: Float64Array[]; refs: Float64Array[]; fits: ModeFit[]; batch: number };
 }
 
 /** One new checkpoint: generation `from` + its values → generation `to`. */
@@ -81,6 +80,18 @@ export interface MaterializeTask {
 }
 
 export type OnlineTask = InitTask | UpdateTask | MaterializeTask;
+
+/** Sent to each worker once: stored[p][k] = modelled tensor k of the checkpoint at position p. */
+export interface SharedData {
+  stored: StoredTensor[][];
+}
+
+/** A task's checkpoints: its own list, or positions [from, to) of the shared data. */
+function storedFor(own: StoredTensor[][] | undefined, shared: SharedData | undefined, from: number, to: number): StoredTensor[][] {
+  if (own) return own;
+  if (!shared) throw new Error('online task: no checkpoints given and no shared data');
+  return shared.stored.slice(from, to);
+}
 
 export interface TaskResult {
   /** Per piece of the chunk at the checkpoint just added (init: at F). */
@@ -165,43 +176,62 @@ function finalStats(kernel: ChunkKernel): Pick<TaskResult, 'modeCount' | 'r2Sum'
   return { modeCount: Array.from(kernel.stats.modeCount), r2Sum: Array.from(kernel.stats.r2Sum) };
 }
 
-function runInit(task: InitTask): TaskResult {
+function runInit(task: InitTask, shared?: SharedData): TaskResult {
   const { ctx, chunk } = task;
   const n = chunk.count;
   const M = task.fit.R1.length;
-  const K = task.stored.length;
+  const K = task.refs.length;
   const F = K - 1;
   const rest = task.rest;
+  const stored = storedFor(task.stored, shared, 0, K);
+  const restStored = rest ? storedFor(rest.stored, shared, K, K + rest.fits.length) : [];
   const kernel = openChunkKernel(n, Math.max(K, rest?.batch ?? 0), M, ctx.modeBytes, { float64: ctx.float64 });
   const values = kernel.values(K);
-  let bytesRead = readValues(ctx, chunk, task.stored, values);
-  // Each parameter's mode as post-hoc CMD assigns it over 0..F; the online a, b come from the sums.
-  assignModes(values, n, task.assign, kernel.sums.mode);
-  const pieces = asPieces(chunk, kernel.init(K, flatRows(task.refShifted, M), task.fit, task.refs[F], pieceRanges(chunk)));
-  if (!sumsFinite(kernel.sums)) {
-    const bad = findNonFinite(values, chunk);
-    if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
-  }
+  let bytesRead = readValues(ctx, chunk, stored, values);
+  // Each parameter's mode as post-hoc CMD assigns it over 0..F, and from the same pass the
+  // running sums over 0..F; the online a, b come from the sums.
+  assignModes(values, n, task.assign, kernel.sums.mode, kernel.sums);
+  const pieces = asPieces(chunk, kernel.solveWarmup(K, task.fit, task.refs[F], pieceRanges(chunk)));
   if (!rest) {
+    if (!sumsFinite(kernel.sums)) {
+      const bad = findNonFinite(values, chunk);
+      if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
+    }
     writeChunkStatic(ctx.stateDir, chunk.index, kernel.sums, ctx.durable);
     writeChunkSums(ctx.stateDir, chunk.index, F, kernel.sums, ctx.durable);
     if (task.modelOut) writeModel(task.modelOut, chunk, kernel.a, kernel.b, kernel.sums, ctx.modeBytes);
     return { pieces, ...finalStats(kernel), bytesRead };
   }
   const steps: TaskResult['pieces'][] = [];
-  for (let j0 = 0; j0 < rest.stored.length; j0 += rest.batch) {
-    const j1 = Math.min(rest.stored.length, j0 + rest.batch);
+  for (let j0 = 0; j0 < restStored.length; j0 += rest.batch) {
+    const j1 = Math.min(restStored.length, j0 + rest.batch);
     const batch = kernel.values(j1 - j0);
-    bytesRead += readValues(ctx, chunk, rest.stored.slice(j0, j1), batch);
+    bytesRead += readValues(ctx, chunk, restStored.slice(j0, j1), batch);
     const rows = kernel.update(flatRows(rest.refShifted.slice(j0, j1), M), flatRows(rest.refs.slice(j0, j1), M), fitTable(rest.fits.slice(j0, j1)), pieceRanges(chunk));
-    if (!sumsFinite(kernel.sums)) {
-      const bad = findNonFinite(batch, chunk);
-      if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: { ...bad, checkpoint: F + 1 + j0 + bad.checkpoint }, bytesRead };
-    }
     for (const row of rows) steps.push(asPieces(chunk, row));
+  }
+  // A NaN or ±Inf anywhere makes S2 non-finite for good: one check at the end, and only then
+  // look for the first culprit.
+  if (!sumsFinite(kernel.sums)) {
+    const bad = firstNonFinite(ctx, chunk, [...stored, ...restStored], rest.batch);
+    if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
   }
   if (task.modelOut) writeModel(task.modelOut, chunk, kernel.a, kernel.b, kernel.sums, ctx.modeBytes);
   return { pieces, steps, ...finalStats(kernel), bytesRead };
+}
+
+/** The chunk's first non-finite value over `stored` (checkpoint positions from 0), read again `batch` checkpoints at a time. */
+function firstNonFinite(ctx: TaskContext, chunk: Chunk, stored: StoredTensor[][], batch: number): TaskResult['nonFinite'] {
+  const n = chunk.count;
+  const buffer = ctx.float64 ? new Float64Array(batch * n) : new Float32Array(batch * n);
+  for (let j0 = 0; j0 < stored.length; j0 += batch) {
+    const j1 = Math.min(stored.length, j0 + batch);
+    const values = buffer.subarray(0, (j1 - j0) * n);
+    readValues(ctx, chunk, stored.slice(j0, j1), values);
+    const bad = findNonFinite(values, chunk);
+    if (bad) return { ...bad, checkpoint: j0 + bad.checkpoint };
+  }
+  return undefined;
 }
 
 function runUpdate(task: UpdateTask): TaskResult {
@@ -237,10 +267,10 @@ function runMaterialize(task: MaterializeTask): TaskResult {
 }
 
 /** Runs one task (the worker's entry point, also called inline). */
-export function runOnlineTask(task: OnlineTask): TaskResult {
+export function runOnlineTask(task: OnlineTask, shared?: SharedData): TaskResult {
   switch (task.kind) {
     case 'init':
-      return runInit(task);
+      return runInit(task, shared);
     case 'update':
       return runUpdate(task);
     case 'materialize':

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { openChunkKernel, type ChunkKernel } from '../../src/online/chunk-kernel.ts';
-import { addReferences, createModeSums, fitTable, flatRows, modeFit, type ModeFit } from '../../src/online/kernel.ts';
+import { assignModes, prepareReferences, setFitKernel } from '../../src/core/fit.ts';
+import { accumulateCheckpoint, addReferences, createChunkSums, createModeSums, fitTable, flatRows, modeFit, type ModeFit } from '../../src/online/kernel.ts';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -17,7 +18,7 @@ const snapshot = (k: ChunkKernel) => ({
 describe('WebAssembly online kernel', () => {
   // Odd sizes and odd range boundaries: the SIMD pairs/quads and their one-at-a-time tails.
   for (const M of [3, 300]) {
-    it(`init and two update batches are bit-identical to the JavaScript kernels (M = ${M})`, () => {
+    it(`the warm-up solve and two update batches are bit-identical to the JavaScript kernels (M = ${M})`, () => {
       const r = rng(M);
       const n = 1003;
       const F = 6;
@@ -45,11 +46,14 @@ describe('WebAssembly online kernel', () => {
         batches.push(b);
       }
       const ranges: [number, number][] = [[0, 401], [401, 402], [402, 1003]];
+      // The warm-up sums, accumulated checkpoint by checkpoint.
+      const start = createChunkSums(w.subarray(0, n), M > 256 ? Uint16Array.from(modes) : Uint8Array.from(modes));
+      for (let t = 0; t <= F; t++) accumulateCheckpoint(start, w, t * n, rs0.subarray(t * M, (t + 1) * M));
       const run = (js: boolean) => {
         const k = openChunkKernel(n, Math.max(F + 1, K1), M, M > 256 ? 2 : 1, { float64: false, js });
-        k.sums.mode.set(modes);
+        for (const key of ['shift', 'mode', 'S1', 'S2', 'P'] as const) k.sums[key].set(start[key]);
         k.values(F + 1).set(w.subarray(0, (F + 1) * n));
-        const out: unknown[] = [k.init(F + 1, rs0, fit0, refRows[F], ranges), snapshot(k)];
+        const out: unknown[] = [k.solveWarmup(F + 1, fit0, refRows[F], ranges), snapshot(k)];
         for (const b of batches) {
           const v = k.values(b.rows.length);
           for (const [j, t] of b.rows.entries()) v.set(w.subarray(t * n, (t + 1) * n), j * n);
@@ -69,4 +73,46 @@ describe('WebAssembly online kernel', () => {
     expect(k.values(2).buffer).toBeInstanceOf(ArrayBuffer);
     expect(k.constructor.name).toBe('WasmChunkKernel');
   });
+});
+
+describe('shifted sums from the mode assignment (the online warm-up sums)', () => {
+  for (const kernel of ['wasm', 'js'] as const) {
+    it(`equal the sums accumulated checkpoint by checkpoint (${kernel} assignment), also for |mean| ≫ spread`, () => {
+      const previous = setFitKernel(kernel);
+      try {
+        const r = rng(7);
+        const n = 501;
+        const T = 9;
+        const M = 4;
+        const refs = Array.from({ length: M }, (_, m) => Float64Array.from({ length: T }, (_, t) => 10 * m + Math.sin(t + m) + 0.3 * t));
+        const w = new Float32Array(T * n);
+        for (let i = 0; i < n; i++) {
+          // Every third parameter is BatchNorm-like: a large mean with a tiny drift.
+          const base = i % 3 === 0 ? 1000 + r() : r();
+          const scale = i % 3 === 0 ? 1e-3 : 1;
+          for (let t = 0; t < T; t++) w[t * n + i] = base + scale * (refs[i % M][t] * (1 + 0.1 * r()) + 0.05 * r());
+        }
+        const stats = prepareReferences(Float64Array.from(refs.flatMap((x) => Array.from(x))), M, T);
+        const mode = new Uint8Array(n);
+        const derived = createChunkSums(new Float64Array(n), mode);
+        assignModes(w, n, stats, mode, derived);
+        let ms = createModeSums(refs.map((x) => x[0]));
+        for (let t = 0; t < T; t++) ms = addReferences(ms, refs.map((x) => x[t]));
+        const direct = createChunkSums(w.subarray(0, n), mode);
+        for (let t = 0; t < T; t++) accumulateCheckpoint(direct, w, t * n, Float64Array.from(refs, (x, m) => x[t] - ms.shift[m]));
+        let worst = 0;
+        for (const key of ['S1', 'S2', 'P'] as const) {
+          for (let i = 0; i < n; i++) {
+            const scale = Math.abs(direct[key][i]) + 1e-300;
+            worst = Math.max(worst, Math.abs(derived[key][i] - direct[key][i]) / scale);
+          }
+        }
+        expect(Array.from(derived.shift)).toEqual(Array.from(direct.shift));
+        expect(new Set(mode).size).toBe(M);
+        expect(worst).toBeLessThan(1e-12);
+      } finally {
+        setFitKernel(previous);
+      }
+    });
+  }
 });

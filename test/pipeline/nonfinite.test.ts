@@ -49,6 +49,21 @@ describe('non-finite values', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  for (const warmup of [2, 3]) {
+    it(`stop an online run (--warmup ${warmup}: the checkpoint is ${warmup === 2 ? 'after' : 'the end of'} the warm-up) the same way`, async () => {
+      const { dir, tensor, elements } = await poisoned();
+      const out = path.join(tempDir(), 'out');
+      const r = runCli(['analyze', dir, '-o', out, '--samples', '300', '--modes', '4', '--online', '--warmup', String(warmup), '--workers', '2']);
+      expect(r.status).toBe(2);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain('epoch_004.npz');
+      expect(lines[0]).toMatch(/step 4/);
+      if (warmup === 2) expect(lines[0]).toContain(`tensor ${tensor} element ${elements[0]} is NaN`);
+      expect(existsSync(out)).toBe(false);
+    });
+  }
+
   it('--skip-nonfinite leaves exactly those parameters out and reconstruct carries them as-is', async () => {
     const { dir, tensor, elements } = await poisoned();
     const out = path.join(tempDir(), 'out');

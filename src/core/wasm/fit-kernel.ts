@@ -11,8 +11,8 @@ export type { KernelMemory };
 /** The kernel's exports; every address is a byte offset into `memory` (see fit-kernel.wat). */
 export interface FitKernelExports {
   memory: KernelMemory;
-  load_f32(src: number, rs: number, T: number, ng: number, Z: number, zs: number, mean: number, s1: number, s2: number, nv: number): void;
-  load_f64(src: number, rs: number, T: number, ng: number, Z: number, zs: number, mean: number, s1: number, s2: number, nv: number): void;
+  load_f32(src: number, rs: number, T: number, ng: number, Z: number, zs: number, mean: number, s1: number, s2: number, nv: number, u: number): void;
+  load_f64(src: number, rs: number, T: number, ng: number, Z: number, zs: number, mean: number, s1: number, s2: number, nv: number, u: number): void;
   cross2(Z: number, zs: number, T: number, R: number, rs: number, ng: number, P: number, ps: number): void;
   cross1(Z: number, zs: number, T: number, R: number, rs: number, ng: number, P: number): void;
   crossSel(Z: number, zs: number, T: number, R: number, rs: number, nq: number, mo: number, out: number): void;

@@ -16,11 +16,11 @@
   (memory (export "memory") 1)
 
   ;; Centres a block of float32 values: for each parameter c = v(0), x(t) = v(t) − c, u = Σ_t x(t)
-  ;; in order, μ = u / T, z(t) = x(t) − μ. Writes Z, mean = c + μ, s1 = Σ z and s2 = Σ z², and adds
+  ;; in order, μ = u / T, z(t) = x(t) − μ. Writes Z, mean = c + μ, s1 = Σ z, s2 = Σ z², u, and adds
   ;; the squared raw values to the per-checkpoint norm sums $nv (T × f64x2).
   (func (export "load_f32")
     (param $src i32) (param $rs i32) (param $T i32) (param $ng i32)
-    (param $Z i32) (param $zs i32) (param $mean i32) (param $s1 i32) (param $s2 i32) (param $nv i32)
+    (param $Z i32) (param $zs i32) (param $mean i32) (param $s1 i32) (param $s2 i32) (param $nv i32) (param $us i32)
     (local $g i32) (local $t i32) (local $p i32) (local $zp i32) (local $np i32) (local $o i32)
     (local $Tv v128)
     (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
@@ -68,6 +68,11 @@
         (local.set $zp (i32.add (local.get $zp) (local.get $zs)))
         (local.set $np (i32.add (local.get $np) (i32.const 16)))
         (br_if $pass1 (local.tee $t (i32.sub (local.get $t) (i32.const 1)))))
+      (local.set $p (i32.add (local.get $us) (local.get $o)))
+      (v128.store offset=0 (local.get $p) (local.get $u0))
+      (v128.store offset=16 (local.get $p) (local.get $u1))
+      (v128.store offset=32 (local.get $p) (local.get $u2))
+      (v128.store offset=48 (local.get $p) (local.get $u3))
       (local.set $m0 (f64x2.div (local.get $u0) (local.get $Tv)))
       (local.set $m1 (f64x2.div (local.get $u1) (local.get $Tv)))
       (local.set $m2 (f64x2.div (local.get $u2) (local.get $Tv)))
@@ -122,7 +127,7 @@
   ;; load_f32 for float64 values.
   (func (export "load_f64")
     (param $src i32) (param $rs i32) (param $T i32) (param $ng i32)
-    (param $Z i32) (param $zs i32) (param $mean i32) (param $s1 i32) (param $s2 i32) (param $nv i32)
+    (param $Z i32) (param $zs i32) (param $mean i32) (param $s1 i32) (param $s2 i32) (param $nv i32) (param $us i32)
     (local $g i32) (local $t i32) (local $p i32) (local $zp i32) (local $np i32) (local $o i32)
     (local $Tv v128)
     (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
@@ -170,6 +175,11 @@
         (local.set $zp (i32.add (local.get $zp) (local.get $zs)))
         (local.set $np (i32.add (local.get $np) (i32.const 16)))
         (br_if $pass1 (local.tee $t (i32.sub (local.get $t) (i32.const 1)))))
+      (local.set $p (i32.add (local.get $us) (local.get $o)))
+      (v128.store offset=0 (local.get $p) (local.get $u0))
+      (v128.store offset=16 (local.get $p) (local.get $u1))
+      (v128.store offset=32 (local.get $p) (local.get $u2))
+      (v128.store offset=48 (local.get $p) (local.get $u3))
       (local.set $m0 (f64x2.div (local.get $u0) (local.get $Tv)))
       (local.set $m1 (f64x2.div (local.get $u1) (local.get $Tv)))
       (local.set $m2 (f64x2.div (local.get $u2) (local.get $Tv)))

@@ -1,6 +1,6 @@
 /**
  * The WebAssembly online kernel (online-kernel.wat, compiled at dev time into
- * online-kernel-bytes.ts): {@link updateFused} and {@link initFused} for float32 checkpoints,
+ * online-kernel-bytes.ts): {@link updateFused} and {@link warmupSolve} for float32 checkpoints,
  * bit-identical to the JavaScript ones (same float64 operations in the same order, two
  * parameters per SIMD vector). Loaded once per thread; null where WebAssembly is unavailable (callers fall
  * back to the JavaScript kernels, with identical results).
@@ -12,7 +12,6 @@ import { ensureMemory, instantiateKernel, type KernelMemory } from '../../core/w
 interface OnlineKernelExports {
   memory: KernelMemory;
   update(...args: number[]): void;
-  initSums(...args: number[]): void;
   initSolve(...args: number[]): void;
 }
 
@@ -31,7 +30,7 @@ const align = (bytes: number) => Math.ceil(bytes / 16) * 16;
 /**
  * Where everything goes in the kernel's memory for a chunk of `n` parameters, up to `rows`
  * checkpoints and M modes: the values first (so they can be read straight into place), then
- * the same layout for {@link updateWasm} and {@link initWasm}.
+ * what the calls of a {@link WasmChunk} use.
  */
 function layout(valueBytes: number, n: number, rows: number, M: number) {
   let top = 0;
@@ -46,11 +45,10 @@ function layout(valueBytes: number, n: number, rows: number, M: number) {
   const rec = take(rows * M * RECORD);
   const jrec = take(rows * JREC);
   const anyConst = take(M);
-  const rs = take(rows * M * 8);
   const mc = take(M * 8);
   const r2s = take(M * 8);
   const err = take(16);
-  return { w, mode, shift, S1, S2, P, a, b, rec, jrec, anyConst, rs, mc, r2s, err, bytes: top };
+  return { w, mode, shift, S1, S2, P, a, b, rec, jrec, anyConst, mc, r2s, err, bytes: top };
 }
 
 const f64At = (buf: ArrayBuffer, at: number, n: number) => new Float64Array(buf, at, n);
@@ -128,18 +126,15 @@ export class WasmChunk {
   }
 
   /**
-   * {@link initFused} over each range, with the values rows 0..K−1 at {@link values}: fills the
-   * sums (their modes must be set), a, b and the statistics; errors per range through `onRange`.
+   * {@link warmupSolve} over each range: a, b and the statistics from the sums in place (all
+   * set), the error at values row K−1 per range through `onRange`.
    */
-  init(K: number, refShifted: Float64Array, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][], onRange: (r: number, errSq: number, normSq: number) => void): void {
+  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][], onRange: (r: number, errSq: number, normSq: number) => void): void {
     const { k, L, buf, n, M } = this;
     const mb = this.sums.mode.BYTES_PER_ELEMENT;
     writeRecords(buf, L.rec, 1, M, fit, undefined, refsLast);
-    f64At(buf, L.rs, K * M).set(refShifted);
     this.stats.modeCount.fill(0);
     this.stats.r2Sum.fill(0);
-    // The sums of one parameter do not depend on the others: one call for the whole chunk.
-    k.initSums(L.w, n, K, M, 0, n, L.mode, mb, L.rs, L.shift, L.S1, L.S2, L.P);
     const err = f64At(buf, L.err, 2);
     ranges.forEach(([i0, i1], r) => {
       err[0] = 0;

@@ -1,4 +1,4 @@
-;; Online CMD per-parameter kernels (src/online/kernel.ts updateFused / initFused) in WebAssembly
+;; Online CMD per-parameter kernels (src/online/kernel.ts updateFused / warmupSolve) in WebAssembly
 ;; with SIMD. The two float64 lanes of a vector are two parameters, so each parameter still gets
 ;; exactly the float64 operations of the JavaScript kernels in the same order (WebAssembly never
 ;; fuses or reorders float operations; demote/promote = Math.fround). Sums over parameters are
@@ -45,7 +45,7 @@
   ;; Per-mode statistics of one parameter at its last record $r: count 1, and R² = ρ² (0 for a
   ;; constant reference or a constant parameter), as solveParam computes it.
   (func $stat (param $m i32) (param $r i32) (param $n f64) (param $s1 f64) (param $s2 f64) (param $p f64)
-    (local $r2 f64) (local $num f64) (local $varW f64) (local $rho f64) (local $m8 i32)
+    (local $r2 f64) (local $num f64) (local $varW f64) (local $m8 i32)
     (local.set $r2 (f64.const 0))
     (if (f64.eq (f64.load offset=32 (local.get $r)) (f64.const 0))
       (then
@@ -53,8 +53,9 @@
         (local.set $varW (f64.sub (f64.mul (local.get $n) (local.get $s2)) (f64.mul (local.get $s1) (local.get $s1))))
         (if (f64.gt (local.get $varW) (f64.const 0))
           (then
-            (local.set $rho (f64.div (local.get $num) (f64.mul (f64.sqrt (local.get $varW)) (f64.sqrt (f64.load offset=56 (local.get $r))))))
-            (local.set $r2 (f64.min (f64.mul (local.get $rho) (local.get $rho)) (f64.const 1)))))))
+            (local.set $r2 (f64.min
+              (f64.div (f64.mul (local.get $num) (local.get $num)) (f64.mul (local.get $varW) (f64.load offset=56 (local.get $r))))
+              (f64.const 1)))))))
     (local.set $m8 (i32.shl (local.get $m) (i32.const 3)))
     (f64.store (i32.add (global.get $mc) (local.get $m8))
       (f64.add (f64.load (i32.add (global.get $mc) (local.get $m8))) (f64.const 1)))
@@ -242,100 +243,7 @@
         (br $pairs)))
     (if (i32.lt_u (local.get $i) (local.get $i1)) (then (call $update1 (local.get $i)))))
 
-  ;; Warm-up sums of rows 0..K−1 from zero over parameters [i0, i1), shift = row 0: shift, S1,
-  ;; S2 and P written; four parameters at a time (two vectors), then one at a time.
-  ;; $rs: r_m(t) − c_m at $rs + 8·(t·M + m).
-  (func (export "initSums")
-    (param $w i32) (param $stride i32) (param $K i32) (param $M i32) (param $i0 i32) (param $i1 i32)
-    (param $mode i32) (param $mb i32) (param $rs i32) (param $shift i32) (param $S1 i32) (param $S2 i32) (param $P i32)
-    (local $i i32) (local $t i32) (local $off i32) (local $i8 i32) (local $sstep i32) (local $Mstep i32)
-    (local $q0 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32)
-    (local $ca v128) (local $cb v128) (local $s1a v128) (local $s1b v128) (local $s2a v128) (local $s2b v128)
-    (local $pa v128) (local $pb v128) (local $za v128) (local $zb v128)
-    (local $c f64) (local $s1 f64) (local $s2 f64) (local $p f64) (local $z f64)
-    (global.set $mode (local.get $mode))
-    (global.set $mb (local.get $mb))
-    (local.set $sstep (i32.shl (local.get $stride) (i32.const 2)))
-    (local.set $Mstep (i32.shl (local.get $M) (i32.const 3)))
-    (local.set $i (local.get $i0))
-    (block $done4
-      (loop $quads
-        (br_if $done4 (i32.ge_u (i32.add (local.get $i) (i32.const 3)) (local.get $i1)))
-        (local.set $q0 (i32.add (local.get $rs) (i32.shl (call $modeOf (local.get $i)) (i32.const 3))))
-        (local.set $q1 (i32.add (local.get $rs) (i32.shl (call $modeOf (i32.add (local.get $i) (i32.const 1))) (i32.const 3))))
-        (local.set $q2 (i32.add (local.get $rs) (i32.shl (call $modeOf (i32.add (local.get $i) (i32.const 2))) (i32.const 3))))
-        (local.set $q3 (i32.add (local.get $rs) (i32.shl (call $modeOf (i32.add (local.get $i) (i32.const 3))) (i32.const 3))))
-        (local.set $off (i32.add (local.get $w) (i32.shl (local.get $i) (i32.const 2))))
-        (local.set $ca (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $off))))
-        (local.set $cb (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (local.get $off))))
-        (local.set $s1a (v128.const f64x2 0 0))
-        (local.set $s1b (v128.const f64x2 0 0))
-        (local.set $s2a (v128.const f64x2 0 0))
-        (local.set $s2b (v128.const f64x2 0 0))
-        (local.set $pa (v128.const f64x2 0 0))
-        (local.set $pb (v128.const f64x2 0 0))
-        (local.set $t (i32.const 0))
-        (block $tdone
-          (loop $rows
-            (br_if $tdone (i32.ge_u (local.get $t) (local.get $K)))
-            (local.set $za (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $off))) (local.get $ca)))
-            (local.set $zb (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (local.get $off))) (local.get $cb)))
-            (local.set $s1a (f64x2.add (local.get $s1a) (local.get $za)))
-            (local.set $s1b (f64x2.add (local.get $s1b) (local.get $zb)))
-            (local.set $s2a (f64x2.add (local.get $s2a) (f64x2.mul (local.get $za) (local.get $za))))
-            (local.set $s2b (f64x2.add (local.get $s2b) (f64x2.mul (local.get $zb) (local.get $zb))))
-            (local.set $pa (f64x2.add (local.get $pa) (f64x2.mul (local.get $za)
-              (v128.load64_lane 1 (local.get $q1) (v128.load64_splat (local.get $q0))))))
-            (local.set $pb (f64x2.add (local.get $pb) (f64x2.mul (local.get $zb)
-              (v128.load64_lane 1 (local.get $q3) (v128.load64_splat (local.get $q2))))))
-            (local.set $t (i32.add (local.get $t) (i32.const 1)))
-            (local.set $off (i32.add (local.get $off) (local.get $sstep)))
-            (local.set $q0 (i32.add (local.get $q0) (local.get $Mstep)))
-            (local.set $q1 (i32.add (local.get $q1) (local.get $Mstep)))
-            (local.set $q2 (i32.add (local.get $q2) (local.get $Mstep)))
-            (local.set $q3 (i32.add (local.get $q3) (local.get $Mstep)))
-            (br $rows)))
-        (local.set $i8 (i32.shl (local.get $i) (i32.const 3)))
-        (v128.store (i32.add (local.get $shift) (local.get $i8)) (local.get $ca))
-        (v128.store offset=16 (i32.add (local.get $shift) (local.get $i8)) (local.get $cb))
-        (v128.store (i32.add (local.get $S1) (local.get $i8)) (local.get $s1a))
-        (v128.store offset=16 (i32.add (local.get $S1) (local.get $i8)) (local.get $s1b))
-        (v128.store (i32.add (local.get $S2) (local.get $i8)) (local.get $s2a))
-        (v128.store offset=16 (i32.add (local.get $S2) (local.get $i8)) (local.get $s2b))
-        (v128.store (i32.add (local.get $P) (local.get $i8)) (local.get $pa))
-        (v128.store offset=16 (i32.add (local.get $P) (local.get $i8)) (local.get $pb))
-        (local.set $i (i32.add (local.get $i) (i32.const 4)))
-        (br $quads)))
-    (block $done
-      (loop $params
-        (br_if $done (i32.ge_u (local.get $i) (local.get $i1)))
-        (local.set $q0 (i32.add (local.get $rs) (i32.shl (call $modeOf (local.get $i)) (i32.const 3))))
-        (local.set $off (i32.add (local.get $w) (i32.shl (local.get $i) (i32.const 2))))
-        (local.set $c (f64.promote_f32 (f32.load (local.get $off))))
-        (local.set $s1 (f64.const 0))
-        (local.set $s2 (f64.const 0))
-        (local.set $p (f64.const 0))
-        (local.set $t (i32.const 0))
-        (block $tdone1
-          (loop $rows1
-            (br_if $tdone1 (i32.ge_u (local.get $t) (local.get $K)))
-            (local.set $z (f64.sub (f64.promote_f32 (f32.load (local.get $off))) (local.get $c)))
-            (local.set $s1 (f64.add (local.get $s1) (local.get $z)))
-            (local.set $s2 (f64.add (local.get $s2) (f64.mul (local.get $z) (local.get $z))))
-            (local.set $p (f64.add (local.get $p) (f64.mul (local.get $z) (f64.load (local.get $q0)))))
-            (local.set $t (i32.add (local.get $t) (i32.const 1)))
-            (local.set $off (i32.add (local.get $off) (local.get $sstep)))
-            (local.set $q0 (i32.add (local.get $q0) (local.get $Mstep)))
-            (br $rows1)))
-        (local.set $i8 (i32.shl (local.get $i) (i32.const 3)))
-        (f64.store (i32.add (local.get $shift) (local.get $i8)) (local.get $c))
-        (f64.store (i32.add (local.get $S1) (local.get $i8)) (local.get $s1))
-        (f64.store (i32.add (local.get $S2) (local.get $i8)) (local.get $s2))
-        (f64.store (i32.add (local.get $P) (local.get $i8)) (local.get $p))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $params))))
-
-  ;; The warm-up solve over parameters [i0, i1) from the sums initSums wrote: a, b, the
+  ;; The warm-up solve over parameters [i0, i1) from the sums in place: a, b, the
   ;; statistics, and the error at row K−1 (whose references are the records' +24) added to
   ;; $err[0] (errSq) and $err[1] (normSq). $rec holds one record per mode (the fit at F).
   (func (export "initSolve")
