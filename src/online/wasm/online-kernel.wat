@@ -62,9 +62,10 @@
     (f64.store (i32.add (global.get $r2s) (local.get $m8))
       (f64.add (f64.load (i32.add (global.get $r2s) (local.get $m8))) (local.get $r2))))
 
-  ;; One parameter through the K new checkpoints (the odd one at the end of a range): its error
-  ;; and norm terms go to lane 0 of the per-checkpoint sums, as the even-numbered parameters' do.
-  (func $update1 (param $i i32)
+  ;; One parameter through the K new checkpoints, its error and norm terms to lane $lane (byte
+  ;; offset 0 or 8) of the per-checkpoint sums: the odd one at the end of a range (lane 0), and
+  ;; both parameters of a pair whose references are constant somewhere (the rare slow path).
+  (func $update1 (param $i i32) (param $lane i32)
     (local $m i32) (local $i8 i32) (local $r i32) (local $jr i32) (local $off i32) (local $end i32)
     (local $c f64) (local $s1 f64) (local $s2 f64) (local $p f64) (local $ai f64) (local $bi f64)
     (local $x f64) (local $z f64) (local $n f64) (local $cm f64) (local $xbar f64) (local $R1 f64) (local $e f64)
@@ -75,7 +76,7 @@
     (local.set $s2 (f64.load (i32.add (global.get $S2) (local.get $i8))))
     (local.set $p (f64.load (i32.add (global.get $P) (local.get $i8))))
     (local.set $r (i32.add (global.get $rec) (i32.shl (local.get $m) (i32.const 6))))
-    (local.set $jr (global.get $jrec))
+    (local.set $jr (i32.add (global.get $jrec) (local.get $lane)))
     (local.set $off (i32.add (global.get $w) (i32.shl (local.get $i) (i32.const 2))))
     (local.set $end (i32.add (local.get $off) (i32.mul (global.get $K) (global.get $stride4))))
     (loop $ckpts
@@ -84,7 +85,7 @@
       (local.set $s1 (f64.add (local.get $s1) (local.get $z)))
       (local.set $s2 (f64.add (local.get $s2) (f64.mul (local.get $z) (local.get $z))))
       (local.set $p (f64.add (local.get $p) (f64.mul (local.get $z) (f64.load (local.get $r)))))
-      (local.set $n (f64.load (local.get $jr)))
+      (local.set $n (f64.load (i32.sub (local.get $jr) (local.get $lane))))
       (if (f64.ne (f64.load offset=32 (local.get $r)) (f64.const 0))
         (then
           (local.set $cm (f64.load offset=40 (local.get $r)))
@@ -99,7 +100,7 @@
             (f64.sub (f64.mul (local.get $n) (local.get $p)) (f64.mul (local.get $s1) (local.get $R1)))
             (f64.load offset=16 (local.get $r))))
           (local.set $bi (f64.sub
-            (f64.add (f64.mul (f64.sub (local.get $s1) (f64.mul (local.get $ai) (local.get $R1))) (f64.load offset=8 (local.get $jr))) (local.get $c))
+            (f64.add (f64.mul (f64.sub (local.get $s1) (f64.mul (local.get $ai) (local.get $R1))) (f64.load offset=8 (i32.sub (local.get $jr) (local.get $lane)))) (local.get $c))
             (f64.mul (local.get $ai) (f64.load offset=48 (local.get $r)))))))
       (local.set $e (f64.sub (local.get $x)
         (f64.add (f64.mul (f64.promote_f32 (f32.demote_f64 (local.get $ai))) (f64.load offset=24 (local.get $r)))
@@ -115,26 +116,19 @@
     (f64.store (i32.add (global.get $P) (local.get $i8)) (local.get $p))
     (f64.store (i32.add (global.get $a) (local.get $i8)) (local.get $ai))
     (f64.store (i32.add (global.get $b) (local.get $i8)) (local.get $bi))
-    (call $stat (local.get $m) (i32.sub (local.get $r) (global.get $recStep)) (f64.load (i32.sub (local.get $jr) (i32.const 48)))
+    (call $stat (local.get $m) (i32.sub (local.get $r) (global.get $recStep)) (f64.load (i32.sub (i32.sub (local.get $jr) (local.get $lane)) (i32.const 48)))
       (local.get $s1) (local.get $s2) (local.get $p)))
-
-  ;; The minimum-norm solution (a, b) for a constant reference, record $r: one lane of a pair.
-  (func $constLane (param $r i32) (param $c f64) (param $s1 f64) (param $n f64) (result f64 f64)
-    (local $cm f64) (local $xbar f64)
-    (local.set $cm (f64.load offset=40 (local.get $r)))
-    (local.set $xbar (f64.add (local.get $c) (f64.div (local.get $s1) (local.get $n))))
-    (f64.div (f64.mul (local.get $cm) (local.get $xbar)) (f64.add (f64.mul (local.get $cm) (local.get $cm)) (f64.const 1)))
-    (f64.div (local.get $xbar) (f64.add (f64.mul (local.get $cm) (local.get $cm)) (f64.const 1))))
 
   ;; Parameters $i and $i + 1 through the K new checkpoints, one per lane. Their error and norm
   ;; terms go to the two lanes of the per-checkpoint sums (lane 0: even-numbered parameters of
   ;; the range, lane 1: odd-numbered), which the caller adds at the end, as the JS kernel does.
+  ;; The loop has no branch and no call, so its vectors stay in registers.
   (func $update2 (param $i i32)
     (local $m0 i32) (local $m1 i32) (local $i8 i32) (local $r0 i32) (local $r1 i32) (local $jr i32) (local $off i32) (local $end i32)
-    (local $check i32)
+    (local $stride4 i32) (local $recStep i32)
     (local $c v128) (local $s1 v128) (local $s2 v128) (local $p v128) (local $x v128) (local $z v128)
     (local $R1 v128) (local $sh v128) (local $av v128) (local $bv v128) (local $e v128)
-    (local $n f64) (local $lo f64) (local $hi f64)
+    (local $n f64)
     (local.set $m0 (call $modeOf (local.get $i)))
     (local.set $m1 (call $modeOf (i32.add (local.get $i) (i32.const 1))))
     (local.set $i8 (i32.shl (local.get $i) (i32.const 3)))
@@ -146,10 +140,16 @@
     (local.set $r1 (i32.add (global.get $rec) (i32.shl (local.get $m1) (i32.const 6))))
     ;; c_m is the same in every checkpoint's record.
     (local.set $sh (v128.load64_lane offset=48 1 (local.get $r1) (v128.load64_splat offset=48 (local.get $r0))))
-    ;; Whether either mode's reference is constant at some checkpoint of this call.
-    (local.set $check (i32.or
-      (i32.load8_u (i32.add (global.get $anyConst) (local.get $m0)))
-      (i32.load8_u (i32.add (global.get $anyConst) (local.get $m1)))))
+    ;; A reference constant at some checkpoint of this call (rare): one parameter at a time.
+    (if (i32.or
+          (i32.load8_u (i32.add (global.get $anyConst) (local.get $m0)))
+          (i32.load8_u (i32.add (global.get $anyConst) (local.get $m1))))
+      (then
+        (call $update1 (local.get $i) (i32.const 0))
+        (call $update1 (i32.add (local.get $i) (i32.const 1)) (i32.const 8))
+        (return)))
+    (local.set $stride4 (global.get $stride4))
+    (local.set $recStep (global.get $recStep))
     (local.set $jr (global.get $jrec))
     (local.set $off (i32.add (global.get $w) (i32.shl (local.get $i) (i32.const 2))))
     (local.set $end (i32.add (local.get $off) (i32.mul (global.get $K) (global.get $stride4))))
@@ -167,33 +167,15 @@
       (local.set $bv (f64x2.sub
         (f64x2.add (f64x2.mul (f64x2.sub (local.get $s1) (f64x2.mul (local.get $av) (local.get $R1))) (v128.load64_splat offset=8 (local.get $jr))) (local.get $c))
         (f64x2.mul (local.get $av) (local.get $sh))))
-      ;; A constant reference (rare): that lane gets the minimum-norm solution instead.
-      (if (local.get $check)
-        (then
-          (local.set $n (f64.load (local.get $jr)))
-          (if (f64.ne (f64.load offset=32 (local.get $r0)) (f64.const 0))
-            (then
-              (call $constLane (local.get $r0) (f64x2.extract_lane 0 (local.get $c)) (f64x2.extract_lane 0 (local.get $s1)) (local.get $n))
-              (local.set $hi)
-              (local.set $lo)
-              (local.set $av (f64x2.replace_lane 0 (local.get $av) (local.get $lo)))
-              (local.set $bv (f64x2.replace_lane 0 (local.get $bv) (local.get $hi)))))
-          (if (f64.ne (f64.load offset=32 (local.get $r1)) (f64.const 0))
-            (then
-              (call $constLane (local.get $r1) (f64x2.extract_lane 1 (local.get $c)) (f64x2.extract_lane 1 (local.get $s1)) (local.get $n))
-              (local.set $hi)
-              (local.set $lo)
-              (local.set $av (f64x2.replace_lane 1 (local.get $av) (local.get $lo)))
-              (local.set $bv (f64x2.replace_lane 1 (local.get $bv) (local.get $hi)))))))
       (local.set $e (f64x2.sub (local.get $x)
         (f64x2.add (f64x2.mul (f64x2.promote_low_f32x4 (f32x4.demote_f64x2_zero (local.get $av)))
                               (v128.load64_lane offset=24 1 (local.get $r1) (v128.load64_splat offset=24 (local.get $r0))))
                    (f64x2.promote_low_f32x4 (f32x4.demote_f64x2_zero (local.get $bv))))))
       (v128.store offset=16 (local.get $jr) (f64x2.add (v128.load offset=16 (local.get $jr)) (f64x2.mul (local.get $e) (local.get $e))))
       (v128.store offset=32 (local.get $jr) (f64x2.add (v128.load offset=32 (local.get $jr)) (f64x2.mul (local.get $x) (local.get $x))))
-      (local.set $off (i32.add (local.get $off) (global.get $stride4)))
-      (local.set $r0 (i32.add (local.get $r0) (global.get $recStep)))
-      (local.set $r1 (i32.add (local.get $r1) (global.get $recStep)))
+      (local.set $off (i32.add (local.get $off) (local.get $stride4)))
+      (local.set $r0 (i32.add (local.get $r0) (local.get $recStep)))
+      (local.set $r1 (i32.add (local.get $r1) (local.get $recStep)))
       (local.set $jr (i32.add (local.get $jr) (i32.const 48)))
       (br_if $ckpts (i32.lt_u (local.get $off) (local.get $end))))
     (v128.store (i32.add (global.get $S1) (local.get $i8)) (local.get $s1))
@@ -202,9 +184,9 @@
     (v128.store (i32.add (global.get $a) (local.get $i8)) (local.get $av))
     (v128.store (i32.add (global.get $b) (local.get $i8)) (local.get $bv))
     (local.set $n (f64.load (i32.sub (local.get $jr) (i32.const 48))))
-    (call $stat (local.get $m0) (i32.sub (local.get $r0) (global.get $recStep)) (local.get $n)
+    (call $stat (local.get $m0) (i32.sub (local.get $r0) (local.get $recStep)) (local.get $n)
       (f64x2.extract_lane 0 (local.get $s1)) (f64x2.extract_lane 0 (local.get $s2)) (f64x2.extract_lane 0 (local.get $p)))
-    (call $stat (local.get $m1) (i32.sub (local.get $r1) (global.get $recStep)) (local.get $n)
+    (call $stat (local.get $m1) (i32.sub (local.get $r1) (local.get $recStep)) (local.get $n)
       (f64x2.extract_lane 1 (local.get $s1)) (f64x2.extract_lane 1 (local.get $s2)) (f64x2.extract_lane 1 (local.get $p))))
 
   ;; updateFused: K new checkpoints over parameters [i0, i1), two at a time, then the odd one.
@@ -241,7 +223,7 @@
         (call $update2 (local.get $i))
         (local.set $i (i32.add (local.get $i) (i32.const 2)))
         (br $pairs)))
-    (if (i32.lt_u (local.get $i) (local.get $i1)) (then (call $update1 (local.get $i)))))
+    (if (i32.lt_u (local.get $i) (local.get $i1)) (then (call $update1 (local.get $i) (i32.const 0)))))
 
   ;; The warm-up solve over parameters [i0, i1) from the sums in place: a, b, the
   ;; statistics, and the error at row K−1 (whose references are the records' +24) added to
