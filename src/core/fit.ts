@@ -666,6 +666,7 @@ function fitWasm(
   const f64 = new Float64Array(buffer);
   const i32 = new Int32Array(buffer);
   const panel = elt === 4 ? new Float32Array(buffer) : f64;
+  const sm = shifted ? shiftedModeConstants(stats) : undefined;
   for (let m = 0, q = ST / 8; m < M; m++, q += 8) {
     f64[q] = sum1[m];
     f64[q + 1] = constant[m] ? 0 : 1 / Math.sqrt(varScaled[m]);
@@ -674,6 +675,10 @@ function fitWasm(
     f64[q + 4] = mean[m];
     f64[q + 5] = 0;
     if (constant[m]) i32[2 * q + 10] = i32[2 * q + 11] = -1; // all-ones lane mask
+    if (sm) {
+      f64[q + 6] = sm.qMean[m];
+      f64[q + 7] = sm.qTotal[m];
+    }
   }
   f64.set(stats.centredT, R / 8);
   f64.fill(0, EV / 8, PANEL / 8);
@@ -684,8 +689,6 @@ function fitWasm(
   const { a: outA, b: outB, r2: outR2, mode: outMode } = out;
   const mo4 = MO / 4;
   const or28 = OR2 / 8, oa8 = OA / 8, ob8 = OB / 8;
-  const [u8, s18, s28, sel8] = [U / 8, S1 / 8, S2 / 8, SEL / 8];
-  const sm = shifted ? shiftedModeConstants(stats) : undefined;
   for (let p0 = 0; p0 < n; p0 += PW) {
     const pw = Math.min(PW, n - p0);
     const pw8 = (pw + 7) & ~7;
@@ -715,11 +718,12 @@ function fitWasm(
       if (modesOnly) {
         for (let i = 0, dst = offset + i0; i < bn; i++, dst++) outMode[dst] = i32[mo4 + i] >> 3;
         if (shifted) {
-          const { qMean, qTotal } = sm!;
-          for (let i = 0, dst = i0; i < bn; i++, dst++) {
-            const m = i32[mo4 + i] >> 3;
-            writeShifted(shifted, dst, values[dst], T, f64[u8 + i], f64[s18 + i], f64[s28 + i], f64[sel8 + i], qMean[m], qTotal[m]);
-          }
+          // Into the fit's output slots (unused here), then out in four copies.
+          k.shifted(bn, T, MO, ST, U, S1, S2, SEL, PANEL + b0 * elt, elt === 4 ? 1 : 0, A, D, OA, OB);
+          shifted.shift.set(f64.subarray(A / 8, A / 8 + bn), i0);
+          shifted.S1.set(f64.subarray(D / 8, D / 8 + bn), i0);
+          shifted.S2.set(f64.subarray(OA / 8, OA / 8 + bn), i0);
+          shifted.P.set(f64.subarray(OB / 8, OB / 8 + bn), i0);
         }
         continue;
       }

@@ -148,8 +148,8 @@ function writeModel(out: ModelOut, chunk: Chunk, a: Float64Array, b: Float64Arra
     let i0 = 0;
     for (const p of chunk.pieces) {
       const slot = out.slots[p.tensor];
-      const fa = Float32Array.from(a.subarray(i0, i0 + p.count));
-      const fb = Float32Array.from(b.subarray(i0, i0 + p.count));
+      const fa = new Float32Array(a.subarray(i0, i0 + p.count));
+      const fb = new Float32Array(b.subarray(i0, i0 + p.count));
       const m = sums.mode.subarray(i0, i0 + p.count);
       writeAt(fd, new Uint8Array(fa.buffer), slot.a + p.start * 4);
       writeAt(fd, new Uint8Array(fb.buffer), slot.b + p.start * 4);

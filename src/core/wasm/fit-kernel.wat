@@ -349,6 +349,37 @@
       (v128.store offset=16 (local.get $p) (local.get $a1))
       (br_if $groups (i32.lt_u (local.tee $g (i32.add (local.get $g) (i32.const 1))) (local.get $nq)))))
 
+  ;; fit.ts ShiftedSums for the $n parameters of a block, from u ($us), s1 = Σz, s2 = Σz², the
+  ;; chosen cross sums ($sel) and the modes ($mo: 8·m, i32), with the mode table's Q1/T at +48
+  ;; and Σr̃ + Q1 at +56; w(0) at $first (float32 when $f32, else float64). Writes shift, S1,
+  ;; S2 and P with the operations of fit.ts writeShifted, in the same order.
+  (func (export "shifted")
+    (param $n i32) (param $T i32) (param $mo i32) (param $st i32) (param $us i32) (param $s1 i32) (param $s2 i32) (param $sel i32)
+    (param $first i32) (param $f32 i32) (param $oshift i32) (param $oS1 i32) (param $oS2 i32) (param $oP i32)
+    (local $i i32) (local $i8 i32) (local $r i32) (local $Tf f64) (local $u f64) (local $mu f64) (local $z1 f64)
+    (local.set $Tf (f64.convert_i32_u (local.get $T)))
+    (block $done
+      (loop $params
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $i8 (i32.shl (local.get $i) (i32.const 3)))
+        (local.set $r (i32.add (local.get $st) (i32.shl (i32.load (i32.add (local.get $mo) (i32.shl (local.get $i) (i32.const 2)))) (i32.const 3))))
+        (local.set $u (f64.load (i32.add (local.get $us) (local.get $i8))))
+        (local.set $mu (f64.div (local.get $u) (local.get $Tf)))
+        (local.set $z1 (f64.load (i32.add (local.get $s1) (local.get $i8))))
+        (f64.store (i32.add (local.get $oshift) (local.get $i8))
+          (if (result f64) (local.get $f32)
+            (then (f64.promote_f32 (f32.load (i32.add (local.get $first) (i32.shl (local.get $i) (i32.const 2))))))
+            (else (f64.load (i32.add (local.get $first) (local.get $i8))))))
+        (f64.store (i32.add (local.get $oS1) (local.get $i8)) (local.get $u))
+        (f64.store (i32.add (local.get $oS2) (local.get $i8))
+          (f64.add (f64.load (i32.add (local.get $s2) (local.get $i8)))
+                   (f64.mul (local.get $mu) (f64.add (f64.mul (f64.const 2) (local.get $z1)) (f64.mul (local.get $Tf) (local.get $mu))))))
+        (f64.store (i32.add (local.get $oP) (local.get $i8))
+          (f64.add (f64.add (f64.load (i32.add (local.get $sel) (local.get $i8))) (f64.mul (f64.load offset=48 (local.get $r)) (local.get $z1)))
+                   (f64.mul (local.get $mu) (f64.load offset=56 (local.get $r)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $params))))
+
 ;; Mode choice (§2.5) for groups of 4 parameters ($nq): m(i) = the first m maximising
   ;; |T·P[m][i] − s1_i·R1_m| · invSqrtVarR_m, or 0 when the parameter is constant (T·s2 − s1² ≤ 0).
   ;; Writes $mo[i] = 8·m(i) (i32) and $sel[i] = P[m(i)][i]. Mode table $st: 64 bytes per mode,
