@@ -18,7 +18,6 @@ import type { Heatmap } from '../core/heatmap.ts';
 import { chunkElements, planChunks, type Chunk } from '../pipeline/chunks.ts';
 import { createModelFile, modeDtypeFor, planModelFile, syncFile, writeAtPosition, type ModelLayout } from '../pipeline/model-file.ts';
 import { defaultWorkerCount } from '../pipeline/pool.ts';
-import { buildReport } from '../output/report.ts';
 import type { RunReport } from '../output/report-schema.ts';
 import { TrajectoryReader, planTrajectory } from '../trajectory/trajectory-reader.ts';
 import { addReferences, createModeSums, modeFit, solveChunk, type ModeFit, type ModeSums } from './kernel.ts';
@@ -435,8 +434,12 @@ export class OnlineEngine {
     return { a, b, mode };
   }
 
-  /** report.json of the committed state: per checkpoint the online model's error (0 before F). */
-  buildReport(): RunReport {
+  /**
+   * report.json of the committed state: per checkpoint the online model's error (0 before F).
+   * Async only to load the report code (zod) when first needed, off the start-up path.
+   */
+  async buildReport(): Promise<RunReport> {
+    const { buildReport } = await import('../output/report.ts');
     const { meta, state } = this;
     const T = state.t + 1;
     // buildReport reads only these fields of the set (dir, format, checkpoint identities, space).

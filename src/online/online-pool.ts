@@ -5,7 +5,7 @@
  */
 import { Piscina } from 'piscina';
 import { CancelledError } from '../errors.ts';
-import { runOnlineTask, type OnlineTask, type SharedData, type TaskResult } from './online-tasks.ts';
+import type { OnlineTask, SharedData, TaskResult } from './online-tasks.ts';
 
 export interface TaskRunner {
   readonly threads: number;
@@ -32,6 +32,8 @@ export function createTaskRunner(threads: number, signal?: AbortSignal, shared?:
     return {
       threads: 1,
       async runAll(count, makeTask, onDone) {
+        // Loaded here: with worker threads only the workers need the task code.
+        const { runOnlineTask } = await import('./online-tasks.ts');
         const results: TaskResult[] = [];
         for (let i = 0; i < count; i++) {
           check();

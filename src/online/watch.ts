@@ -148,7 +148,7 @@ export async function watchCheckpoints(o: WatchOptions): Promise<WatchEnd> {
     o.log(`resuming after ${last.name} (step ${last.step}, ${engine.checkpoints.length} checkpoints committed)`);
     // The outputs may lag the state after a crash between commit and rename: rewrite them from the state alone.
     await publishModel(out, (f) => engine!.writeModel(f));
-    await writeReport(out, engine.buildReport());
+    await writeReport(out, await engine.buildReport());
   } else {
     await fsp.rm(stateDir, { recursive: true, force: true });
   }
@@ -201,7 +201,7 @@ export async function watchCheckpoints(o: WatchOptions): Promise<WatchEnd> {
           }
           await engine.apply(c, path.join(out, MODEL_TMP));
           await fsp.rename(path.join(out, MODEL_TMP), path.join(out, MODEL_FILE));
-          const report = engine.buildReport();
+          const report = await engine.buildReport();
           await writeReport(out, report);
           const err = report.checkpoints[report.checkpoints.length - 1].relativeError;
           o.log(`step ${c.step} (${c.name}): online relative error ${typeof err === 'number' ? err.toExponential(3) : err}`);
@@ -250,7 +250,7 @@ async function tryWarmup(o: WatchOptions, out: string, stateDir: string, first: 
   };
   const { engine } = await OnlineEngine.start(stateDir, set, options, { modelOut: tmp, beforeCommit: sideFiles });
   await fsp.rename(tmp, path.join(out, MODEL_FILE));
-  await writeReport(out, engine.buildReport());
+  await writeReport(out, await engine.buildReport());
   o.log(`warm-up done on ${set.checkpoints[0].name}..${set.checkpoints[F].name}: ${engine.meta.M} modes`);
   return engine;
 }

@@ -263,7 +263,7 @@ describe('embedded CMD simulation on real data (LeNet-5 / Fashion-MNIST, 25 chec
       expect(setsR.get(24)!.length).toBeLessThan(N - M);
       expect(setsR.get(9)!.length).toBeGreaterThan(setsR.get(6)!.length);
       // The report section validates and carries the rows.
-      const report = { ...engine.buildReport(), embedded: simA.report() };
+      const report = { ...(await engine.buildReport()), embedded: simA.report() };
       const parsed = RunReportSchema.parse(report);
       expect(parsed.embedded!.checkpoints).toHaveLength(T - F - 1);
       expect(parsed.embedded!.saved).toBe(simA.saved());

@@ -15,7 +15,8 @@ import { MODEL_FILE } from '../../src/pipeline/model-file.ts';
 import { TrajectoryReader, planTrajectory } from '../../src/trajectory/trajectory-reader.ts';
 import { OnlineEngine } from '../../src/online/engine.ts';
 import { createChunkSums, accumulateCheckpoint, createModeSums, addReferences, modeFit, solveChunk } from '../../src/online/kernel.ts';
-import { newCheckpoint, onlineAnalysis, onlineOptions, reconstructOnlineCommand } from '../../src/online/run-online.ts';
+import { reconstructOnlineCommand } from '../../src/online/reconstruct-online.ts';
+import { newCheckpoint, onlineAnalysis, onlineOptions } from '../../src/online/run-online.ts';
 import { readReport } from '../../src/output/report.ts';
 import { fixture, tempDir } from '../helpers/tmp.ts';
 

@@ -94,7 +94,7 @@ export async function reconstructCommand(dirArg: string | undefined, flags: Reco
   const set = await loadCheckpointSet(dir, await loadOptionsFrom(flags));
   for (const n of set.notes) logLine(`note: ${n}`);
   if (flags.online) {
-    const { reconstructOnlineCommand } = await import('../../online/run-online.ts');
+    const { reconstructOnlineCommand } = await import('../../online/reconstruct-online.ts');
     return reconstructOnlineCommand(set, flags, samplesFrom);
   }
 
