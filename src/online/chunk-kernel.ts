@@ -16,14 +16,14 @@ export interface ChunkKernel {
   /** a and b after the last call. */
   readonly a: Float64Array;
   readonly b: Float64Array;
-  /** Per-mode count and Σ R² of the last call's last checkpoint. */
+  /** Per-mode count and Σ R² of the last call's last checkpoint (zero when it did not want them). */
   readonly stats: SolveStats;
   /** Room for `rows` checkpoint rows (row-major, `n` values each) to read values into. */
   values(rows: number): Float32Array | Float64Array;
   /** The warm-up solve from the sums: a, b, statistics, and per range the error at row K−1 of {@link values}. */
-  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][]): RangeErrors;
+  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][], wantStats?: boolean): RangeErrors;
   /** Adds rows 0..fits.K−1 of {@link values} in order; per row, the errors per range. */
-  update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][]): RangeErrors[];
+  update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][], wantStats?: boolean): RangeErrors[];
 }
 
 /** The JavaScript kernels (kernel.ts) over plain arrays. */
@@ -52,19 +52,19 @@ class JsChunk implements ChunkKernel {
     return this.buffer.subarray(0, rows * this.n);
   }
 
-  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][]): RangeErrors {
+  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][], wantStats = true): RangeErrors {
     this.stats.modeCount.fill(0);
     this.stats.r2Sum.fill(0);
     const err = new Float64Array(2);
     return ranges.map(([i0, i1]) => {
       err[0] = 0;
       err[1] = 0;
-      warmupSolve(this.sums, this.buffer, (K - 1) * this.n, fit, refsLast, this.a, this.b, i0, i1, err, this.stats);
+      warmupSolve(this.sums, this.buffer, (K - 1) * this.n, fit, refsLast, this.a, this.b, i0, i1, err, wantStats ? this.stats : undefined);
       return { errSq: err[0], normSq: err[1] };
     });
   }
 
-  update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][]): RangeErrors[] {
+  update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][], wantStats = true): RangeErrors[] {
     const K = fits.K;
     this.stats.modeCount.fill(0);
     this.stats.r2Sum.fill(0);
@@ -74,7 +74,7 @@ class JsChunk implements ChunkKernel {
     for (const [i0, i1] of ranges) {
       errSq.fill(0);
       normSq.fill(0);
-      updateFused(this.sums, this.buffer, 0, this.n, refShifted, refs, fits, this.a, this.b, i0, i1, errSq, normSq, this.stats);
+      updateFused(this.sums, this.buffer, 0, this.n, refShifted, refs, fits, this.a, this.b, i0, i1, errSq, normSq, wantStats ? this.stats : undefined);
       for (let j = 0; j < K; j++) rows[j].push({ errSq: errSq[j], normSq: normSq[j] });
     }
     return rows;
@@ -99,14 +99,14 @@ class WasmChunkKernel implements ChunkKernel {
   values(rows: number): Float32Array {
     return this.w.values(rows);
   }
-  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][]): RangeErrors {
+  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][], wantStats = true): RangeErrors {
     const out: RangeErrors = [];
-    this.w.solveWarmup(K, fit, refsLast, ranges, (_, errSq, normSq) => out.push({ errSq, normSq }));
+    this.w.solveWarmup(K, fit, refsLast, ranges, wantStats, (_, errSq, normSq) => out.push({ errSq, normSq }));
     return out;
   }
-  update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][]): RangeErrors[] {
+  update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][], wantStats = true): RangeErrors[] {
     const rows: RangeErrors[] = Array.from({ length: fits.K }, () => []);
-    this.w.update(refShifted, refs, fits, ranges, (_, errSq, normSq) => {
+    this.w.update(refShifted, refs, fits, ranges, wantStats, (_, errSq, normSq) => {
       for (let j = 0; j < fits.K; j++) rows[j].push({ errSq: errSq[j], normSq: normSq[j] });
     });
     return rows;

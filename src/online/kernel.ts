@@ -299,7 +299,7 @@ export function updateFused(
 
 /**
  * The warm-up solve over parameters [i0, i1): a, b from the sums with `fit` ({@link solveChunk}),
- * the per-mode statistics, and the error at the last warm-up checkpoint (`w[lastOffset + i]`,
+ * the per-mode statistics (when `stats` is given), and the error at the last warm-up checkpoint (`w[lastOffset + i]`,
  * references `refsLast`) added to err[0] (errSq) and err[1] (normSq) in parameter order, as
  * {@link checkpointError} does. The WebAssembly kernel performs the same operations in the same order.
  */
@@ -314,18 +314,20 @@ export function warmupSolve(
   i0: number,
   i1: number,
   err: Float64Array,
-  stats: SolveStats,
+  stats: SolveStats | undefined,
 ): void {
   const { shift, mode, S1, S2, P } = sums;
   let errSq = err[0];
   let normSq = err[1];
   for (let i = i0; i < i1; i++) {
     const m = mode[i];
-    const r2 = solveParam(fit, m, fit.n, fit.invN, shift[i], S1[i], S2[i], P[i], true);
+    const r2 = solveParam(fit, m, fit.n, fit.invN, shift[i], S1[i], S2[i], P[i], stats !== undefined);
     const ai = ab[0];
     const bi = ab[1];
-    stats.modeCount[m] += 1;
-    stats.r2Sum[m] += r2;
+    if (stats) {
+      stats.modeCount[m] += 1;
+      stats.r2Sum[m] += r2;
+    }
     a[i] = ai;
     b[i] = bi;
     const x = w[lastOffset + i];

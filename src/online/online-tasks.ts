@@ -191,7 +191,8 @@ function runInit(task: InitTask, shared?: SharedData): TaskResult {
   // Each parameter's mode as post-hoc CMD assigns it over 0..F, and from the same pass the
   // running sums over 0..F; the online a, b come from the sums.
   assignModes(values, n, task.assign, kernel.sums.mode, kernel.sums);
-  const pieces = asPieces(chunk, kernel.solveWarmup(K, task.fit, task.refs[F], pieceRanges(chunk)));
+  // The per-mode statistics are reported for the last checkpoint only.
+  const pieces = asPieces(chunk, kernel.solveWarmup(K, task.fit, task.refs[F], pieceRanges(chunk), !rest?.fits.length));
   if (!rest) {
     if (!sumsFinite(kernel.sums)) {
       const bad = findNonFinite(values, chunk);
@@ -207,7 +208,7 @@ function runInit(task: InitTask, shared?: SharedData): TaskResult {
     const j1 = Math.min(restStored.length, j0 + rest.batch);
     const batch = kernel.values(j1 - j0);
     bytesRead += readValues(ctx, chunk, restStored.slice(j0, j1), batch);
-    const rows = kernel.update(flatRows(rest.refShifted.slice(j0, j1), M), flatRows(rest.refs.slice(j0, j1), M), fitTable(rest.fits.slice(j0, j1)), pieceRanges(chunk));
+    const rows = kernel.update(flatRows(rest.refShifted.slice(j0, j1), M), flatRows(rest.refs.slice(j0, j1), M), fitTable(rest.fits.slice(j0, j1)), pieceRanges(chunk), j1 === restStored.length);
     for (const row of rows) steps.push(asPieces(chunk, row));
   }
   // A NaN or ±Inf anywhere makes S2 non-finite for good: one check at the end, and only then

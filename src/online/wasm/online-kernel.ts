@@ -126,10 +126,10 @@ export class WasmChunk {
   }
 
   /**
-   * {@link warmupSolve} over each range: a, b and the statistics from the sums in place (all
-   * set), the error at values row K−1 per range through `onRange`.
+   * {@link warmupSolve} over each range: a, b and (with `wantStats`) the statistics from the sums
+   * in place (all set), the error at values row K−1 per range through `onRange`.
    */
-  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][], onRange: (r: number, errSq: number, normSq: number) => void): void {
+  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][], wantStats: boolean, onRange: (r: number, errSq: number, normSq: number) => void): void {
     const { k, L, buf, n, M } = this;
     const mb = this.sums.mode.BYTES_PER_ELEMENT;
     writeRecords(buf, L.rec, 1, M, fit, undefined, refsLast);
@@ -139,16 +139,17 @@ export class WasmChunk {
     ranges.forEach(([i0, i1], r) => {
       err[0] = 0;
       err[1] = 0;
-      k.initSolve(L.w, n, K, i0, i1, L.mode, mb, L.shift, L.S1, L.S2, L.P, L.rec, fit.n, fit.invN, L.a, L.b, L.err, L.mc, L.r2s);
+      k.initSolve(L.w, n, K, i0, i1, L.mode, mb, L.shift, L.S1, L.S2, L.P, L.rec, fit.n, fit.invN, L.a, L.b, L.err, L.mc, L.r2s, wantStats ? 1 : 0);
       onRange(r, err[0], err[1]);
     });
   }
 
   /**
    * {@link updateFused} over each range for the K = fits.K rows at {@link values}: updates the
-   * sums, leaves a, b and the statistics of the last row; errSq[j]/normSq[j] per range through `onRange`.
+   * sums, leaves a, b and (with `wantStats`) the statistics of the last row; errSq[j]/normSq[j]
+   * per range through `onRange`.
    */
-  update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][], onRange: (r: number, errSq: Float64Array, normSq: Float64Array) => void): void {
+  update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][], wantStats: boolean, onRange: (r: number, errSq: Float64Array, normSq: Float64Array) => void): void {
     const { k, L, buf, n, M } = this;
     const K = fits.K;
     if (K > this.rows) throw new RangeError(`online kernel: ${K} rows, opened for ${this.rows}`);
@@ -168,7 +169,7 @@ export class WasmChunk {
     const mb = this.sums.mode.BYTES_PER_ELEMENT;
     ranges.forEach(([i0, i1], r) => {
       for (let j = 0; j < K; j++) jrec.fill(0, 6 * j + 2, 6 * j + 6);
-      k.update(L.w, n, K, M, i0, i1, L.mode, mb, L.shift, L.S1, L.S2, L.P, L.rec, L.jrec, L.anyConst, L.a, L.b, L.mc, L.r2s);
+      k.update(L.w, n, K, M, i0, i1, L.mode, mb, L.shift, L.S1, L.S2, L.P, L.rec, L.jrec, L.anyConst, L.a, L.b, L.mc, L.r2s, wantStats ? 1 : 0);
       // The two lanes (even- and odd-numbered parameters of the range), added as updateFused adds them.
       for (let j = 0; j < K; j++) {
         errSq[j] = jrec[6 * j + 2] + jrec[6 * j + 3];

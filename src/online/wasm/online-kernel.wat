@@ -34,6 +34,7 @@
   (global $rec (mut i32) (i32.const 0))
   (global $jrec (mut i32) (i32.const 0))
   (global $anyConst (mut i32) (i32.const 0))
+  (global $wantStats (mut i32) (i32.const 0))
   (global $mc (mut i32) (i32.const 0))
   (global $r2s (mut i32) (i32.const 0))
 
@@ -43,9 +44,11 @@
       (else (i32.load16_u (i32.add (global.get $mode) (i32.shl (local.get $i) (i32.const 1)))))))
 
   ;; Per-mode statistics of one parameter at its last record $r: count 1, and R² = ρ² (0 for a
-  ;; constant reference or a constant parameter), as solveParam computes it.
+  ;; constant reference or a constant parameter), as solveParam computes it; nothing unless the
+  ;; caller asked for statistics.
   (func $stat (param $m i32) (param $r i32) (param $n f64) (param $s1 f64) (param $s2 f64) (param $p f64)
     (local $r2 f64) (local $num f64) (local $varW f64) (local $m8 i32)
+    (if (i32.eqz (global.get $wantStats)) (then (return)))
     (local.set $r2 (f64.const 0))
     (if (f64.eq (f64.load offset=32 (local.get $r)) (f64.const 0))
       (then
@@ -197,8 +200,9 @@
     (param $w i32) (param $stride i32) (param $K i32) (param $M i32) (param $i0 i32) (param $i1 i32)
     (param $mode i32) (param $mb i32) (param $shift i32) (param $S1 i32) (param $S2 i32) (param $P i32)
     (param $rec i32) (param $jrec i32) (param $anyConst i32) (param $a i32) (param $b i32)
-    (param $mc i32) (param $r2s i32)
+    (param $mc i32) (param $r2s i32) (param $stats i32)
     (local $i i32)
+    (global.set $wantStats (local.get $stats))
     (global.set $w (local.get $w))
     (global.set $stride4 (i32.shl (local.get $stride) (i32.const 2)))
     (global.set $K (local.get $K))
@@ -232,10 +236,11 @@
     (param $w i32) (param $stride i32) (param $K i32) (param $i0 i32) (param $i1 i32)
     (param $mode i32) (param $mb i32) (param $shift i32) (param $S1 i32) (param $S2 i32) (param $P i32)
     (param $rec i32) (param $n f64) (param $invN f64) (param $a i32) (param $b i32) (param $err i32)
-    (param $mc i32) (param $r2s i32)
+    (param $mc i32) (param $r2s i32) (param $stats i32)
     (local $i i32) (local $m i32) (local $r i32) (local $i8 i32) (local $lastOff i32)
     (local $c f64) (local $s1 f64) (local $s2 f64) (local $p f64) (local $ai f64) (local $bi f64)
     (local $x f64) (local $cm f64) (local $xbar f64) (local $R1 f64) (local $e f64) (local $errSq f64) (local $normSq f64)
+    (global.set $wantStats (local.get $stats))
     (global.set $mode (local.get $mode))
     (global.set $mb (local.get $mb))
     (global.set $mc (local.get $mc))
