@@ -661,7 +661,10 @@ function fitWasm(
   const MO = U + B * 8;
   const EV = align16(MO + B * 4);
   const NV = EV + T * 16;
-  const PANEL = NV + T * 16;
+  // Per panel, the shifted sums and modes of the mode-only pass, copied out once per panel.
+  const [SHP, S1P, S2P, PP] = Array.from({ length: 4 }, (_, j) => NV + T * 16 + j * PW * 8);
+  const MODEP = PP + PW * 8;
+  const PANEL = align16(MODEP + PW * 4);
   const buffer = ensureKernelMemory(k, PANEL + T * rowBytes);
   const f64 = new Float64Array(buffer);
   const i32 = new Int32Array(buffer);
@@ -689,6 +692,9 @@ function fitWasm(
   const { a: outA, b: outB, r2: outR2, mode: outMode } = out;
   const mo4 = MO / 4;
   const or28 = OR2 / 8, oa8 = OA / 8, ob8 = OB / 8;
+  // The mode-only pass with shifted sums writes them, and the modes, per panel in the kernel.
+  const mw = outMode.BYTES_PER_ELEMENT;
+  const panelOut = modesOnly && shifted !== undefined;
   for (let p0 = 0; p0 < n; p0 += PW) {
     const pw = Math.min(PW, n - p0);
     const pw8 = (pw + 7) & ~7;
@@ -716,15 +722,8 @@ function fitWasm(
         k.argmax(ng * 2, T, M, P, zs, S1, S2, ST, MO, SEL);
       }
       if (modesOnly) {
-        for (let i = 0, dst = offset + i0; i < bn; i++, dst++) outMode[dst] = i32[mo4 + i] >> 3;
-        if (shifted) {
-          // Into the fit's output slots (unused here), then out in four copies.
-          k.shifted(bn, T, MO, ST, U, S1, S2, SEL, PANEL + b0 * elt, elt === 4 ? 1 : 0, A, D, OA, OB);
-          shifted.shift.set(f64.subarray(A / 8, A / 8 + bn), i0);
-          shifted.S1.set(f64.subarray(D / 8, D / 8 + bn), i0);
-          shifted.S2.set(f64.subarray(OA / 8, OA / 8 + bn), i0);
-          shifted.P.set(f64.subarray(OB / 8, OB / 8 + bn), i0);
-        }
+        if (panelOut) k.shifted(bn, T, MO, ST, U, S1, S2, SEL, PANEL + b0 * elt, elt === 4 ? 1 : 0, SHP + b0 * 8, S1P + b0 * 8, S2P + b0 * 8, PP + b0 * 8, MODEP + b0 * mw, mw);
+        else for (let i = 0, dst = offset + i0; i < bn; i++, dst++) outMode[dst] = i32[mo4 + i] >> 3;
         continue;
       }
       // Padded lanes (zero values) fit to a = b = 0 and add nothing to the error sums.
@@ -740,6 +739,13 @@ function fitWasm(
         r2Sum[m] += r2;
       }
       k.errors(Z, zs, T, R, rs, ng, A, D, MO, EV);
+    }
+    if (panelOut) {
+      shifted!.shift.set(f64.subarray(SHP / 8, SHP / 8 + pw), p0);
+      shifted!.S1.set(f64.subarray(S1P / 8, S1P / 8 + pw), p0);
+      shifted!.S2.set(f64.subarray(S2P / 8, S2P / 8 + pw), p0);
+      shifted!.P.set(f64.subarray(PP / 8, PP / 8 + pw), p0);
+      outMode.set(mw === 1 ? new Uint8Array(buffer, MODEP, pw) : mw === 2 ? new Uint16Array(buffer, MODEP, pw) : new Int32Array(buffer, MODEP, pw), offset + p0);
     }
   }
   const { errSq, normSq } = acc;

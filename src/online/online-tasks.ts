@@ -142,17 +142,23 @@ function writeAt(fd: number, bytes: Uint8Array, position: number): void {
   while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
 }
 
+/** Per-thread float32 staging for model writes, kept across tasks (fresh 3 MB buffers per chunk make work for the GC). */
+let f32Scratch = new Float32Array(0);
+
 function writeModel(out: ModelOut, chunk: Chunk, a: Float64Array, b: Float64Array, sums: ChunkSums, modeBytes: 1 | 2): void {
+  if (f32Scratch.length < 2 * chunk.count) f32Scratch = new Float32Array(2 * chunk.count);
   const fd = fs.openSync(out.path, 'r+');
   try {
     let i0 = 0;
     for (const p of chunk.pieces) {
       const slot = out.slots[p.tensor];
-      const fa = new Float32Array(a.subarray(i0, i0 + p.count));
-      const fb = new Float32Array(b.subarray(i0, i0 + p.count));
+      const fa = f32Scratch.subarray(0, p.count);
+      const fb = f32Scratch.subarray(p.count, 2 * p.count);
+      fa.set(a.subarray(i0, i0 + p.count));
+      fb.set(b.subarray(i0, i0 + p.count));
       const m = sums.mode.subarray(i0, i0 + p.count);
-      writeAt(fd, new Uint8Array(fa.buffer), slot.a + p.start * 4);
-      writeAt(fd, new Uint8Array(fb.buffer), slot.b + p.start * 4);
+      writeAt(fd, new Uint8Array(fa.buffer, fa.byteOffset, fa.byteLength), slot.a + p.start * 4);
+      writeAt(fd, new Uint8Array(fb.buffer, fb.byteOffset, fb.byteLength), slot.b + p.start * 4);
       writeAt(fd, new Uint8Array(m.buffer, m.byteOffset, p.count * modeBytes), slot.mode + p.start * modeBytes);
       i0 += p.count;
     }

@@ -13,7 +13,7 @@ export interface FitKernelExports {
   memory: KernelMemory;
   load_f32(src: number, rs: number, T: number, ng: number, Z: number, zs: number, mean: number, s1: number, s2: number, nv: number, u: number): void;
   load_f64(src: number, rs: number, T: number, ng: number, Z: number, zs: number, mean: number, s1: number, s2: number, nv: number, u: number): void;
-  shifted(n: number, T: number, mo: number, st: number, us: number, s1: number, s2: number, sel: number, first: number, f32: number, oshift: number, oS1: number, oS2: number, oP: number): void;
+  shifted(n: number, T: number, mo: number, st: number, us: number, s1: number, s2: number, sel: number, first: number, f32: number, oshift: number, oS1: number, oS2: number, oP: number, omode: number, mw: number): void;
   cross2(Z: number, zs: number, T: number, R: number, rs: number, ng: number, P: number, ps: number): void;
   cross1(Z: number, zs: number, T: number, R: number, rs: number, ng: number, P: number): void;
   crossSel(Z: number, zs: number, T: number, R: number, rs: number, nq: number, mo: number, out: number): void;

@@ -352,17 +352,25 @@
   ;; fit.ts ShiftedSums for the $n parameters of a block, from u ($us), s1 = Σz, s2 = Σz², the
   ;; chosen cross sums ($sel) and the modes ($mo: 8·m, i32), with the mode table's Q1/T at +48
   ;; and Σr̃ + Q1 at +56; w(0) at $first (float32 when $f32, else float64). Writes shift, S1,
-  ;; S2 and P with the operations of fit.ts writeShifted, in the same order.
+  ;; S2 and P with the operations of fit.ts writeShifted, in the same order, and the modes m as
+  ;; $mw-byte integers (1, 2 or 4) at $omode.
   (func (export "shifted")
     (param $n i32) (param $T i32) (param $mo i32) (param $st i32) (param $us i32) (param $s1 i32) (param $s2 i32) (param $sel i32)
     (param $first i32) (param $f32 i32) (param $oshift i32) (param $oS1 i32) (param $oS2 i32) (param $oP i32)
-    (local $i i32) (local $i8 i32) (local $r i32) (local $Tf f64) (local $u f64) (local $mu f64) (local $z1 f64)
+    (param $omode i32) (param $mw i32)
+    (local $i i32) (local $i8 i32) (local $r i32) (local $m8 i32) (local $Tf f64) (local $u f64) (local $mu f64) (local $z1 f64)
     (local.set $Tf (f64.convert_i32_u (local.get $T)))
     (block $done
       (loop $params
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
         (local.set $i8 (i32.shl (local.get $i) (i32.const 3)))
-        (local.set $r (i32.add (local.get $st) (i32.shl (i32.load (i32.add (local.get $mo) (i32.shl (local.get $i) (i32.const 2)))) (i32.const 3))))
+        (local.set $m8 (i32.load (i32.add (local.get $mo) (i32.shl (local.get $i) (i32.const 2)))))
+        (local.set $r (i32.add (local.get $st) (i32.shl (local.get $m8) (i32.const 3))))
+        (if (i32.eq (local.get $mw) (i32.const 1))
+          (then (i32.store8 (i32.add (local.get $omode) (local.get $i)) (i32.shr_u (local.get $m8) (i32.const 3))))
+          (else (if (i32.eq (local.get $mw) (i32.const 2))
+            (then (i32.store16 (i32.add (local.get $omode) (i32.shl (local.get $i) (i32.const 1))) (i32.shr_u (local.get $m8) (i32.const 3))))
+            (else (i32.store (i32.add (local.get $omode) (i32.shl (local.get $i) (i32.const 2))) (i32.shr_u (local.get $m8) (i32.const 3)))))))
         (local.set $u (f64.load (i32.add (local.get $us) (local.get $i8))))
         (local.set $mu (f64.div (local.get $u) (local.get $Tf)))
         (local.set $z1 (f64.load (i32.add (local.get $s1) (local.get $i8))))
