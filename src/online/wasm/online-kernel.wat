@@ -132,8 +132,13 @@
     (local $c v128) (local $s1 v128) (local $s2 v128) (local $p v128) (local $x v128) (local $z v128)
     (local $R1 v128) (local $sh v128) (local $av v128) (local $bv v128) (local $e v128)
     (local $n f64)
-    (local.set $m0 (call $modeOf (local.get $i)))
-    (local.set $m1 (call $modeOf (i32.add (local.get $i) (i32.const 1))))
+    (if (i32.eq (global.get $mb) (i32.const 1))
+      (then
+        (local.set $m0 (i32.load8_u (i32.add (global.get $mode) (local.get $i))))
+        (local.set $m1 (i32.load8_u offset=1 (i32.add (global.get $mode) (local.get $i)))))
+      (else
+        (local.set $m0 (i32.load16_u (i32.add (global.get $mode) (i32.shl (local.get $i) (i32.const 1)))))
+        (local.set $m1 (i32.load16_u offset=2 (i32.add (global.get $mode) (i32.shl (local.get $i) (i32.const 1)))))))
     (local.set $i8 (i32.shl (local.get $i) (i32.const 3)))
     (local.set $c (v128.load (i32.add (global.get $shift) (local.get $i8))))
     (local.set $s1 (v128.load (i32.add (global.get $S1) (local.get $i8))))
@@ -186,11 +191,13 @@
     (v128.store (i32.add (global.get $P) (local.get $i8)) (local.get $p))
     (v128.store (i32.add (global.get $a) (local.get $i8)) (local.get $av))
     (v128.store (i32.add (global.get $b) (local.get $i8)) (local.get $bv))
-    (local.set $n (f64.load (i32.sub (local.get $jr) (i32.const 48))))
-    (call $stat (local.get $m0) (i32.sub (local.get $r0) (local.get $recStep)) (local.get $n)
-      (f64x2.extract_lane 0 (local.get $s1)) (f64x2.extract_lane 0 (local.get $s2)) (f64x2.extract_lane 0 (local.get $p)))
-    (call $stat (local.get $m1) (i32.sub (local.get $r1) (local.get $recStep)) (local.get $n)
-      (f64x2.extract_lane 1 (local.get $s1)) (f64x2.extract_lane 1 (local.get $s2)) (f64x2.extract_lane 1 (local.get $p))))
+    (if (global.get $wantStats)
+      (then
+        (local.set $n (f64.load (i32.sub (local.get $jr) (i32.const 48))))
+        (call $stat (local.get $m0) (i32.sub (local.get $r0) (local.get $recStep)) (local.get $n)
+          (f64x2.extract_lane 0 (local.get $s1)) (f64x2.extract_lane 0 (local.get $s2)) (f64x2.extract_lane 0 (local.get $p)))
+        (call $stat (local.get $m1) (i32.sub (local.get $r1) (local.get $recStep)) (local.get $n)
+          (f64x2.extract_lane 1 (local.get $s1)) (f64x2.extract_lane 1 (local.get $s2)) (f64x2.extract_lane 1 (local.get $p))))))
 
   ;; updateFused: K new checkpoints over parameters [i0, i1), two at a time, then the odd one.
   ;; Adds to the per-checkpoint error/norm lanes in $jrec and to $mc/$r2s (the last checkpoint's
@@ -252,7 +259,10 @@
     (block $done
       (loop $params
         (br_if $done (i32.ge_u (local.get $i) (local.get $i1)))
-        (local.set $m (call $modeOf (local.get $i)))
+        (local.set $m
+          (if (result i32) (i32.eq (local.get $mb) (i32.const 1))
+            (then (i32.load8_u (i32.add (local.get $mode) (local.get $i))))
+            (else (i32.load16_u (i32.add (local.get $mode) (i32.shl (local.get $i) (i32.const 1)))))))
         (local.set $r (i32.add (local.get $rec) (i32.shl (local.get $m) (i32.const 6))))
         (local.set $i8 (i32.shl (local.get $i) (i32.const 3)))
         (local.set $c (f64.load (i32.add (local.get $shift) (local.get $i8))))
@@ -275,7 +285,8 @@
             (local.set $bi (f64.sub
               (f64.add (f64.mul (f64.sub (local.get $s1) (f64.mul (local.get $ai) (local.get $R1))) (local.get $invN)) (local.get $c))
               (f64.mul (local.get $ai) (f64.load offset=48 (local.get $r)))))))
-        (call $stat (local.get $m) (local.get $r) (local.get $n) (local.get $s1) (local.get $s2) (local.get $p))
+        (if (local.get $stats)
+          (then (call $stat (local.get $m) (local.get $r) (local.get $n) (local.get $s1) (local.get $s2) (local.get $p))))
         (f64.store (i32.add (local.get $a) (local.get $i8)) (local.get $ai))
         (f64.store (i32.add (local.get $b) (local.get $i8)) (local.get $bi))
         (local.set $x (f64.promote_f32 (f32.load (i32.add (local.get $lastOff) (i32.shl (local.get $i) (i32.const 2))))))
