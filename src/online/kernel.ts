@@ -180,8 +180,10 @@ export function solveChunk(sums: ChunkSums, fit: ModeFit, a: Float64Array, b: Fl
 /** True when every running sum is finite (a NaN or ±Inf value poisons S2). */
 export function sumsFinite(sums: ChunkSums): boolean {
   const S2 = sums.S2;
-  for (let i = 0; i < S2.length; i++) if (!Number.isFinite(S2[i])) return false;
-  return true;
+  // x·0 is 0 for finite x and NaN for ±Inf or NaN: one multiply-add per value, no branch.
+  let z = 0;
+  for (let i = 0; i < S2.length; i++) z += S2[i] * 0;
+  return z === 0;
 }
 
 /** K consecutive {@link ModeFit}s flattened per (checkpoint j, mode m) at j·M + m, for the fused kernels. */
