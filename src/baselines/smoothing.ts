@@ -42,6 +42,13 @@ export interface SmoothingModels {
   offset?: number;
 }
 
+/** Parameters per block of {@link accumulateSmoothing} (its per-parameter state stays in L1). */
+const SMOOTHING_BLOCK = 512;
+/** Per-thread scratch: w(t0), the average's shift and the running EMA of a block. */
+let firstScratch = new Float64Array(0);
+let shiftScratch = new Float64Array(0);
+let emaScratch = new Float64Array(0);
+
 /** A zeroed accumulator; validates the options once so the kernel does not have to. */
 export function createSmoothing(T: number, options: SmoothingOptions = {}): SmoothingAccumulator {
   const { lastK = 5, beta = 0.9 } = options;
@@ -88,23 +95,70 @@ export function accumulateSmoothing(values: ArrayLike<number>, n: number, T: num
   const { lastK: k, beta, avgErrSq, emaErrSq, normSq } = acc;
   const alpha = 1 - beta;
   const t0 = T - k;
-  for (let i = 0; i < n; i++) {
-    const c = values[t0 * n + i];
-    let d = 0;
-    for (let t = t0 + 1; t < T; t++) d += values[t * n + i] - c;
-    const shift = d / k;
-    let ema = values[i];
-    for (let t = 0; t < T; t++) {
-      const w = values[t * n + i];
-      normSq[t] += w * w;
-      const ea = w - c - shift;
-      avgErrSq[t] += ea * ea;
-      if (t > 0) ema += alpha * (w - ema);
-      const ee = w - ema;
-      emaErrSq[t] += ee * ee;
+  if (firstScratch.length < SMOOTHING_BLOCK) {
+    firstScratch = new Float64Array(SMOOTHING_BLOCK);
+    shiftScratch = new Float64Array(SMOOTHING_BLOCK);
+    emaScratch = new Float64Array(SMOOTHING_BLOCK);
+  }
+  // Locals, not the module bindings: the hot loops then keep them in registers.
+  const first = firstScratch;
+  const shift = shiftScratch;
+  const ema = emaScratch;
+  // Blocks of parameters, checkpoint rows inside: each row of a block is read contiguously and
+  // its three sums stay in registers. Per parameter the arithmetic is sequential in t as before.
+  for (let i0 = 0; i0 < n; i0 += SMOOTHING_BLOCK) {
+    const bn = Math.min(SMOOTHING_BLOCK, n - i0);
+    // The last-k average, shifted by w(t0) (exact for float32 inputs): c + Σ(w − c)/k.
+    for (let j = 0; j < bn; j++) {
+      first[j] = values[t0 * n + i0 + j];
+      shift[j] = 0;
+      ema[j] = values[i0 + j];
     }
-    if (models.average) models.average[offset + i] = c + shift;
-    if (models.ema) models.ema[offset + i] = ema;
+    for (let t = t0 + 1; t < T; t++) {
+      const o = t * n + i0;
+      for (let j = 0; j < bn; j++) shift[j] += values[o + j] - first[j];
+    }
+    for (let j = 0; j < bn; j++) shift[j] /= k;
+    for (let t = 0; t < T; t++) {
+      const o = t * n + i0;
+      // ema(0) = w(0); ema(t) = ema(t−1) + (1 − β)·(w(t) − ema(t−1)).
+      const update = t > 0;
+      // Two partial sums each (even and odd j), so consecutive additions do not wait on each other.
+      let w2 = 0, w2b = 0, a2 = 0, a2b = 0, e2 = 0, e2b = 0;
+      let j = 0;
+      for (; j + 1 < bn; j += 2) {
+        const w = values[o + j];
+        const v = values[o + j + 1];
+        w2 += w * w;
+        w2b += v * v;
+        const ea = w - first[j] - shift[j];
+        const eb = v - first[j + 1] - shift[j + 1];
+        a2 += ea * ea;
+        a2b += eb * eb;
+        const ma = update ? (ema[j] += alpha * (w - ema[j])) : ema[j];
+        const mb = update ? (ema[j + 1] += alpha * (v - ema[j + 1])) : ema[j + 1];
+        e2 += (w - ma) * (w - ma);
+        e2b += (v - mb) * (v - mb);
+      }
+      if (j < bn) {
+        const w = values[o + j];
+        w2 += w * w;
+        const ea = w - first[j] - shift[j];
+        a2 += ea * ea;
+        const ma = update ? (ema[j] += alpha * (w - ema[j])) : ema[j];
+        e2 += (w - ma) * (w - ma);
+      }
+      w2 += w2b;
+      a2 += a2b;
+      e2 += e2b;
+      normSq[t] += w2;
+      avgErrSq[t] += a2;
+      emaErrSq[t] += e2;
+    }
+    for (let j = 0; j < bn; j++) {
+      if (models.average) models.average[offset + i0 + j] = first[j] + shift[j];
+      if (models.ema) models.ema[offset + i0 + j] = ema[j];
+    }
   }
   acc.count += n;
 }
