@@ -1,4 +1,4 @@
-// Compiles the WebAssembly kernels under src/core/wasm/ (*.wat) with wabt (a dev dependency) and
+// Compiles the WebAssembly kernels (src/*/wasm/*.wat) with wabt (a dev dependency) and
 // writes each one's bytes as a base64 string to its *-bytes.ts, so the runtime needs no compiler.
 // Run after editing a .wat: node scripts/build-wasm.mjs  (--check: fail if a committed file is stale)
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ const KERNELS = [
   { name: 'fit-kernel', constant: 'FIT_KERNEL_WASM_BASE64', what: 'pass-2 kernel' },
   { name: 'distance-kernel', constant: 'DISTANCE_KERNEL_WASM_BASE64', what: 'row-distance kernel' },
   { name: 'online-kernel', dir: 'online/wasm', constant: 'ONLINE_KERNEL_WASM_BASE64', what: 'online update kernel' },
+  { name: 'gram-kernel', dir: 'baselines/wasm', constant: 'GRAM_KERNEL_WASM_BASE64', what: 'Gram kernel of the PCA/DMD baselines' },
 ];
 
 const check = process.argv.includes('--check');

@@ -14,6 +14,7 @@
  * |mean| ≫ std (BatchNorm running variances): forming G and subtracting T·w̄w̄ᵀ would cancel away
  * every digit of the fluctuation. Everything merges by plain addition, in chunk order.
  */
+import { gramBuffers } from './wasm/gram-kernel.ts';
 
 /** Per-chunk (or merged) Gram statistics. Plain typed arrays, so it is cloneable to and from workers. */
 export interface GramAccumulator {
@@ -83,7 +84,9 @@ function blockSize(T: number): number {
  * Cost is about T(T+1)/2 multiply-adds per parameter. Parameters go in blocks of B: the block is
  * centred into a T × B buffer (each checkpoint's B values are read contiguously), then the block's
  * Gram is formed as dot products over the B parameters in 2 × 4 register tiles of (t, u) on the
- * upper triangle, into a chunk-local buffer that is added to `acc` once at the end.
+ * upper triangle, into a chunk-local buffer that is added to `acc` once at the end. The tiles run
+ * in a WebAssembly SIMD kernel (wasm/gram-kernel.wat) where available: the same products, summed
+ * in two lanes, so the results agree with the JavaScript tiles to rounding.
  */
 export function accumulateGram(values: ArrayLike<number>, n: number, T: number, acc: GramAccumulator): void {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`accumulateGram: n must be a non-negative integer, got ${n}`);
@@ -91,15 +94,17 @@ export function accumulateGram(values: ArrayLike<number>, n: number, T: number, 
   if (values.length < T * n) throw new RangeError(`accumulateGram: values has ${values.length} entries, expected T·n = ${T}·${n}`);
   const B = blockSize(T);
   const Tp = (T + 3) & ~3; // rows t ≥ T of the block stay zero, so tiles need no edge cases
-  if (zb.length < Tp * B) zb = new Float64Array(Tp * B);
-  if (Cp.length < Tp * Tp) Cp = new Float64Array(Tp * Tp);
+  // The block and the tile sums in the WebAssembly kernel's memory when it runs, else JS scratch.
+  const wasm = gramBuffers(Tp, B);
+  if (!wasm && zb.length < Tp * B) zb = new Float64Array(Tp * B);
+  if (!wasm && Cp.length < Tp * Tp) Cp = new Float64Array(Tp * Tp);
   if (mu.length < B) {
     mu = new Float64Array(B);
     c0 = new Float64Array(B);
     mFull = new Float64Array(B);
   }
-  const z = zb;
-  const Cb = Cp;
+  const z = wasm ? wasm.z : zb;
+  const Cb = wasm ? wasm.C : Cp;
   const m0 = mu;
   const w0 = c0;
   const full = mFull;
@@ -150,7 +155,8 @@ export function accumulateGram(values: ArrayLike<number>, n: number, T: number, 
       zSum[t] += sz;
       s[t] += smz;
     }
-    gramTiles(z, Tp, B, Cb);
+    if (wasm) wasm.tiles();
+    else gramTiles(z, Tp, B, Cb);
   }
   const C = acc.C;
   for (let t = 0; t < T; t++) {

@@ -16,6 +16,7 @@ import {
   type GramAccumulator,
 } from '../../src/baselines/index.ts';
 import { cmdModelBytes } from '../../src/baselines/storage.ts';
+import { setGramKernel } from '../../src/baselines/wasm/gram-kernel.ts';
 import { symmetricEigen } from '../../src/baselines/pca.ts';
 import { errorSeries } from '../../src/baselines/series.ts';
 
@@ -196,6 +197,29 @@ describe('accumulateGram', () => {
     }
     expectClose(r7.average.errors.errSq, r1.average.errors.errSq, 1e-12);
     expectClose(r7.ema.errors.errSq, r1.ema.errors.errSq, 1e-12);
+  });
+
+  it('the WebAssembly tiles agree with the JavaScript ones (1e-13 of the diagonal)', () => {
+    const tr = trajectory(1003, 23, 5, { centre: 2, f32: true });
+    const viaWasm = gramOf(tr);
+    const previous = setGramKernel('js');
+    let viaJs: GramAccumulator;
+    try {
+      viaJs = gramOf(tr);
+    } finally {
+      setGramKernel(previous);
+    }
+    const T = tr.T;
+    let worst = 0;
+    for (let t = 0; t < T; t++) {
+      for (let u = t; u < T; u++) {
+        const scale = Math.sqrt(viaJs.C[t * T + t] * viaJs.C[u * T + u]);
+        worst = Math.max(worst, Math.abs(viaWasm.C[t * T + u] - viaJs.C[t * T + u]) / scale);
+      }
+    }
+    expect(worst).toBeLessThan(1e-13);
+    expect(worst).toBeGreaterThan(0); // the two really ran different code (sums grouped differently)
+    for (const key of ['s', 'zSum', 'q', 'muSum', 'normSq'] as const) expect(viaWasm[key]).toEqual(viaJs[key]);
   });
 
   it('accepts float32 chunks and rejects mismatched shapes', () => {
