@@ -1,9 +1,10 @@
 /**
  * The online CMD run (cmd-algorithm.md §3): warm-up on checkpoints 0..F with the post-hoc
- * pipeline (samples, clusters, references and modes are frozen there), then one checkpoint at
- * a time only a and b change, from running sums kept in chunked state files (state.ts). The
- * same engine serves `cmd analyze --online` (all checkpoints at once) and `cmd watch`
- * (checkpoints as they appear, resumable), so both produce the same bytes.
+ * decomposition and mode assignment (samples, clusters, references and modes are frozen there),
+ * then only a and b change, from running sums. `cmd watch` adds checkpoints as they appear,
+ * one at a time, with the sums in chunked state files (state.ts) so it can resume;
+ * `cmd analyze --online` runs the same per-chunk arithmetic through all checkpoints in one pass
+ * without state. Both produce the same bytes.
  */
 import { promises as fsp } from 'node:fs';
 import type { CheckpointSet } from '../checkpoints/checkpoint-set.ts';
@@ -372,8 +373,7 @@ export class OnlineEngine {
    * Interrupted (signal) or failing before the commit, the state stays at the previous checkpoint.
    */
   async apply(c: NewCheckpoint, modelOut?: string): Promise<void> {
-    if (this.ended) throw new Error('online engine: the state after the final batch was not kept');
-    const { M, refIndex } = this.meta;
+    this.requireState();
     const prev = this.state;
     const t = prev.t + 1;
     const r = this.referenceValues(c);
@@ -408,8 +408,13 @@ export class OnlineEngine {
     await removeStaleFiles(this.stateDir, t);
   }
 
+  private requireState(): void {
+    if (this.ended) throw new Error('online engine: this run went to its last checkpoint without keeping a state');
+  }
+
   /** Writes the committed online model to `file` from the state alone (no checkpoint is read). */
   async writeModel(file: string): Promise<void> {
+    this.requireState();
     const commit = this.state;
     const model = await this.prepareModel(file, commit.checkpoints);
     const fit = modeFit(commit.modeSums);
@@ -419,6 +424,7 @@ export class OnlineEngine {
 
   /** Online a, b (float64) of every parameter at the committed checkpoint, from the state files. */
   coefficients(): { a: Float64Array; b: Float64Array; mode: Uint16Array } {
+    this.requireState();
     const N = this.meta.N;
     const a = new Float64Array(N);
     const b = new Float64Array(N);

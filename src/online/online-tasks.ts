@@ -1,8 +1,9 @@
 /**
  * Per-chunk work of the online run, as plain tasks: runs on a worker thread
- * (online-worker.ts) or inline with one thread. Each task reads its chunk's state files and
- * the chunk's values of the checkpoint(s) it needs by positioned reads, writes the next state
- * generation and, when asked, a, b and mode into a pre-sized model file. Only small sums go back.
+ * (online-worker.ts) or inline with one thread. A task reads the chunk's values of the
+ * checkpoints it needs by positioned reads, and its state files when it continues a committed
+ * state; it writes the next state generation (unless it runs to the end without state) and,
+ * when asked, a, b and mode into a pre-sized model file. Only small sums go back.
  */
 import fs from 'node:fs';
 import type { ModelledTensor } from '../checkpoints/parameter-space.ts';
