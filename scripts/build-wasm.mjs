@@ -10,7 +10,7 @@ const KERNELS = [
   { name: 'fit-kernel', constant: 'FIT_KERNEL_WASM_BASE64', what: 'pass-2 kernel' },
   { name: 'distance-kernel', constant: 'DISTANCE_KERNEL_WASM_BASE64', what: 'row-distance kernel' },
   { name: 'online-kernel', dir: 'online/wasm', constant: 'ONLINE_KERNEL_WASM_BASE64', what: 'online update kernel' },
-  { name: 'gram-kernel', dir: 'baselines/wasm', constant: 'GRAM_KERNEL_WASM_BASE64', what: 'Gram kernel of the PCA/DMD baselines' },
+  { name: 'baselines-kernel', dir: 'baselines/wasm', constant: 'BASELINES_KERNEL_WASM_BASE64', what: 'baselines kernel (Gram blocks, smoothing sums)' },
 ];
 
 const check = process.argv.includes('--check');

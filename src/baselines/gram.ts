@@ -14,7 +14,7 @@
  * |mean| ≫ std (BatchNorm running variances): forming G and subtracting T·w̄w̄ᵀ would cancel away
  * every digit of the fluctuation. Everything merges by plain addition, in chunk order.
  */
-import { gramBuffers } from './wasm/gram-kernel.ts';
+import { baselinesKernel, loadChunk, type BaselinesKernel } from './wasm/baselines-kernel.ts';
 
 /** Per-chunk (or merged) Gram statistics. Plain typed arrays, so it is cloneable to and from workers. */
 export interface GramAccumulator {
@@ -84,9 +84,10 @@ function blockSize(T: number): number {
  * Cost is about T(T+1)/2 multiply-adds per parameter. Parameters go in blocks of B: the block is
  * centred into a T × B buffer (each checkpoint's B values are read contiguously), then the block's
  * Gram is formed as dot products over the B parameters in 2 × 4 register tiles of (t, u) on the
- * upper triangle, into a chunk-local buffer that is added to `acc` once at the end. The tiles run
- * in a WebAssembly SIMD kernel (wasm/gram-kernel.wat) where available: the same products, summed
- * in two lanes, so the results agree with the JavaScript tiles to rounding.
+ * upper triangle, into a chunk-local buffer that is added to `acc` once at the end. For float32
+ * chunks the whole of it runs in a WebAssembly SIMD kernel (wasm/baselines-kernel.wat) where
+ * available: the same arithmetic per parameter, sums over parameters in two lanes, so results
+ * agree with the JavaScript kernel to rounding.
  */
 export function accumulateGram(values: ArrayLike<number>, n: number, T: number, acc: GramAccumulator): void {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`accumulateGram: n must be a non-negative integer, got ${n}`);
@@ -94,17 +95,20 @@ export function accumulateGram(values: ArrayLike<number>, n: number, T: number, 
   if (values.length < T * n) throw new RangeError(`accumulateGram: values has ${values.length} entries, expected T·n = ${T}·${n}`);
   const B = blockSize(T);
   const Tp = (T + 3) & ~3; // rows t ≥ T of the block stay zero, so tiles need no edge cases
-  // The block and the tile sums in the WebAssembly kernel's memory when it runs, else JS scratch.
-  const wasm = gramBuffers(Tp, B);
-  if (!wasm && zb.length < Tp * B) zb = new Float64Array(Tp * B);
-  if (!wasm && Cp.length < Tp * Tp) Cp = new Float64Array(Tp * Tp);
+  const k = baselinesKernel(values);
+  if (k) {
+    gramWasm(k, values as Float32Array, n, T, B, Tp, acc);
+    return;
+  }
+  if (zb.length < Tp * B) zb = new Float64Array(Tp * B);
+  if (Cp.length < Tp * Tp) Cp = new Float64Array(Tp * Tp);
   if (mu.length < B) {
     mu = new Float64Array(B);
     c0 = new Float64Array(B);
     mFull = new Float64Array(B);
   }
-  const z = wasm ? wasm.z : zb;
-  const Cb = wasm ? wasm.C : Cp;
+  const z = zb;
+  const Cb = Cp;
   const m0 = mu;
   const w0 = c0;
   const full = mFull;
@@ -155,8 +159,7 @@ export function accumulateGram(values: ArrayLike<number>, n: number, T: number, 
       zSum[t] += sz;
       s[t] += smz;
     }
-    if (wasm) wasm.tiles();
-    else gramTiles(z, Tp, B, Cb);
+    gramTiles(z, Tp, B, Cb);
   }
   const C = acc.C;
   for (let t = 0; t < T; t++) {
@@ -164,6 +167,36 @@ export function accumulateGram(values: ArrayLike<number>, n: number, T: number, 
   }
   acc.q[0] += q;
   acc.muSum[0] += muSum;
+  acc.count += n;
+}
+
+/** {@link accumulateGram} on the WebAssembly kernel: the chunk copied in once, then per block the centring and the tiles. */
+function gramWasm(k: BaselinesKernel, values: Float32Array, n: number, T: number, B: number, Tp: number, acc: GramAccumulator): void {
+  const zBytes = Tp * B * 8;
+  const cBytes = Tp * Tp * 8;
+  const sumsBytes = (3 * T + 2) * 8;
+  const { np, at, buffer } = loadChunk(k, values, n, T, zBytes + cBytes + 3 * B * 8 + sumsBytes);
+  const Z = at;
+  const C = Z + zBytes;
+  const [W0, M0, FULL] = [0, 1, 2].map((j) => C + cBytes + j * B * 8);
+  const SUMS = FULL + B * 8;
+  new Float64Array(buffer, Z, (zBytes + cBytes) / 8).fill(0);
+  const sums = new Float64Array(buffer, SUMS, 3 * T + 2);
+  sums.fill(0);
+  for (let i0 = 0; i0 < n; i0 += B) {
+    const bn = Math.min(B, np - i0);
+    k.centre(0, np, T, i0, bn, Z, B, W0, M0, FULL, SUMS);
+    k.tiles(Z, Tp, B, C);
+  }
+  const Cb = new Float64Array(buffer, C, Tp * Tp);
+  for (let t = 0; t < T; t++) {
+    for (let u = t; u < T; u++) acc.C[t * T + u] += Cb[t * Tp + u];
+    acc.normSq[t] += sums[t];
+    acc.s[t] += sums[T + t];
+    acc.zSum[t] += sums[2 * T + t];
+  }
+  acc.q[0] += sums[3 * T];
+  acc.muSum[0] += sums[3 * T + 1];
   acc.count += n;
 }
 

@@ -8,6 +8,7 @@
  *   every t, and its final value ema(T−1) is a model users evaluate.
  */
 import { errorSeries, type ErrorSeries } from './series.ts';
+import { baselinesKernel, loadChunk } from './wasm/baselines-kernel.ts';
 
 /** Options of the smoothing baselines. */
 export interface SmoothingOptions {
@@ -95,6 +96,32 @@ export function accumulateSmoothing(values: ArrayLike<number>, n: number, T: num
   const { lastK: k, beta, avgErrSq, emaErrSq, normSq } = acc;
   const alpha = 1 - beta;
   const t0 = T - k;
+  const kernel = baselinesKernel(values);
+  if (kernel) {
+    // The same arithmetic per parameter in WebAssembly SIMD (sums over parameters in two lanes).
+    const B = SMOOTHING_BLOCK;
+    const { np, at, buffer } = loadChunk(kernel, values as Float32Array, n, T, 3 * B * 8 + 3 * T * 8);
+    const [FIRST, SHIFT, EMA] = [0, 1, 2].map((j) => at + j * B * 8);
+    const SUMS = EMA + B * 8;
+    const sums = new Float64Array(buffer, SUMS, 3 * T);
+    sums.fill(0);
+    const f64 = new Float64Array(buffer);
+    for (let i0 = 0; i0 < n; i0 += B) {
+      kernel.smooth(0, np, T, i0, Math.min(B, np - i0), k, alpha, FIRST, SHIFT, EMA, SUMS);
+      const bn = Math.min(B, n - i0);
+      for (let j = 0; j < bn; j++) {
+        if (models.average) models.average[offset + i0 + j] = f64[FIRST / 8 + j] + f64[SHIFT / 8 + j];
+        if (models.ema) models.ema[offset + i0 + j] = f64[EMA / 8 + j];
+      }
+    }
+    for (let t = 0; t < T; t++) {
+      normSq[t] += sums[t];
+      avgErrSq[t] += sums[T + t];
+      emaErrSq[t] += sums[2 * T + t];
+    }
+    acc.count += n;
+    return;
+  }
   if (firstScratch.length < SMOOTHING_BLOCK) {
     firstScratch = new Float64Array(SMOOTHING_BLOCK);
     shiftScratch = new Float64Array(SMOOTHING_BLOCK);

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import {
   accumulateBaselines,
   accumulateGram,
+  accumulateSmoothing,
+  createSmoothing,
   createBaselineAccumulators,
   createGram,
   finalizeBaselines,
@@ -16,7 +18,7 @@ import {
   type GramAccumulator,
 } from '../../src/baselines/index.ts';
 import { cmdModelBytes } from '../../src/baselines/storage.ts';
-import { setGramKernel } from '../../src/baselines/wasm/gram-kernel.ts';
+import { setBaselinesKernel } from '../../src/baselines/wasm/baselines-kernel.ts';
 import { symmetricEigen } from '../../src/baselines/pca.ts';
 import { errorSeries } from '../../src/baselines/series.ts';
 
@@ -199,15 +201,15 @@ describe('accumulateGram', () => {
     expectClose(r7.ema.errors.errSq, r1.ema.errors.errSq, 1e-12);
   });
 
-  it('the WebAssembly tiles agree with the JavaScript ones (1e-13 of the diagonal)', () => {
+  it('the WebAssembly kernel agrees with the JavaScript one (Gram to 1e-13 of its diagonal, sums to 1e-13)', () => {
     const tr = trajectory(1003, 23, 5, { centre: 2, f32: true });
     const viaWasm = gramOf(tr);
-    const previous = setGramKernel('js');
+    const previous = setBaselinesKernel('js');
     let viaJs: GramAccumulator;
     try {
       viaJs = gramOf(tr);
     } finally {
-      setGramKernel(previous);
+      setBaselinesKernel(previous);
     }
     const T = tr.T;
     let worst = 0;
@@ -219,7 +221,33 @@ describe('accumulateGram', () => {
     }
     expect(worst).toBeLessThan(1e-13);
     expect(worst).toBeGreaterThan(0); // the two really ran different code (sums grouped differently)
-    for (const key of ['s', 'zSum', 'q', 'muSum', 'normSq'] as const) expect(viaWasm[key]).toEqual(viaJs[key]);
+    for (const key of ['s', 'zSum', 'q', 'muSum', 'normSq'] as const) {
+      const scale = Math.max(...Array.from(viaJs[key], Math.abs));
+      expectClose(viaWasm[key], viaJs[key], 0, 1e-13 * scale);
+    }
+    expect(viaWasm.count).toBe(viaJs.count);
+  });
+
+  it('the WebAssembly smoothing sums and models agree with the JavaScript ones (odd n: the padded column adds nothing)', () => {
+    const tr = trajectory(1001, 19, 6, { centre: 1, f32: true });
+    const run = () => {
+      const acc = createSmoothing(tr.T, { lastK: 4, beta: 0.8 });
+      const models = { average: new Float64Array(tr.N), ema: new Float64Array(tr.N) };
+      accumulateSmoothing(tr.values, tr.N, tr.T, acc, models);
+      return { acc, models };
+    };
+    const viaWasm = run();
+    const previous = setBaselinesKernel('js');
+    let viaJs: ReturnType<typeof run>;
+    try {
+      viaJs = run();
+    } finally {
+      setBaselinesKernel(previous);
+    }
+    // Per parameter the same operations: the models are bit-identical.
+    expect(viaWasm.models).toEqual(viaJs.models);
+    for (const key of ['normSq', 'avgErrSq', 'emaErrSq'] as const) expectClose(viaWasm.acc[key], viaJs.acc[key], 1e-13);
+    expect(viaWasm.acc.count).toBe(tr.N);
   });
 
   it('accepts float32 chunks and rejects mismatched shapes', () => {

@@ -1,0 +1,51 @@
+/**
+ * The WebAssembly baselines kernel (baselines-kernel.wat, compiled at dev time into
+ * baselines-kernel-bytes.ts): the Gram blocks' centring and tiles, and the smoothing sums, for
+ * float32 chunks. Results agree with the JavaScript kernels to rounding (sums over parameters
+ * are grouped in two lanes). Null where WebAssembly SIMD is unavailable.
+ */
+import { ensureMemory, instantiateKernel, type KernelMemory } from '../../core/wasm/instantiate.ts';
+import { BASELINES_KERNEL_WASM_BASE64 } from './baselines-kernel-bytes.ts';
+
+export interface BaselinesKernel {
+  memory: KernelMemory;
+  tiles(z: number, Tp: number, B: number, C: number): void;
+  centre(v: number, np: number, T: number, i0: number, bn: number, z: number, B: number, w0: number, m0: number, full: number, sums: number): void;
+  smooth(v: number, np: number, T: number, i0: number, bn: number, k: number, alpha: number, first: number, shift: number, ema: number, sums: number): void;
+}
+
+let kernel: BaselinesKernel | null | undefined;
+let choice: 'auto' | 'js' = 'auto';
+
+/** 'js' forces the JavaScript kernels on this thread (to compare both in tests); returns the previous choice. */
+export function setBaselinesKernel(kernelChoice: 'auto' | 'js'): 'auto' | 'js' {
+  const previous = choice;
+  choice = kernelChoice;
+  return previous;
+}
+
+/** The kernel for a float32 chunk, or null (float64 values, no SIMD, or JS forced). */
+export function baselinesKernel(values: ArrayLike<number>): BaselinesKernel | null {
+  if (choice === 'js' || !(values instanceof Float32Array)) return null;
+  if (kernel === undefined) kernel = instantiateKernel<BaselinesKernel>(BASELINES_KERNEL_WASM_BASE64);
+  return kernel;
+}
+
+const align16 = (x: number) => Math.ceil(x / 16) * 16;
+
+/**
+ * Copies the chunk (`values[t·n + i]`) to the start of the kernel's memory with rows padded to
+ * an even length np (the pad column is 0 and adds nothing), and makes room for `extraBytes`
+ * after it. Returns np, where the extra room starts, and the memory buffer.
+ */
+export function loadChunk(k: BaselinesKernel, values: Float32Array, n: number, T: number, extraBytes: number): { np: number; at: number; buffer: ArrayBuffer } {
+  const np = n + (n & 1);
+  const at = align16(T * np * 4);
+  const buffer = ensureMemory(k.memory, at + extraBytes);
+  const rows = new Float32Array(buffer, 0, T * np);
+  for (let t = 0; t < T; t++) {
+    rows.set(values.subarray(t * n, (t + 1) * n), t * np);
+    if (np > n) rows[t * np + n] = 0;
+  }
+  return { np, at, buffer };
+}
