@@ -271,6 +271,23 @@ describe('online kernel', () => {
   });
 });
 
+describe('online run ending at the warm-up (F = T − 1)', () => {
+  it('the one-pass run and the engine with state write the same model and errors', async () => {
+    const set = await loadCheckpointSet(fixture('lenet5-fmnist', 'npz'), { to: 6 });
+    const F = set.checkpoints.length - 1;
+    const opts = { ...onlineOptions({ modes: 4, samples: 200, seed: 2, workers: 2 }, F, undefined, set.space.total), chunkSize: 9000 };
+    const a = tempDir('cmd-online-endF-a-');
+    const b = tempDir('cmd-online-endF-b-');
+    const onePass = await onlineAnalysis(set, opts, a);
+    // A snapshot position makes the run keep its state and step (here: only the warm-up).
+    const withState = await onlineAnalysis(set, opts, b, { positions: new Set([F]), dir: path.join(b, 'snap') });
+    expect(Buffer.compare(await fsp.readFile(path.join(a, MODEL_FILE)), await fsp.readFile(path.join(b, MODEL_FILE)))).toBe(0);
+    expect(onePass.report.checkpoints).toEqual(withState.report.checkpoints);
+    expect(onePass.report.modes).toEqual(withState.report.modes);
+    expect(onePass.report.checkpoints[F].relativeError).toBeGreaterThan(0);
+  });
+});
+
 describe('online state on disk', () => {
   it('a crash mid-update leaves the committed state; resuming gives the same model as an uninterrupted run', async () => {
     const set = await loadCheckpointSet(fixture('lenet5-fmnist', 'npz'), { to: 8 });
