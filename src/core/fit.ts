@@ -532,9 +532,9 @@ export function assignModes(values: Float32Array | Float64Array, n: number, stat
 
 /**
  * Fits one chunk with the modes already given (`modes[i]` for chunk parameter i, read at
- * `modes[modesOffset + i]`): the least-squares part of {@link fitAssign} without the assignment,
- * for the online variant (fixed modes, growing window). Writes a, b, R² (and copies the mode into
- * `out.mode`) and fills the same accumulators.
+ * `modes[modesOffset + i]`): the least-squares part of {@link fitAssign} without the assignment
+ * (library API; the online tests use it as the independent reference for the final online
+ * model). Writes a, b, R² (and copies the mode into `out.mode`) and fills the same accumulators.
  */
 export function fitFixedModes(
   values: Float32Array | Float64Array,

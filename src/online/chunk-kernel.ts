@@ -81,38 +81,6 @@ class JsChunk implements ChunkKernel {
   }
 }
 
-/** {@link WasmChunk} behind the {@link ChunkKernel} interface. */
-class WasmChunkKernel implements ChunkKernel {
-  constructor(private readonly w: WasmChunk) {}
-  get sums() {
-    return this.w.sums;
-  }
-  get a() {
-    return this.w.a;
-  }
-  get b() {
-    return this.w.b;
-  }
-  get stats() {
-    return this.w.stats;
-  }
-  values(rows: number): Float32Array {
-    return this.w.values(rows);
-  }
-  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][], wantStats = true): RangeErrors {
-    const out: RangeErrors = [];
-    this.w.solveWarmup(K, fit, refsLast, ranges, wantStats, (_, errSq, normSq) => out.push({ errSq, normSq }));
-    return out;
-  }
-  update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][], wantStats = true): RangeErrors[] {
-    const rows: RangeErrors[] = Array.from({ length: fits.K }, () => []);
-    this.w.update(refShifted, refs, fits, ranges, wantStats, (_, errSq, normSq) => {
-      for (let j = 0; j < fits.K; j++) rows[j].push({ errSq: errSq[j], normSq: normSq[j] });
-    });
-    return rows;
-  }
-}
-
 /**
  * A kernel for a chunk of `n` parameters, calls of up to `rows` checkpoints and M modes: the
  * WebAssembly one for float32 values when available, else (or with `js`) the JavaScript one.
@@ -120,5 +88,5 @@ class WasmChunkKernel implements ChunkKernel {
  */
 export function openChunkKernel(n: number, rows: number, M: number, modeBytes: 1 | 2, options: { float64: boolean; js?: boolean }): ChunkKernel {
   const wasm = options.float64 || options.js ? null : WasmChunk.open(n, rows, M, modeBytes);
-  return wasm ? new WasmChunkKernel(wasm) : new JsChunk(n, rows, M, modeBytes, options.float64);
+  return wasm ?? new JsChunk(n, rows, M, modeBytes, options.float64);
 }

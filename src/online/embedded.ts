@@ -25,7 +25,7 @@
  * The global selection reads the diff files in a few passes (embedded-select.ts).
  */
 import fs from 'node:fs';
-import { writeAllSync } from './state.ts';
+import { readAllSync, writeAllSync } from './state.ts';
 import path from 'node:path';
 import { CancelledError } from '../errors.ts';
 import { num, type RunReport } from '../output/report-schema.ts';
@@ -97,23 +97,6 @@ interface EmbedChunk {
 /** Embedded-state files live and die with one offline run: no fsync. */
 function writeParts(file: string, parts: ArrayBufferView[]): void {
   writeAllSync(file, parts, false);
-}
-
-function readBytes(file: string, bytes: number, position = 0): ArrayBuffer {
-  const buffer = new ArrayBuffer(bytes);
-  const view = new Uint8Array(buffer);
-  const fd = fs.openSync(file, 'r');
-  try {
-    let done = 0;
-    while (done < bytes) {
-      const n = fs.readSync(fd, view, done, bytes - done, position + done);
-      if (n === 0) throw new Error(`embedded state file ${file} is shorter than ${position + bytes} bytes`);
-      done += n;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return buffer;
 }
 
 /** Σ (w_i − (a_old_i·r_{m(i)} + b_old_i))² over the embedded parameters of a chunk (float64). */
@@ -216,7 +199,7 @@ export class EmbeddedSimulation {
   private readEmb(chunk: Chunk): EmbedChunk {
     const n = chunk.count;
     const mb = this.engine.meta.modeBytes;
-    const buf = readBytes(this.embFile(chunk.index, this.gen), n * (17 + mb));
+    const buf = readAllSync(this.embFile(chunk.index, this.gen), n * (17 + mb));
     return {
       aOld: new Float64Array(buf, 0, n),
       bOld: new Float64Array(buf, 8 * n, n),
@@ -303,13 +286,13 @@ export class EmbeddedSimulation {
       }
       writeParts(this.stepFile(chunk.index), [a, b, diff]);
     }
-    const sources: ValueSource[] = this.chunks.map((chunk) => ({ count: chunk.count, read: () => new Float64Array(readBytes(this.stepFile(chunk.index), 8 * chunk.count, 16 * chunk.count)) }));
+    const sources: ValueSource[] = this.chunks.map((chunk) => ({ count: chunk.count, read: () => new Float64Array(readAllSync(this.stepFile(chunk.index), 8 * chunk.count, 16 * chunk.count)) }));
     const selector = new ThresholdSelector(findThreshold(sources, count, this.cap));
     // Pass B: the new E (selected ∪ old, minus references) and a_old, b_old ← a, b outside the old E.
     for (const chunk of this.chunks) {
       await this.yieldCheck();
       const n = chunk.count;
-      const step = readBytes(this.stepFile(chunk.index), 24 * n);
+      const step = readAllSync(this.stepFile(chunk.index), 24 * n);
       const a = new Float64Array(step, 0, n);
       const b = new Float64Array(step, 8 * n, n);
       const diff = new Float64Array(step, 16 * n, n);

@@ -100,15 +100,16 @@ export function writeAllSync(file: string, parts: ArrayBufferView[], durable = t
   }
 }
 
-function readAllSync(file: string, bytes: number): ArrayBuffer {
+/** Reads exactly `bytes` bytes of `file` from `position` (a state file shorter than that is corrupt). */
+export function readAllSync(file: string, bytes: number, position = 0): ArrayBuffer {
   const buffer = new ArrayBuffer(bytes);
   const view = new Uint8Array(buffer);
   const fd = fs.openSync(file, 'r');
   try {
     let done = 0;
     while (done < bytes) {
-      const n = fs.readSync(fd, view, done, bytes - done, done);
-      if (n === 0) throw new Error(`online state file ${file} is shorter than ${bytes} bytes`);
+      const n = fs.readSync(fd, view, done, bytes - done, position + done);
+      if (n === 0) throw new Error(`online state file ${file} is shorter than ${position + bytes} bytes`);
       done += n;
     }
   } finally {

@@ -21,20 +21,14 @@ import { cmdModelBytes } from '../../src/baselines/storage.ts';
 import { setBaselinesKernel } from '../../src/baselines/wasm/baselines-kernel.ts';
 import { symmetricEigen } from '../../src/baselines/pca.ts';
 import { errorSeries } from '../../src/baselines/series.ts';
+import { xorshift32 } from '../helpers/random.ts';
 
 // ---------------------------------------------------------------- synthetic trajectories
 
-/** xorshift32 → uniform in [-0.5, 0.5); deterministic per seed. */
+/** Uniform in [-0.5, 0.5); deterministic per seed. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32 - 0.5;
-  };
+  const u = xorshift32(seed);
+  return () => u() - 0.5;
 }
 
 interface Trajectory {

@@ -9,19 +9,9 @@ import {
   setDistanceKernel,
   splitRowsByPairs,
 } from '../../src/core/correlation.ts';
+import { xorshift32 } from '../helpers/random.ts';
 
-/** Small deterministic generator (xorshift32) in [0, 1). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
+const rng = xorshift32;
 
 /** A random symmetric K × K matrix in [0, 1] with unit diagonal, like |corr|. */
 function randomMatrix(K: number, seed: number): Float64Array {

@@ -5,6 +5,7 @@
  * parameters per SIMD vector). Loaded once per thread; null where WebAssembly is unavailable (callers fall
  * back to the JavaScript kernels, with identical results).
  */
+import type { ChunkKernel, RangeErrors } from '../chunk-kernel.ts';
 import type { ChunkSums, FitTable, ModeFit, SolveStats } from '../kernel.ts';
 import { ONLINE_KERNEL_WASM_BASE64 } from './online-kernel-bytes.ts';
 import { ensureMemory, instantiateKernel, type KernelMemory } from '../../core/wasm/instantiate.ts';
@@ -87,7 +88,7 @@ function writeRecords(buf: ArrayBuffer, at: number, K: number, M: number, fit: F
  * values are read straight into {@link values}. Every array here is a view into that memory,
  * which does not grow while the chunk is open (one chunk per thread at a time).
  */
-export class WasmChunk {
+export class WasmChunk implements ChunkKernel {
   private readonly k: OnlineKernelExports;
   private readonly L: ReturnType<typeof layout>;
   private readonly buf: ArrayBuffer;
@@ -127,29 +128,29 @@ export class WasmChunk {
 
   /**
    * {@link warmupSolve} over each range: a, b and (with `wantStats`) the statistics from the sums
-   * in place (all set), the error at values row K−1 per range through `onRange`.
+   * in place (all set), and per range the error at values row K−1.
    */
-  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][], wantStats: boolean, onRange: (r: number, errSq: number, normSq: number) => void): void {
+  solveWarmup(K: number, fit: ModeFit, refsLast: ArrayLike<number>, ranges: [number, number][], wantStats = true): RangeErrors {
     const { k, L, buf, n, M } = this;
     const mb = this.sums.mode.BYTES_PER_ELEMENT;
     writeRecords(buf, L.rec, 1, M, fit, undefined, refsLast);
     this.stats.modeCount.fill(0);
     this.stats.r2Sum.fill(0);
     const err = f64At(buf, L.err, 2);
-    ranges.forEach(([i0, i1], r) => {
+    return ranges.map(([i0, i1]) => {
       err[0] = 0;
       err[1] = 0;
       k.initSolve(L.w, n, K, i0, i1, L.mode, mb, L.shift, L.S1, L.S2, L.P, L.rec, fit.n, fit.invN, L.a, L.b, L.err, L.mc, L.r2s, wantStats ? 1 : 0);
-      onRange(r, err[0], err[1]);
+      return { errSq: err[0], normSq: err[1] };
     });
   }
 
   /**
    * {@link updateFused} over each range for the K = fits.K rows at {@link values}: updates the
-   * sums, leaves a, b and (with `wantStats`) the statistics of the last row; errSq[j]/normSq[j]
-   * per range through `onRange`.
+   * sums, leaves a, b and (with `wantStats`) the statistics of the last row; per row, the
+   * errors per range.
    */
-  update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][], wantStats: boolean, onRange: (r: number, errSq: Float64Array, normSq: Float64Array) => void): void {
+  update(refShifted: Float64Array, refs: Float64Array, fits: FitTable, ranges: [number, number][], wantStats = true): RangeErrors[] {
     const { k, L, buf, n, M } = this;
     const K = fits.K;
     if (K > this.rows) throw new RangeError(`online kernel: ${K} rows, opened for ${this.rows}`);
@@ -164,18 +165,14 @@ export class WasmChunk {
     }
     this.stats.modeCount.fill(0);
     this.stats.r2Sum.fill(0);
-    const errSq = new Float64Array(K);
-    const normSq = new Float64Array(K);
+    const rows: RangeErrors[] = Array.from({ length: K }, () => []);
     const mb = this.sums.mode.BYTES_PER_ELEMENT;
-    ranges.forEach(([i0, i1], r) => {
+    for (const [i0, i1] of ranges) {
       for (let j = 0; j < K; j++) jrec.fill(0, 6 * j + 2, 6 * j + 6);
       k.update(L.w, n, K, M, i0, i1, L.mode, mb, L.shift, L.S1, L.S2, L.P, L.rec, L.jrec, L.anyConst, L.a, L.b, L.mc, L.r2s, wantStats ? 1 : 0);
       // The two lanes (even- and odd-numbered parameters of the range), added as updateFused adds them.
-      for (let j = 0; j < K; j++) {
-        errSq[j] = jrec[6 * j + 2] + jrec[6 * j + 3];
-        normSq[j] = jrec[6 * j + 4] + jrec[6 * j + 5];
-      }
-      onRange(r, errSq, normSq);
-    });
+      for (let j = 0; j < K; j++) rows[j].push({ errSq: jrec[6 * j + 2] + jrec[6 * j + 3], normSq: jrec[6 * j + 4] + jrec[6 * j + 5] });
+    }
+    return rows;
   }
 }
