@@ -31,6 +31,16 @@ export class UsageError extends CmdError {
   }
 }
 
+/**
+ * The run itself failed although its inputs were readable: an evaluation command that crashed,
+ * a disk that filled up, a worker that died. Exit 2 like bad input, but not blamed on an input.
+ */
+export class RuntimeError extends CmdError {
+  constructor(message: string) {
+    super(message, 2);
+  }
+}
+
 /** A `cmd report` threshold (or another check) did not hold. */
 export class GateError extends CmdError {
   constructor(message: string) {

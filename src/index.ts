@@ -2,7 +2,7 @@
  * The library API: everything the CLI does, as typed functions. Layout follows the pipeline:
  * formats → checkpoints and trajectory access → CMD core → outputs and report.
  */
-export { CmdError, InputError, UsageError, GateError, CancelledError } from './errors.ts';
+export { CmdError, InputError, UsageError, RuntimeError, GateError, CancelledError } from './errors.ts';
 
 // formats
 export type { DType } from './formats/dtype.ts';

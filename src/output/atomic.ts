@@ -31,8 +31,12 @@ export class StagedDir {
     this.path = staging;
   }
 
-  /** Refuses a non-empty `target` unless `force`; creates the staging folder next to it. */
-  static async create(target: string, force = false): Promise<StagedDir> {
+  /**
+   * Refuses a non-empty `target` unless `force`; creates the staging folder next to it.
+   * `inputs` are the files and folders the command reads (checkpoint folder, checkpoint files):
+   * the target must never be one of them, contain them or lie inside them.
+   */
+  static async create(target: string, force = false, _inputs: readonly string[] = []): Promise<StagedDir> {
     const abs = path.resolve(target);
     if (!force && (await isNonEmptyDir(abs))) throw new UsageError(`${target} exists and is not empty; use --force to replace it`);
     await fsp.mkdir(path.dirname(abs), { recursive: true });
