@@ -9,6 +9,7 @@ import picomatch from 'picomatch';
 import { InputError, UsageError } from '../errors.ts';
 import type { FormatName } from '../formats/types.ts';
 import { naturalCompare, stepFromName } from './naming.ts';
+import { isTorchZipListing, sniffTorchFile, zipEntryNames } from '../formats/torch-zip.ts';
 
 /** One checkpoint as found on disk, before its headers are read. */
 export interface CheckpointSource {
@@ -53,7 +54,36 @@ const auxiliaryPatterns: [RegExp, string][] = [
 const picklePattern = /\.(pt|pth|ckpt|bin|pkl)$/;
 
 export const PICKLE_HINT =
-  "cmd never unpickles files; convert each to safetensors first, e.g. python3 -c \"import sys,torch; from safetensors.torch import save_file; [save_file({k: v.contiguous() for k, v in torch.load(p, map_location='cpu').items()}, p.rsplit('.', 1)[0] + '.safetensors') for p in sys.argv[1:]]\" DIR/*.pt (see docs/formats.md)";
+  "cmd reads torch.save zip archives (PyTorch ≥ 1.6) without running them, but these are not such archives; convert each to safetensors first, e.g. python3 -c \"import sys,torch; from safetensors.torch import save_file; [save_file({k: v.contiguous() for k, v in torch.load(p, map_location='cpu').items()}, p.rsplit('.', 1)[0] + '.safetensors') for p in sys.argv[1:]]\" DIR/*.pt (see docs/formats.md)";
+
+/**
+ * A PyTorch checkpoint file, recognised by content (a zip holding `<archive>/data.pkl`, or the
+ * legacy format's magic number, which the reader then refuses with a clear line), never by
+ * extension: tfjs shards are `.bin` too. Lightning's `last.ckpt` duplicates the newest
+ * `epoch=N-step=M.ckpt` and has no step in its name, so it is listed as ignored.
+ */
+async function torchFileClass(dir: string, name: string): Promise<Classified | undefined> {
+  const full = path.join(dir, name);
+  const sniff = await sniffTorchFile(full);
+  if (sniff === 'other') return undefined;
+  if (sniff === 'zip') {
+    const names = await zipEntryNames(full);
+    if (!names || !isTorchZipListing(names)) return undefined;
+  }
+  if (/^last(-v\d+)?\.ckpt$/.test(name)) return { kind: 'ignored', entry: { name, reason: "Lightning's copy of the latest checkpoint (no step in its name)" } };
+  return { kind: 'source', source: { name, format: 'torch', path: full, layout: 'file' } };
+}
+
+/** A Hugging Face `checkpoint-N/` folder saved with `pytorch_model.bin` (sharded or not). */
+async function torchFolderSource(full: string, name: string, files: string[], trainerState: string | undefined): Promise<CheckpointSource | undefined> {
+  if (files.includes('pytorch_model.bin.index.json')) {
+    return { name, format: 'torch', path: path.join(full, 'pytorch_model.bin.index.json'), layout: 'sharded', trainerState };
+  }
+  if (files.includes('pytorch_model.bin') && (await sniffTorchFile(path.join(full, 'pytorch_model.bin'))) !== 'other') {
+    return { name, format: 'torch', path: path.join(full, 'pytorch_model.bin'), layout: 'file', trainerState };
+  }
+  return undefined;
+}
 
 function auxiliaryReason(name: string): string | undefined {
   for (const [re, reason] of auxiliaryPatterns) if (re.test(name)) return reason;
@@ -146,6 +176,8 @@ async function classifyFolder(dir: string, name: string): Promise<Classified> {
   if (files.some((f) => f.endsWith('.npy'))) {
     return { kind: 'source', source: { name, format: 'npy', path: full, layout: 'npy-dir' } };
   }
+  const torch = await torchFolderSource(full, name, files, trainerState);
+  if (torch) return { kind: 'source', source: torch };
   if (files.some((f) => picklePattern.test(f) && !auxiliaryReason(f))) return { kind: 'pickle', name };
   return { kind: 'ignored', entry: { name, reason: 'folder without checkpoint files' } };
 }
@@ -160,6 +192,8 @@ async function classifyFile(dir: string, name: string, parts: Set<string>): Prom
   if (name.endsWith('weights_manifest.json')) return { kind: 'source', source: { name, format: 'tfjs', path: full, layout: 'tfjs-manifest' } };
   const aux = auxiliaryReason(name);
   if (aux) return { kind: 'ignored', entry: { name, reason: aux } };
+  const torch = await torchFileClass(dir, name);
+  if (torch) return torch;
   if (name.endsWith('.json') && (await looksLikeTfjsModel(full))) {
     return { kind: 'source', source: { name, format: 'tfjs', path: full, layout: 'tfjs-model' } };
   }
@@ -236,13 +270,13 @@ export async function discoverCheckpoints(dir: string, options: DiscoverOptions 
     format = byFormat.keys().next().value;
   }
   for (const [f, list] of byFormat) if (f !== format) for (const s of list) ignored.push({ name: s.name, reason: `${f} checkpoint (--format ${format})` });
-  for (const p of pickles) ignored.push({ name: p, reason: 'PyTorch pickle (never loaded)' });
+  for (const p of pickles) ignored.push({ name: p, reason: 'pickle that is not a torch.save zip archive (never loaded)' });
   const chosen = format ? (byFormat.get(format) ?? []) : [];
   if (chosen.length === 0) {
     if (pickles.length > 0 && !options.format) {
       throw new InputError(dir, `only PyTorch pickle checkpoints found (${pickles.slice(0, 2).join(', ')}${pickles.length > 2 ? ', …' : ''}); ${PICKLE_HINT}`, 'pickle-only');
     }
-    throw new InputError(dir, options.format ? `no ${options.format} checkpoints found` : 'no checkpoints found (expected .safetensors, .npz, .npy or tfjs model.json files or folders)', 'empty-folder');
+    throw new InputError(dir, options.format ? `no ${options.format} checkpoints found` : 'no checkpoints found (expected .safetensors, .npz, .npy, torch.save or tfjs model.json files or folders)', 'empty-folder');
   }
   chosen.sort((a, b) => naturalCompare(a.name, b.name));
   ignored.sort((a, b) => naturalCompare(a.name, b.name));

@@ -8,9 +8,12 @@ import type { CheckpointSource } from './discover.ts';
 export interface OpenOptions {
   /** `--tensor-table`: [name, shape] pairs that split a flat .npy vector into tensors. */
   tensorTable?: [string, number[]][];
+  /** `--state-key KEY`: the dict holding a PyTorch checkpoint's tensors (dotted path). */
+  stateKey?: string;
 }
 
 export function openCheckpoint(source: CheckpointSource, options: OpenOptions = {}): Promise<CheckpointContents> {
+  if (source.format === 'torch') return openTorch(source, options);
   switch (source.layout) {
     case 'file':
       return source.format === 'npz' ? readNpzCheckpoint(source.path) : readSafetensorsHeader(source.path);
@@ -25,4 +28,11 @@ export function openCheckpoint(source: CheckpointSource, options: OpenOptions = 
       // Loaded on demand: the manifest reader brings zod, which other formats do not need.
       return import('../formats/tfjs.ts').then((m) => m.readTfjsCheckpoint(source.path));
   }
+}
+
+/** PyTorch files (one archive or a sharded index); the reader is loaded only when needed. */
+async function openTorch(source: CheckpointSource, options: OpenOptions): Promise<CheckpointContents> {
+  const m = await import('../formats/torch.ts');
+  const opts = { stateKey: options.stateKey };
+  return source.layout === 'sharded' ? m.readShardedTorch(source.path, opts) : m.readTorchCheckpoint(source.path, opts);
 }

@@ -75,7 +75,7 @@ function collect(value: string, previous: string[] = []): string[] {
 /** Adds --format, --include/--exclude, --from/--to/--every, --order-by, --tensor-table, --exclude-tensors. */
 export function addSelectionOptions(cmd: Command, formatFlag = '--format'): Command {
   return cmd
-    .addOption(new Option(`${formatFlag} <format>`, 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs']))
+    .addOption(new Option(`${formatFlag} <format>`, 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs', 'torch']))
     .option('--include <glob>', 'only folder entries matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'leave out folder entries matching this glob (repeatable)', collect)
     .option('--from <step>', 'first step to use (as `cmd inspect` shows it)', intArg('--from'))
@@ -83,6 +83,7 @@ export function addSelectionOptions(cmd: Command, formatFlag = '--format'): Comm
     .option('--every <k>', 'use every k-th selected checkpoint', intArg('--every', 1))
     .addOption(new Option('--order-by <key>', 'order checkpoints by the step in their names or in their metadata').choices(['name', 'metadata'] as const).default('name'))
     .option('--tensor-table <file>', 'JSON list of [name, shape] splitting flat .npy checkpoints into tensors')
+    .option('--state-key <key>', 'PyTorch checkpoints: dotted path of the dict holding the model tensors (e.g. ema)')
     .option('--exclude-tensors <glob>', 'carry matching tensors through unmodelled (repeatable)', collect);
 }
 
@@ -97,6 +98,7 @@ export interface SelectionFlags {
   every?: number;
   orderBy?: 'name' | 'metadata';
   tensorTable?: string;
+  stateKey?: string;
   excludeTensors?: string[];
 }
 
@@ -118,6 +120,7 @@ export async function loadOptionsFrom(flags: SelectionFlags): Promise<LoadOption
     every: flags.every,
     orderBy: flags.orderBy,
     excludeTensors: flags.excludeTensors,
+    stateKey: flags.stateKey,
     tensorTable: flags.tensorTable ? await loadTensorTable(flags.tensorTable) : undefined,
   };
 }

@@ -50,6 +50,56 @@ async function writeSharded(source: CheckpointInfo, destDir: string, tensors: Te
   await writeFileAtomic(path.join(destDir, path.basename(source.path)), await fsp.readFile(source.path));
 }
 
+/** `epoch_3.pt` → `epoch_3.safetensors`; Hugging Face's `pytorch_model.bin` → `model.safetensors`. */
+export function safetensorsNameForTorch(file: string): string {
+  if (file === 'pytorch_model.bin') return 'model.safetensors';
+  const dot = file.lastIndexOf('.');
+  return `${dot > 0 ? file.slice(0, dot) : file}.safetensors`;
+}
+
+/**
+ * A PyTorch input comes back as safetensors, never as a pickle (docs/formats.md, "PyTorch"),
+ * named so `from_pretrained` finds it: `model.safetensors`, or for a sharded
+ * `pytorch_model.bin.index.json` the files `model-0000k-of-0000n.safetensors` and
+ * `model.safetensors.index.json`.
+ */
+async function writeTorchAsSafetensors(source: CheckpointInfo, outDir: string, tensors: TensorToWrite[], name: string): Promise<string> {
+  const inFolder = source.entry !== source.path;
+  const metadata = source.contents.metadata;
+  if (source.layout !== 'sharded') {
+    const file = safetensorsNameForTorch(path.basename(inFolder ? source.path : name));
+    const dest = inFolder ? path.join(outDir, name, file) : path.join(outDir, file);
+    await fsp.mkdir(path.dirname(dest), { recursive: true });
+    await writeSafetensors(dest, tensors, metadata);
+    return inFolder ? path.dirname(dest) : dest;
+  }
+  const destDir = inFolder ? path.join(outDir, name) : outDir;
+  await fsp.mkdir(destDir, { recursive: true });
+  const shards = (source.contents.extras?.torch as { shards?: string[] } | undefined)?.shards ?? [];
+  const stored = new Map(source.contents.tensors.map((t) => [t.name, t]));
+  const pad = (k: number) => String(k).padStart(5, '0');
+  const shardName = (i: number) => `model-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`;
+  const byShard = new Map<number, TensorToWrite[]>();
+  for (const t of tensors) {
+    const from = path.basename(stored.get(t.name)?.spans[0]?.path ?? '');
+    const i = Math.max(0, shards.indexOf(from));
+    byShard.set(i, [...(byShard.get(i) ?? []), t]);
+  }
+  const weightMap: Record<string, string> = {};
+  let total = 0;
+  for (const [i, list] of [...byShard].sort((a, b) => a[0] - b[0])) {
+    await writeSafetensors(path.join(destDir, shardName(i)), list, metadata);
+    for (const t of list) {
+      weightMap[t.name] = shardName(i);
+      total += t.data.byteLength;
+    }
+  }
+  const sortedMap = Object.fromEntries(Object.keys(weightMap).sort().map((k) => [k, weightMap[k]]));
+  const index = `${JSON.stringify({ metadata: { total_size: total }, weight_map: sortedMap }, null, 2)}\n`;
+  await writeFileAtomic(path.join(destDir, 'model.safetensors.index.json'), Buffer.from(index));
+  return inFolder ? destDir : path.join(destDir, 'model.safetensors.index.json');
+}
+
 /**
  * Writes `tensors` as a checkpoint shaped like `source` under `outDir`, named `name`
  * (default: the source's own entry name). Returns the path written (file or folder).
@@ -58,6 +108,10 @@ export async function writeCheckpointLike(source: CheckpointInfo, outDir: string
   await fsp.mkdir(outDir, { recursive: true });
   const inFolder = source.entry !== source.path; // the checkpoint is a folder (HF checkpoint-N/, tfjs epoch_1/, npy dir)
   const metadata = source.contents.metadata;
+  if (format === 'torch' && source.contents.format !== 'torch') throw new UsageError('--format torch: cmd never writes pickles; PyTorch inputs come back as safetensors');
+  if (source.contents.format === 'torch' && (format === 'same' || format === 'torch' || format === 'safetensors')) {
+    return writeTorchAsSafetensors(source, outDir, tensors, name);
+  }
   if (format !== 'same' && format !== source.contents.format) {
     const stem = stripCheckpointSuffix(name);
     switch (format) {
