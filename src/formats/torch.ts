@@ -44,6 +44,8 @@ const MAX_SPANS = 4096;
 export interface TorchReadOptions {
   /** `--state-key KEY`: dotted path of the dict holding the tensors. */
   stateKey?: string;
+  /** Non-contiguous views with more runs than this are copied to C order in scratch (default 4096). */
+  maxSpans?: number;
 }
 
 export interface IgnoredItem {
@@ -359,7 +361,7 @@ export async function readTorchCheckpoint(file: string, options: TorchReadOption
     if (key !== '' && root instanceof PyDict) {
       for (const [k] of root.entries) if (typeof k === 'string' && k !== key.split('.')[0]) ignored.push({ name: k, reason: 'outside the tensor tree' });
     }
-    const tensors = await storedTensors(archive, named);
+    const tensors = await storedTensors(archive, named, options.maxSpans);
     if (tensors.length === 0) throw new InputError(file, 'holds no tensors', 'torch-no-tree');
     return {
       format: 'torch',
@@ -372,9 +374,6 @@ export async function readTorchCheckpoint(file: string, options: TorchReadOption
     archive.close();
   }
 }
-
-/** Test seam: span building with a custom run limit (to reach the scratch-copy path on small views). */
-export const internals = { viewSpans, isContiguous };
 
 /**
  * A sharded Hugging Face `pytorch_model.bin.index.json`: reads every shard named in its
