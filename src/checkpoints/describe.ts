@@ -34,10 +34,20 @@ export function describeCheckpointSet(set: CheckpointSet): FolderDescription {
     format: set.format,
     checkpoints: set.checkpoints.map((c) => ({ index: c.index, step: c.step, name: c.name, bytes: c.bytes })),
     tensors,
-    ignored: set.ignored,
+    ignored: [...set.ignored, ...entriesIgnoredInside(set)],
     modelledParameters: set.space.total,
     modelledBytesPerCheckpoint: modelledBytes,
     totalBytes: set.checkpoints.reduce((s, c) => s + c.bytes, 0),
     notes: set.notes,
   };
+}
+
+/**
+ * Entries inside the first checkpoint that are not tensors of the model (a PyTorch file's
+ * epoch counter, optimizer state, Lightning hyper_parameters), as `<checkpoint>: <key>`.
+ */
+function entriesIgnoredInside(set: CheckpointSet): { name: string; reason: string }[] {
+  const first = set.checkpoints[0];
+  const inside = (first.contents.extras?.torch as { ignored?: { name: string; reason: string }[] } | undefined)?.ignored ?? [];
+  return inside.map((i) => ({ name: `${first.name}: ${i.name}`, reason: i.reason }));
 }

@@ -359,7 +359,7 @@ export async function readTorchCheckpoint(file: string, options: TorchReadOption
     const { tree, key } = selectTensorTree(file, root, options);
     const { named, ignored } = collectTensors(file, tree, key === '');
     if (key !== '' && root instanceof PyDict) {
-      for (const [k] of root.entries) if (typeof k === 'string' && k !== key.split('.')[0]) ignored.push({ name: k, reason: 'outside the tensor tree' });
+      for (const [k] of root.entries) if (typeof k === 'string' && k !== key.split('.')[0]) ignored.push({ name: k, reason: NEVER_TREE.test(k) ? 'training state, never model weights' : 'outside the tensor tree' });
     }
     const tensors = await storedTensors(archive, named, options.maxSpans);
     if (tensors.length === 0) throw new InputError(file, 'holds no tensors', 'torch-no-tree');
