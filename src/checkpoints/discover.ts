@@ -68,7 +68,8 @@ async function torchFileClass(dir: string, name: string): Promise<Classified | u
   if (sniff === 'other') return undefined;
   if (sniff === 'zip') {
     const names = await zipEntryNames(full);
-    if (!names || !isTorchZipListing(names)) return undefined;
+    // A damaged zip with a PyTorch extension goes to the reader, which says what is wrong.
+    if (names ? !isTorchZipListing(names) : !picklePattern.test(name)) return undefined;
   }
   if (/^last(-v\d+)?\.ckpt$/.test(name)) return { kind: 'ignored', entry: { name, reason: "Lightning's copy of the latest checkpoint (no step in its name)" } };
   return { kind: 'source', source: { name, format: 'torch', path: full, layout: 'file' } };

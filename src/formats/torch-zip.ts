@@ -53,17 +53,21 @@ export async function sniffTorchFile(path: string): Promise<TorchSniff> {
   }
 }
 
-/** Lists a zip's entry names from its central directory (no data read). Undefined if not a zip. */
+/**
+ * Lists a zip's entry names from its central directory (no data read), undefined when the
+ * central directory cannot be read. Names are not validated here (a `../` name must still
+ * make the file a torch archive, so that the reader refuses it instead of discovery skipping it).
+ */
 export async function zipEntryNames(path: string): Promise<string[] | undefined> {
   let zip: ZipFile;
   try {
-    zip = await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, decodeStrings: true, strictFileNames: false });
+    zip = await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, decodeStrings: false });
   } catch {
     return undefined;
   }
   try {
     const names: string[] = [];
-    for await (const e of zip.eachEntry()) names.push(e.fileName);
+    for await (const e of zip.eachEntry()) names.push(Buffer.from(e.fileName as unknown as Uint8Array).toString('utf8'));
     return names;
   } catch {
     return undefined;
