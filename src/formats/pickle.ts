@@ -33,12 +33,26 @@ export class PyList {
 /** A dict, keeping insertion order and keys of any type; `cls` is set for OrderedDict & co. */
 export class PyDict {
   readonly entries: [PyValue, PyValue][] = [];
+  /** Position of each string/number key in `entries` (state_dicts have tens of thousands). */
+  readonly index = new Map<string | number, number>();
   /** BUILD state applied to the dict (OrderedDict's `_metadata` in a state_dict). */
   state: PyValue | undefined;
   constructor(readonly cls?: PyGlobal) {}
   get(key: string): PyValue | undefined {
-    for (const [k, v] of this.entries) if (k === key) return v;
-    return undefined;
+    const i = this.index.get(key);
+    return i === undefined ? undefined : this.entries[i][1];
+  }
+  /** Python's `d[key] = value`: a repeated key keeps its place and takes the new value. */
+  set(key: PyValue, value: PyValue): void {
+    if (typeof key === 'string' || typeof key === 'number') {
+      const i = this.index.get(key);
+      if (i !== undefined) {
+        this.entries[i] = [key, value];
+        return;
+      }
+      this.index.set(key, this.entries.length);
+    }
+    this.entries.push([key, value]);
   }
 }
 export class PySet {
@@ -223,7 +237,11 @@ export function readPickle(data: Uint8Array, limits: PickleLimits = {}): PyValue
   };
   const setItems = (target: PyValue, pairs: PyValue[]): void => {
     if (pairs.length % 2) throw new PickleError(`odd number of items for SETITEMS at byte ${pos - 1}`, 'pickle-corrupt');
-    const sink = target instanceof PyDict ? target.entries : target instanceof PyObject ? target.dictItems : undefined;
+    if (target instanceof PyDict) {
+      for (let i = 0; i < pairs.length; i += 2) target.set(pairs[i], pairs[i + 1]);
+      return;
+    }
+    const sink = target instanceof PyObject ? target.dictItems : undefined;
     if (!sink) throw new PickleError(`SETITEM on a non-dict value at byte ${pos - 1}`, 'pickle-corrupt');
     for (let i = 0; i < pairs.length; i += 2) {
       const key = pairs[i];

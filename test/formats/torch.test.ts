@@ -188,3 +188,45 @@ describe('hostile torch files', () => {
     }
   });
 });
+
+describe('recognised by content, never by extension', () => {
+  it('a torch.save zip with any name is a torch checkpoint; a non-zip .bin is not', async () => {
+    const { discoverCheckpoints } = await import('../../src/checkpoints/discover.ts');
+    const { copyFileSync, writeFileSync } = await import('node:fs');
+    const dir = tempDir();
+    for (let i = 1; i <= 3; i++) copyFileSync(torchFixture('plain', `epoch_${i}.pt`), path.join(dir, `run_${i}.weights`));
+    writeFileSync(path.join(dir, 'group1-shard1of1.bin'), Buffer.alloc(64, 1));
+    const found = await discoverCheckpoints(dir);
+    expect(found.format).toBe('torch');
+    expect(found.sources.map((s) => s.name)).toEqual(['run_1.weights', 'run_2.weights', 'run_3.weights']);
+    expect(found.ignored.map((i) => i.name)).toEqual(['group1-shard1of1.bin']);
+  });
+});
+
+describe('pickle reader under corruption', () => {
+  it('every mutated data.pkl is read or refused with a PickleError, never anything else', async () => {
+    const { openTorchArchive } = await import('../../src/formats/torch-zip.ts');
+    const archive = await openTorchArchive(torchFixture('lightning', 'checkpoints', 'epoch=0-step=100.ckpt'));
+    const original = archive.pickle;
+    archive.close();
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    let refused = 0;
+    for (let k = 0; k < 2000; k++) {
+      const data = Uint8Array.from(original);
+      const edits = 1 + rand(4);
+      for (let e = 0; e < edits; e++) data[rand(data.length)] = rand(256);
+      const cut = rand(4) === 0 ? data.subarray(0, rand(data.length)) : data;
+      try {
+        readPickle(cut);
+      } catch (err) {
+        if (!(err instanceof PickleError)) throw new Error(`mutation ${k}: ${String(err)}`);
+        refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(0);
+  });
+});
