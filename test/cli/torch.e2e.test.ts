@@ -78,7 +78,7 @@ describe('PyTorch folders end to end', () => {
     for (const [dir, o] of [[torchFixture('plain'), 'plain'], [torchFixture('hf'), 'hf'], [torchFixture('hf-sharded'), 'sharded']]) {
       let r = runCli(['analyze', dir, '-o', path.join(out, o), '--modes', '2', '--quiet']);
       expect(r.status, r.stderr).toBe(0);
-      r = runCli(['reconstruct', '-o', path.join(out, o), '--checkpoints', 'all', '--quiet']);
+      r = runCli(['reconstruct', '-o', path.join(out, o), '--modes', '2', '--checkpoints', 'all', '--quiet']);
       expect(r.status, r.stderr).toBe(0);
       names[o] = readdirSync(path.join(out, o, 'reconstructed'), { recursive: true }).map(String).sort();
     }
