@@ -23,10 +23,14 @@ function buildProgram() {
   const program = new Command('cmd')
     .description('Correlation Mode Decomposition (CMD) for folders of training checkpoints')
     .version(version)
-    .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', exitCodesHelp)
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      writeOut: (s) => process.stdout.write(s),
+      // One line per usage error, like every other error: `cmd: <problem> (run with --help for usage)`.
+      outputError: (s, write) => write(`cmd: ${s.replace(/^error: /, '').replace(/\s+/g, ' ').trim()} (run with --help for usage)\n`),
+    });
 
   addSelectionOptions(
     program
