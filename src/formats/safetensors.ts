@@ -7,7 +7,8 @@
  * (widest first) then by name, compact JSON with `__metadata__` first, spaces up to a
  * multiple of 8.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { openRegular } from '../io/open-regular.ts';
+import type { FileHandle } from 'node:fs/promises';
 import { writeFileAtomicWith } from '../io/atomic-file.ts';
 import { InputError } from '../errors.ts';
 import { DTYPES, isDType, type DType } from './dtype.ts';
@@ -54,8 +55,9 @@ export interface ParsedSafetensorsHeader {
 export async function readSafetensorsHeader(path: string): Promise<CheckpointContents> {
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    fh = await openRegular(path);
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError(path, `cannot open file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'unreadable');
   }
   try {
