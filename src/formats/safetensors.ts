@@ -55,7 +55,7 @@ export interface ParsedSafetensorsHeader {
 export async function readSafetensorsHeader(path: string): Promise<CheckpointContents> {
   let fh: FileHandle;
   try {
-    fh = await openRegular(path);
+    fh = await openRegular(path, path, 'unreadable');
   } catch (err) {
     if (err instanceof InputError) throw err;
     throw new InputError(path, `cannot open file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'unreadable');

@@ -13,8 +13,8 @@ const READ_NONBLOCK = constants.O_RDONLY | constants.O_NONBLOCK;
 
 export const NOT_REGULAR = 'is not a regular file (a FIFO, socket, device or folder); checkpoint files must be regular files';
 
-/** Opens `path` for reading; InputError (rule 'not-regular') unless it is a regular file. Open errors are rethrown as is. */
-export async function openRegular(path: string, errorFile = path): Promise<FileHandle> {
+/** Opens `path` for reading; InputError (`rule`) unless it is a regular file. Open errors are rethrown as is. */
+export async function openRegular(path: string, errorFile = path, rule = 'not-regular'): Promise<FileHandle> {
   const fh = await open(path, READ_NONBLOCK);
   let regular = false;
   try {
@@ -22,7 +22,7 @@ export async function openRegular(path: string, errorFile = path): Promise<FileH
   } finally {
     if (!regular) await fh.close();
   }
-  if (!regular) throw new InputError(errorFile, NOT_REGULAR, 'not-regular');
+  if (!regular) throw new InputError(errorFile, NOT_REGULAR, rule);
   return fh;
 }
 
