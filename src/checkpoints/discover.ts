@@ -97,21 +97,29 @@ type Classified =
   | { kind: 'ignored'; entry: IgnoredEntry }
   | { kind: 'part' };
 
-async function listDir(dir: string): Promise<{ name: string; isDir: boolean; size: number }[]> {
+/** A folder entry; `isFile` false for FIFOs, sockets and devices (never opened: opening a FIFO blocks). */
+interface DirEntry {
+  name: string;
+  isDir: boolean;
+  isFile: boolean;
+  size: number;
+}
+
+async function listDir(dir: string): Promise<DirEntry[]> {
   let names: string[];
   try {
     names = await fsp.readdir(dir);
   } catch (e) {
     throw new InputError(dir, `cannot read folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'unreadable');
   }
-  const out: { name: string; isDir: boolean; size: number }[] = [];
+  const out: DirEntry[] = [];
   for (const name of names) {
     if (name.startsWith('.')) continue; // hidden files, our own temp files
     try {
       const st = await fsp.stat(path.join(dir, name));
-      out.push({ name, isDir: st.isDirectory(), size: st.size });
+      out.push({ name, isDir: st.isDirectory(), isFile: st.isFile(), size: st.size });
     } catch {
-      out.push({ name, isDir: false, size: -1 }); // dangling link: reported as unreadable below
+      out.push({ name, isDir: false, isFile: false, size: -1 }); // dangling link: reported as unreadable below
     }
   }
   return out;
@@ -140,8 +148,9 @@ async function shardNames(dir: string, indexFiles: string[]): Promise<Set<string
   for (const idx of indexFiles) {
     try {
       const json = JSON.parse(await fsp.readFile(path.join(dir, idx), 'utf8')) as { weight_map?: Record<string, unknown> };
-      for (const v of Object.values(json.weight_map ?? {})) if (typeof v === 'string') shards.add(path.normalize(v));
-    } catch {
+      for (const v of Object.values(json.weight_map ?? {})) if (typeof v === 'string') shards.add(refuseSelfReference(dir, idx, v, 'weight_map'));
+    } catch (e) {
+      if (e instanceof InputError) throw e;
       // A broken index is reported by the reader when the checkpoint is opened.
     }
   }
@@ -153,6 +162,7 @@ async function classifyFolder(dir: string, name: string): Promise<Classified> {
   const entries = await listDir(full);
   const files = entries.filter((e) => !e.isDir).map((e) => e.name);
   const has = (f: string) => files.includes(f);
+  if (isCmdOutput(files)) return { kind: 'ignored', entry: { name, reason: 'cmd output folder' } };
   const trainerState = has('trainer_state.json') ? path.join(full, 'trainer_state.json') : undefined;
   if (has('model.json')) {
     return { kind: 'source', source: { name, format: 'tfjs', path: path.join(full, 'model.json'), layout: 'tfjs-model' } };
@@ -210,12 +220,49 @@ async function tfjsShardNames(dir: string, jsonFiles: string[]): Promise<Set<str
       const json = JSON.parse(await fsp.readFile(path.join(dir, f), 'utf8')) as unknown;
       const groups = Array.isArray(json) ? json : (json as { weightsManifest?: unknown }).weightsManifest;
       if (!Array.isArray(groups)) continue;
-      for (const g of groups) for (const p of ((g as { paths?: unknown[] }).paths ?? [])) if (typeof p === 'string') parts.add(path.normalize(p));
-    } catch {
+      for (const g of groups) for (const p of ((g as { paths?: unknown[] }).paths ?? [])) if (typeof p === 'string') parts.add(refuseSelfReference(dir, f, p, 'weightsManifest'));
+    } catch (e) {
+      if (e instanceof InputError) throw e;
       // reported by the reader
     }
   }
   return parts;
+}
+
+/** The files every `cmd` output folder holds (src/pipeline/model-file.ts, src/output/report.ts). */
+const CMD_OUTPUT_FILES = ['cmd-model.safetensors', 'report.json'];
+
+/** A folder written by cmd (an -o inside the checkpoint folder from an older run): never a checkpoint. */
+function isCmdOutput(files: string[]): boolean {
+  return CMD_OUTPUT_FILES.every((f) => files.includes(f));
+}
+
+/** Names that can only be checkpoint files (or their index/manifest). */
+const CHECKPOINT_FILE_NAME = /\.(safetensors|npz|npy)$|\.safetensors\.index\.json$|weights_manifest\.json$/;
+
+/**
+ * An entry that must never be opened or silently dropped: a non-regular file (FIFO, socket,
+ * device) or a folder carrying a checkpoint file's name is an error when its name says
+ * checkpoint, since skipping it would leave a hole in the trajectory; other non-regular entries
+ * are ignored. undefined for ordinary files and folders.
+ */
+function oddEntry(root: string, e: DirEntry): IgnoredEntry | undefined {
+  const full = path.join(root, e.name);
+  const named = CHECKPOINT_FILE_NAME.test(e.name);
+  if (e.isDir) {
+    if (named) throw new InputError(full, 'is a folder, but its name is that of a checkpoint file', 'folder-named-like-file');
+    return undefined;
+  }
+  if (e.isFile) return undefined;
+  if (named || e.name.endsWith('.json')) throw new InputError(full, 'is not a regular file (a FIFO, socket or device); checkpoint files must be regular files', 'not-regular');
+  return { name: e.name, reason: 'not a regular file' };
+}
+
+/** A shard/part name of an index or manifest, refusing one that names the index itself. */
+function refuseSelfReference(dir: string, index: string, part: string, field: string): string {
+  const p = path.normalize(part);
+  if (p === path.normalize(index)) throw new InputError(path.join(dir, index), `${field} names the file itself as one of its parts`, 'self-reference');
+  return p;
 }
 
 /**
@@ -233,7 +280,8 @@ export async function discoverCheckpoints(dir: string, options: DiscoverOptions 
   }
   if (!st.isDirectory()) throw new InputError(dir, 'is not a folder of checkpoints', 'not-a-folder');
   const entries = await listDir(root);
-  const fileNames = entries.filter((e) => !e.isDir).map((e) => e.name);
+  // Only regular files are peeked at here; other entries are refused or ignored below, unopened.
+  const fileNames = entries.filter((e) => e.isFile).map((e) => e.name);
   const parts = new Set([
     ...(await shardNames(root, fileNames.filter((f) => f.endsWith('.safetensors.index.json')))),
     ...(await tfjsShardNames(root, fileNames.filter((f) => f.endsWith('.json') && !auxiliaryReason(f)))),
@@ -254,6 +302,11 @@ export async function discoverCheckpoints(dir: string, options: DiscoverOptions 
       continue;
     }
     if (e.size === -1) throw new InputError(path.join(root, e.name), 'cannot be read (dangling link or no permission)', 'unreadable');
+    const odd = oddEntry(root, e);
+    if (odd) {
+      ignored.push(odd);
+      continue;
+    }
     const c = e.isDir ? await classifyFolder(root, e.name) : await classifyFile(root, e.name, parts);
     if (c.kind === 'source') sources.push(c.source);
     else if (c.kind === 'pickle') pickles.push(c.name);

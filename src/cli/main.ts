@@ -5,7 +5,8 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { CancelledError, CmdError } from '../errors.ts';
+import { CancelledError, CmdError, RuntimeError } from '../errors.ts';
+import { diskErrorText, reviveWorkerError } from '../io/disk-errors.ts';
 import { addOutputOptions, addSamplingOptions, addSelectionOptions, addWorkerOptions, baselinesArg, floatArg, intArg, modesArg } from './options.ts';
 import { setQuiet } from './terminal.ts';
 import { interruptSignal, installSignalHandlers } from './signals.ts';
@@ -23,10 +24,14 @@ function buildProgram() {
   const program = new Command('cmd')
     .description('Correlation Mode Decomposition (CMD) for folders of training checkpoints')
     .version(version)
-    .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', exitCodesHelp)
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      writeOut: (s) => process.stdout.write(s),
+      // One line per usage error, like every other error: `cmd: <problem> (run with --help for usage)`.
+      outputError: (s, write) => write(`cmd: ${s.replace(/^error: /, '').replace(/\s+/g, ' ').trim()} (run with --help for usage)\n`),
+    });
 
   addSelectionOptions(
     program
@@ -125,6 +130,19 @@ function buildProgram() {
   return program;
 }
 
+/**
+ * Disk errors that reach here unwrapped (a worker's, or a filesystem call with a path) become
+ * one line naming the path, not an internal error (docs/formats.md).
+ */
+function asCmdError(error: unknown): unknown {
+  const revived = reviveWorkerError(error);
+  if (revived !== error) return revived;
+  const text = diskErrorText(error);
+  const file = (error as NodeJS.ErrnoException | undefined)?.path;
+  if (text !== undefined && typeof file === 'string') return new RuntimeError(`${file}: ${(error as NodeJS.ErrnoException).syscall ?? 'access'} failed: ${text}`);
+  return error;
+}
+
 function exitCodeOf(error: unknown): number {
   if (error instanceof CmdError) return error.exitCode;
   return 2;
@@ -137,7 +155,8 @@ export async function main(argv: string[]): Promise<void> {
   if (argv.includes('--quiet') || argv.includes('-q')) setQuiet(true);
   try {
     await program.parseAsync(argv);
-  } catch (error) {
+  } catch (thrown) {
+    const error = asCmdError(thrown);
     if (error instanceof CommanderError) {
       // --help and --version end with code 0; every usage error is 2, as diff and grep do.
       process.exitCode = error.exitCode === 0 ? 0 : 2;

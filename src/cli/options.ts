@@ -11,7 +11,8 @@ export function intArg(name: string, min = -Infinity, max = Infinity) {
   return (value: string): number => {
     if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`${name} must be an integer`);
     const n = Number(value);
-    if (n < min || n > max) throw new InvalidArgumentError(`${name} must be between ${min} and ${max}`);
+    // Beyond 2^53 Number() rounds, so 99999999999999999999 would pass as 1e20 and fail deep inside.
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer between ${min} and ${max}`);
     return n;
   };
 }
@@ -44,10 +45,16 @@ export function baselinesArg(value: string): (typeof BASELINE_KINDS)[number][] {
   return [...new Set(list)] as (typeof BASELINE_KINDS)[number][];
 }
 
+/**
+ * The largest K: the K × K correlation and distance matrices are single typed arrays, and
+ * K² must stay below 2^30 elements (docs/user-guide.md).
+ */
+export const MAX_SAMPLES = 32768;
+
 /** --samples, --seed, --samples-from: how the K sampled parameters are chosen. */
 export function addSamplingOptions(cmd: Command): Command {
   return cmd
-    .option('-k, --samples <K>', 'number of sampled parameters K (default 1000)', intArg('--samples', 2))
+    .option('-k, --samples <K>', 'number of sampled parameters K (default 1000)', intArg('--samples', 2, MAX_SAMPLES))
     .option('--seed <n>', 'seed for sampling (default 0)', intArg('--seed', 0, 2 ** 32 - 1))
     .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs, e.g. a samples.json) instead of drawing them');
 }

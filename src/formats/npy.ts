@@ -10,6 +10,7 @@ import { InputError, UsageError } from '../errors.ts';
 import { DTYPES, elementCount } from './dtype.ts';
 import type { DType } from './dtype.ts';
 import { scratchPath } from './scratch.ts';
+import { NOT_REGULAR, openRegular } from '../io/open-regular.ts';
 import { writeFileAtomicWith } from '../io/atomic-file.ts';
 import type { CheckpointContents, StoredTensor, TensorToWrite } from './types.ts';
 
@@ -288,8 +289,9 @@ function shapeText(shape: readonly number[]): string {
 async function openForRead(path: string, w: Where): Promise<FileHandle> {
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    fh = await openRegular(path, w.file);
   } catch (e) {
+    if (e instanceof InputError) fail(w, 'file-unreadable', NOT_REGULAR);
     const code = (e as NodeJS.ErrnoException).code;
     fail(w, code === 'ENOENT' ? 'file-missing' : 'file-unreadable', `cannot open (${code ?? String(e)})`);
   }
@@ -526,7 +528,9 @@ export async function readNpyDirCheckpoint(dir: string): Promise<CheckpointConte
   let names: string[];
   try {
     const entries = await readdir(dir, { withFileTypes: true });
-    names = entries.filter((e) => e.name.endsWith('.npy') && (e.isFile() || e.isSymbolicLink())).map((e) => e.name);
+    // Every *.npy entry is a tensor: one that is not a regular file fails when opened instead of
+    // leaving a silent hole in the checkpoint (docs/formats.md).
+    names = entries.filter((e) => e.name.endsWith('.npy')).map((e) => e.name);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new InputError(dir, `cannot list the checkpoint folder (${code ?? String(e)})`, code === 'ENOENT' ? 'file-missing' : 'file-unreadable');

@@ -15,6 +15,8 @@ import { elementCount } from './dtype.ts';
 import { checkWritableNames, npyHeaderBytes, npyTensor, writeBytesAt } from './npy.ts';
 import { writeFileAtomicWith as writeFileAtomic } from '../io/atomic-file.ts';
 import { scratchPath } from './scratch.ts';
+import { openRegular } from '../io/open-regular.ts';
+import type { FileHandle } from 'node:fs/promises';
 import type { CheckpointContents, StoredTensor, TensorToWrite } from './types.ts';
 import { DTYPES } from './dtype.ts';
 
@@ -98,14 +100,19 @@ async function memberTensor(path: string, zip: ZipFile, entry: Entry, name: stri
  * `.npy` is removed), in archive order. Errors name the archive and the member.
  */
 export async function readNpzCheckpoint(path: string): Promise<CheckpointContents> {
+  let fh: FileHandle;
+  try {
+    fh = await openRegular(path);
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(path, `cannot open (${code ?? errorText(e)})`, code === 'ENOENT' ? 'file-missing' : 'file-unreadable');
+  }
   let zip: ZipFile;
   try {
-    zip = await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true });
+    zip = await yauzl.fromFdPromise(fh.fd, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== undefined) {
-      throw new InputError(path, `cannot open (${code})`, code === 'ENOENT' ? 'file-missing' : 'file-unreadable');
-    }
+    await fh.close();
     throw new InputError(path, `not a readable zip archive (${errorText(e)})`, 'npz-corrupt');
   }
   try {
@@ -133,7 +140,9 @@ export async function readNpzCheckpoint(path: string): Promise<CheckpointContent
     if (tensors.length === 0) throw new InputError(path, 'archive holds no .npy members', 'npz-empty');
     return { format: 'npz', files: [path], tensors, metadata: {}, extras: {} };
   } finally {
+    // yauzl's fromFd leaves the descriptor to its owner (FdSlicer without autoClose).
     zip.close();
+    await fh.close();
   }
 }
 

@@ -3,7 +3,8 @@
  * `weight_map` names, for every tensor, the shard file (relative to the index's folder)
  * that holds it. Read as one checkpoint (docs/formats-and-libraries.md §A1).
  */
-import { open, realpath } from 'node:fs/promises';
+import { openRegular } from '../io/open-regular.ts';
+import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { InputError } from '../errors.ts';
 import { readExactly, readSafetensorsHeader } from './safetensors.ts';
@@ -80,7 +81,7 @@ export async function readShardedSafetensors(indexPath: string): Promise<Checkpo
 async function readIndexJson(indexPath: string): Promise<unknown> {
   let text: string;
   try {
-    const fh = await open(indexPath, 'r');
+    const fh = await openRegular(indexPath);
     try {
       const { size } = await fh.stat();
       if (size > MAX_INDEX_BYTES) throw new InputError(indexPath, `index is ${size} bytes, over the ${MAX_INDEX_BYTES}-byte limit`, 'index-too-large');

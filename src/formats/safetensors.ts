@@ -7,10 +7,12 @@
  * (widest first) then by name, compact JSON with `__metadata__` first, spaces up to a
  * multiple of 8.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { openRegular } from '../io/open-regular.ts';
+import type { FileHandle } from 'node:fs/promises';
 import { writeFileAtomicWith } from '../io/atomic-file.ts';
 import { InputError } from '../errors.ts';
 import { DTYPES, isDType, type DType } from './dtype.ts';
+import { strictJsonIssues } from './json-strict.ts';
 import type { CheckpointContents, StoredTensor, TensorToWrite } from './types.ts';
 
 // Sharded checkpoints live in their own module; re-exported so callers need one import.
@@ -53,8 +55,9 @@ export interface ParsedSafetensorsHeader {
 export async function readSafetensorsHeader(path: string): Promise<CheckpointContents> {
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    fh = await openRegular(path, path, 'unreadable');
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError(path, `cannot open file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'unreadable');
   }
   try {
@@ -112,6 +115,7 @@ export function parseSafetensorsHeader(file: string, headerBytes: Uint8Array, fi
     return fail('header-json', `header is not valid JSON (${oneLine((err as Error).message)})`);
   }
   if (!isPlainObject(root)) return fail('header-not-object', `header JSON is ${describe(root)}, expected an object`);
+  refuseWhatSerdeRefuses(text, fail);
 
   let metadata: Record<string, string> = {};
   const tensors: ParsedSafetensorsHeader['tensors'] = [];
@@ -154,6 +158,26 @@ async function ioStep<T>(path: string, step: () => Promise<T>): Promise<T> {
 }
 
 type Fail = (rule: string, message: string) => never;
+
+/**
+ * The reference reader parses the header with serde into integer shapes and offsets and
+ * refuses a repeated key; JSON.parse would silently take `32.0` as 32 and keep the last of
+ * two entries of one tensor (docs/formats.md).
+ */
+function refuseWhatSerdeRefuses(text: string, fail: Fail): void {
+  const { duplicateKey, nonIntegerNumbers } = strictJsonIssues(text);
+  if (duplicateKey) {
+    const where = duplicateKey.path.length ? ` in ${duplicateKey.path.map(q).join(' › ')}` : '';
+    fail('duplicate-key', `key ${q(duplicateKey.key)} appears twice${where}`);
+  }
+  for (const { path, token } of nonIntegerNumbers) {
+    const field = path[path.length - 1];
+    // Values JSON.parse keeps as non-integers (1.5) get parseEntry's own message.
+    if (path.length === 2 && path[0] !== METADATA_KEY && (field === 'shape' || field === 'data_offsets') && Number.isInteger(Number(token))) {
+      fail(field === 'shape' ? 'shape-invalid' : 'offsets-invalid', `${q(path[0])}: ${field} holds ${token}, expected integers written without a fraction or exponent`);
+    }
+  }
+}
 
 function parseMetadata(entry: unknown, fail: Fail): Record<string, string> {
   // serde reads `"__metadata__": null` as an absent map; accept it the same way.

@@ -8,14 +8,15 @@
  * weight may span several files. The writer emits a float32/int32/bool checkpoint that
  * tfjs-layers loads. Nothing here imports tfjs itself (see `src/tfjs/runtime.ts`).
  */
-import { open, readFile, stat, mkdir } from 'node:fs/promises';
-import { dirname, isAbsolute, join, posix, win32 } from 'node:path';
+import { readFile, realpath, stat, mkdir } from 'node:fs/promises';
+import { dirname, isAbsolute, join, posix, relative, sep, win32 } from 'node:path';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
 import { DTYPES, decodeInto, elementCount, type DType, type FloatArray } from './dtype.ts';
 import type { CheckpointContents, StoredEncoding, StoredTensor, TensorToWrite } from './types.ts';
 import { dequantizeInPlace } from './tfjs-codec.ts';
 import { writeFileAtomic } from '../io/atomic-file.ts';
+import { openRegular } from '../io/open-regular.ts';
 
 /** Largest model.json / manifest we parse; real ones are kilobytes to a few megabytes. */
 export const MAX_TFJS_JSON_BYTES = 256 * 1024 * 1024;
@@ -137,6 +138,23 @@ function checkShardPath(shard: string, file: string, where: string): void {
   }
 }
 
+/**
+ * A shard that is a symlink (or inside a symlinked folder) leading outside the JSON file's folder
+ * is refused, as for safetensors shards: a checkpoint folder never reads files beyond itself.
+ */
+async function checkShardInsideFolder(shard: string, folder: string, file: string, where: string): Promise<void> {
+  let real: string;
+  try {
+    real = await realpath(shard);
+  } catch {
+    return; // a missing shard is reported with its size check
+  }
+  const rel = relative(await realpath(folder), real);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+    throw new InputError(file, `${where}: shard "${relative(folder, shard)}" is a symlink leading outside the folder of the JSON file`, 'shard-path-escape');
+  }
+}
+
 /** Index of the shard to blame when a group's shards are too short in total. */
 function blameShortShard(sizes: number[]): number {
   // The converter cuts equal shards, so a non-last shard smaller than another one is the culprit.
@@ -197,6 +215,7 @@ export async function readTfjsCheckpoint(path: string): Promise<CheckpointConten
     const shardPaths = group.paths.map((p) => join(folder, p));
     const sizes: number[] = [];
     for (const shard of shardPaths) {
+      await checkShardInsideFolder(shard, folder, path, where);
       try {
         const st = await stat(shard);
         if (!st.isFile()) throw new InputError(shard, `shard of ${path} is not a regular file`, 'shard-missing');
@@ -273,7 +292,7 @@ export async function readStoredBytes(tensor: StoredTensor): Promise<Uint8Array>
   const bytes = new Uint8Array(total);
   let at = 0;
   for (const span of tensor.spans) {
-    const fh = await open(span.path, 'r');
+    const fh = await openRegular(span.path);
     try {
       let done = 0;
       while (done < span.length) {

@@ -7,11 +7,17 @@
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { asWriteError } from './disk-errors.ts';
 
 /** Writes `target` atomically, `write` filling the open temp file (positioned writes are fine). */
 export async function writeFileAtomicWith(target: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
   const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(temp, 'wx');
+  let fh: FileHandle;
+  try {
+    fh = await open(temp, 'wx');
+  } catch (e) {
+    throw asWriteError(target, e);
+  }
   try {
     try {
       await write(fh);
@@ -22,7 +28,8 @@ export async function writeFileAtomicWith(target: string, write: (fh: FileHandle
     await rename(temp, target);
   } catch (e) {
     await unlink(temp).catch(() => undefined);
-    throw e;
+    // A full disk or a read-only folder names the output being written (docs/formats.md).
+    throw asWriteError(target, e);
   }
 }
 

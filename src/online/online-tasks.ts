@@ -15,6 +15,7 @@ import { TrajectoryReader } from '../trajectory/trajectory-reader.ts';
 import { openChunkKernel, type ChunkKernel, type RangeErrors } from './chunk-kernel.ts';
 import { fitTable, flatRows, solveChunk, sumsFinite, type ChunkSums, type ModeFit, type SolveStats } from './kernel.ts';
 import { readChunk, writeChunkStatic, writeChunkSums } from './state.ts';
+import { writingToSync } from '../io/disk-errors.ts';
 
 /** Shared by all tasks of a run. */
 export interface TaskContext {
@@ -158,9 +159,11 @@ function writeModel(out: ModelOut, chunk: Chunk, a: Float64Array, b: Float64Arra
       fa.set(a.subarray(i0, i0 + p.count));
       fb.set(b.subarray(i0, i0 + p.count));
       const m = sums.mode.subarray(i0, i0 + p.count);
-      writeAt(fd, new Uint8Array(fa.buffer, fa.byteOffset, fa.byteLength), slot.a + p.start * 4);
-      writeAt(fd, new Uint8Array(fb.buffer, fb.byteOffset, fb.byteLength), slot.b + p.start * 4);
-      writeAt(fd, new Uint8Array(m.buffer, m.byteOffset, p.count * modeBytes), slot.mode + p.start * modeBytes);
+      writingToSync(out.path, () => {
+        writeAt(fd, new Uint8Array(fa.buffer, fa.byteOffset, fa.byteLength), slot.a + p.start * 4);
+        writeAt(fd, new Uint8Array(fb.buffer, fb.byteOffset, fb.byteLength), slot.b + p.start * 4);
+        writeAt(fd, new Uint8Array(m.buffer, m.byteOffset, p.count * modeBytes), slot.mode + p.start * modeBytes);
+      });
       i0 += p.count;
     }
   } finally {

@@ -10,6 +10,7 @@ import type { AnalyzeFlags } from '../cli/commands/analyze.ts';
 import { CancelledError, UsageError } from '../errors.ts';
 import { MODEL_FILE } from '../pipeline/model-file.ts';
 import { StagedDir } from '../output/atomic.ts';
+import { inputPaths } from '../checkpoints/input-paths.ts';
 import { openCmdModel } from '../output/model-reader.ts';
 import { serializeReport } from '../output/report.ts';
 import { RunReportSchema } from '../output/report-schema.ts';
@@ -55,7 +56,7 @@ export async function reconstructOnlineCommand(set: CheckpointSet, flags: Online
   const F = resolveWarmup(flags.warmup, set.checkpoints.length);
   const positions = positionsFor(flags.checkpoints, set);
   const previous = await fsp.access(path.join(flags.out, MODEL_FILE)).then(() => true, () => false);
-  const staged = await StagedDir.create(flags.out, flags.force || previous);
+  const staged = await StagedDir.create(flags.out, flags.force || previous, inputPaths(set));
   try {
     const snapshotDir = staged.file('.online-snapshots');
     const options = onlineOptions(flags, F, samplesFrom, set.space.total);

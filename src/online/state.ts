@@ -16,6 +16,7 @@ import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { CarriedTensor, ModelledTensor } from '../checkpoints/parameter-space.ts';
 import { writeFileAtomic } from '../output/atomic.ts';
+import { writingToSync } from '../io/disk-errors.ts';
 import type { ChunkSums, ModeSums } from './kernel.ts';
 
 export const STATE_VERSION = 1;
@@ -85,6 +86,10 @@ export function sumsFile(dir: string, chunk: number, t: number): string {
 
 /** Writes `parts` back to back into `file` (fsynced unless `durable` is false). */
 export function writeAllSync(file: string, parts: ArrayBufferView[], durable = true): void {
+  writingToSync(file, () => writeAllSyncUnchecked(file, parts, durable));
+}
+
+function writeAllSyncUnchecked(file: string, parts: ArrayBufferView[], durable: boolean): void {
   const fd = fs.openSync(file, 'w');
   try {
     let position = 0;

@@ -17,6 +17,8 @@ import { openCheckpoint } from '../checkpoints/open-checkpoint.ts';
 import { CancelledError, InputError, UsageError } from '../errors.ts';
 import type { FormatName, StoredTensor } from '../formats/types.ts';
 import { MODEL_FILE } from '../pipeline/model-file.ts';
+import { refuseInputOverlap } from '../output/input-guard.ts';
+import { RunLock } from '../output/run-lock.ts';
 import { writeHeatmap, writeReport, writeSamples } from '../output/run-outputs.ts';
 import { OnlineEngine, type NewCheckpoint, type OnlineOptions, type WarmUp } from './engine.ts';
 import { STATE_DIR } from './run-online.ts';
@@ -138,7 +140,17 @@ function checkSameRun(engine: OnlineEngine, o: WatchOptions): void {
  * CancelledError with the state at the last committed checkpoint).
  */
 export async function watchCheckpoints(o: WatchOptions): Promise<WatchEnd> {
-  const out = path.resolve(o.out);
+  // The watched folder is the input: -o is refused when it is, holds or lies inside it (--force too).
+  const out = await refuseInputOverlap(o.out, [o.dir]);
+  const lock = await RunLock.acquire(out, o.log);
+  try {
+    return await watchLocked(o, out);
+  } finally {
+    lock.release();
+  }
+}
+
+async function watchLocked(o: WatchOptions, out: string): Promise<WatchEnd> {
   const stateDir = path.join(out, STATE_DIR);
   await prepareOut({ ...o, out }, stateDir);
   let engine = await OnlineEngine.resume(stateDir, { workers: o.workers, signal: o.signal });

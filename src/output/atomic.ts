@@ -7,6 +7,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { UsageError } from '../errors.ts';
+import { refuseInputOverlap } from './input-guard.ts';
+import { RunLock, removeStaleStaging, stderrLog, type Log } from './run-lock.ts';
 
 export { writeFileAtomic } from '../io/atomic-file.ts';
 
@@ -25,24 +27,35 @@ export class StagedDir {
   readonly target: string;
   readonly path: string;
   private done = false;
+  private readonly lock: RunLock;
 
-  private constructor(target: string, staging: string) {
+  private constructor(target: string, staging: string, lock: RunLock) {
     this.target = target;
     this.path = staging;
+    this.lock = lock;
   }
 
   /**
    * Refuses a non-empty `target` unless `force`; creates the staging folder next to it.
    * `inputs` are the files and folders the command reads (checkpoint folder, checkpoint files):
-   * the target must never be one of them, contain them or lie inside them.
+   * the target must never be one of them, contain them or lie inside them (refused even with
+   * `force`, after resolving symlinks and `..`). Holds the run lock of `target` until commit or
+   * abort, and first removes staging folders that dead processes left beside it.
    */
-  static async create(target: string, force = false, _inputs: readonly string[] = []): Promise<StagedDir> {
-    const abs = path.resolve(target);
-    if (!force && (await isNonEmptyDir(abs))) throw new UsageError(`${target} exists and is not empty; use --force to replace it`);
-    await fsp.mkdir(path.dirname(abs), { recursive: true });
-    const staging = path.join(path.dirname(abs), `.${path.basename(abs)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
-    await fsp.mkdir(staging);
-    return new StagedDir(abs, staging);
+  static async create(target: string, force = false, inputs: readonly string[] = [], log: Log = stderrLog): Promise<StagedDir> {
+    const abs = await refuseInputOverlap(target, inputs);
+    const lock = await RunLock.acquire(abs, log);
+    try {
+      await removeStaleStaging(abs, log);
+      if (!force && (await isNonEmptyDir(abs))) throw new UsageError(`${target} exists and is not empty; use --force to replace it`);
+      await fsp.mkdir(path.dirname(abs), { recursive: true });
+      const staging = path.join(path.dirname(abs), `.${path.basename(abs)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+      await fsp.mkdir(staging);
+      return new StagedDir(abs, staging, lock);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
   }
 
   file(name: string): string {
@@ -60,12 +73,20 @@ export class StagedDir {
     }
     await fsp.rename(this.path, this.target);
     this.done = true;
-    if (old) await fsp.rm(old, { recursive: true, force: true });
+    try {
+      if (old) await fsp.rm(old, { recursive: true, force: true });
+    } finally {
+      this.lock.release();
+    }
   }
 
   async abort(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    await fsp.rm(this.path, { recursive: true, force: true });
+    try {
+      await fsp.rm(this.path, { recursive: true, force: true });
+    } finally {
+      this.lock.release();
+    }
   }
 }

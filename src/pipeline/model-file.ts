@@ -8,6 +8,7 @@ import type { ModelledTensor } from '../checkpoints/parameter-space.ts';
 import { planSafetensors, type SafetensorsPlan } from '../formats/safetensors.ts';
 import type { DType } from '../formats/dtype.ts';
 import type { TensorSlots } from './worker.ts';
+import { writingTo } from '../io/disk-errors.ts';
 
 export const MODEL_FILE = 'cmd-model.safetensors';
 /** Folder of the extra models of a mode sweep. */
@@ -52,29 +53,35 @@ export function planModelFile(tensors: readonly ModelledTensor[], modes: number,
 
 /** Creates the pre-sized model file with its header; tensor data is filled in by position. */
 export async function createModelFile(path: string, layout: ModelLayout): Promise<void> {
-  const fh = await fsp.open(path, 'wx');
-  try {
-    await fh.truncate(layout.plan.totalBytes);
-    await fh.write(layout.plan.header, 0, layout.plan.header.length, 0);
-  } finally {
-    await fh.close();
-  }
+  await writingTo(path, async () => {
+    const fh = await fsp.open(path, 'wx');
+    try {
+      await fh.truncate(layout.plan.totalBytes);
+      await fh.write(layout.plan.header, 0, layout.plan.header.length, 0);
+    } finally {
+      await fh.close();
+    }
+  });
 }
 
 export async function writeAtPosition(path: string, position: number, bytes: Uint8Array): Promise<void> {
-  const fh = await fsp.open(path, 'r+');
-  try {
-    await fh.write(bytes, 0, bytes.length, position);
-  } finally {
-    await fh.close();
-  }
+  await writingTo(path, async () => {
+    const fh = await fsp.open(path, 'r+');
+    try {
+      await fh.write(bytes, 0, bytes.length, position);
+    } finally {
+      await fh.close();
+    }
+  });
 }
 
 export async function syncFile(path: string): Promise<void> {
-  const fh = await fsp.open(path, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await writingTo(path, async () => {
+    const fh = await fsp.open(path, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  });
 }

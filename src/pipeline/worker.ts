@@ -11,6 +11,7 @@ import { createAccumulators, fitAssign, mergeAccumulators, type FitAccumulators,
 import { TrajectoryReader, type TrajectoryPlan } from '../trajectory/trajectory-reader.ts';
 import { accumulateGram, accumulateSmoothing, createBaselineAccumulators, type BaselineAccumulators } from '../baselines/index.ts';
 import type { Chunk } from './chunks.ts';
+import { writingToSync } from '../io/disk-errors.ts';
 
 export interface PoolData {
   plan: TrajectoryPlan;
@@ -166,9 +167,11 @@ function runFit(task: FitTask): FitResult {
         }
         const fd = modelFd(target.modelPath);
         const slot = target.slots[piece.tensor];
-        writeAt(fd, new Uint8Array(a.buffer, 0, n * 4), slot.a + piece.start * 4);
-        writeAt(fd, new Uint8Array(b.buffer, 0, n * 4), slot.b + piece.start * 4);
-        writeAt(fd, new Uint8Array(mode.buffer, 0, n * target.modeBytes), slot.mode + piece.start * target.modeBytes);
+        writingToSync(target.modelPath, () => {
+          writeAt(fd, new Uint8Array(a.buffer, 0, n * 4), slot.a + piece.start * 4);
+          writeAt(fd, new Uint8Array(b.buffer, 0, n * 4), slot.b + piece.start * 4);
+          writeAt(fd, new Uint8Array(mode.buffer, 0, n * target.modeBytes), slot.mode + piece.start * target.modeBytes);
+        });
         let e = 0;
         let w = 0;
         for (let t = 0; t < T; t++) {

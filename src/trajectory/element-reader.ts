@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { DTYPES, decodeInto, type FloatArray } from '../formats/dtype.ts';
 import type { StoredTensor } from '../formats/types.ts';
 import { InputError } from '../errors.ts';
+import { openRegularSync } from '../io/open-regular.ts';
 import { dequantizeInPlace } from '../formats/tfjs-codec.ts';
 
 export class ElementReader {
@@ -19,8 +20,9 @@ export class ElementReader {
     let fd = this.fds.get(path);
     if (fd === undefined) {
       try {
-        fd = fs.openSync(path, 'r');
+        fd = openRegularSync(path);
       } catch (e) {
+        if (e instanceof InputError) throw e;
         throw new InputError(path, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'unreadable');
       }
       this.fds.set(path, fd);

@@ -3,6 +3,8 @@ import { loadCheckpointSet, type CheckpointSet } from '../../checkpoints/checkpo
 import { UsageError, InputError } from '../../errors.ts';
 import { analyzeCheckpoints, type AnalysisResult, type BaselineKind } from '../../pipeline/analyze.ts';
 import { StagedDir } from '../../output/atomic.ts';
+import { inputPaths } from '../../checkpoints/input-paths.ts';
+import { refuseInputOverlap } from '../../output/input-guard.ts';
 import type { RunReport } from '../../output/report-schema.ts';
 import { loadOptionsFrom, type SelectionFlags } from '../options.ts';
 import { createProgress } from '../progress.ts';
@@ -89,7 +91,8 @@ export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<
   const samplesFrom = flags.samplesFrom ? await readSamplesFile(flags.samplesFrom) : undefined;
   const set = await loadCheckpointSet(dir, await loadOptionsFrom(flags));
   for (const n of set.notes) logLine(`note: ${n}`);
-  const staged = await StagedDir.create(flags.out, flags.force);
+  if (flags.html) await refuseInputOverlap(flags.html, inputPaths(set), '--html');
+  const staged = await StagedDir.create(flags.out, flags.force, inputPaths(set));
   try {
     const { report } = flags.online
       ? await (await import('../../online/run-online.ts')).runOnlineAnalysis(set, flags, staged.path, samplesFrom)

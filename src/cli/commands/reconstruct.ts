@@ -5,6 +5,8 @@ import { stripCheckpointSuffix } from '../../checkpoints/naming.ts';
 import { InputError, UsageError } from '../../errors.ts';
 import { evaluateRun, evaluationPositions, type EvalSpec } from '../../eval/evaluate-run.ts';
 import { StagedDir } from '../../output/atomic.ts';
+import { inputPaths } from '../../checkpoints/input-paths.ts';
+import { refuseInputOverlap } from '../../output/input-guard.ts';
 import { MODEL_FILE, SWEEP_DIR } from '../../pipeline/model-file.ts';
 import { openCmdModel, type CmdModel } from '../../output/model-reader.ts';
 import { readReport, serializeReport, REPORT_FILE, SAMPLES_FILE } from '../../output/report.ts';
@@ -93,6 +95,7 @@ export async function reconstructCommand(dirArg: string | undefined, flags: Reco
   }
   const set = await loadCheckpointSet(dir, await loadOptionsFrom(flags));
   for (const n of set.notes) logLine(`note: ${n}`);
+  if (flags.html) await refuseInputOverlap(flags.html, inputPaths(set), '--html');
   if (flags.online) {
     const { reconstructOnlineCommand } = await import('../../online/reconstruct-online.ts');
     return reconstructOnlineCommand(set, flags, samplesFrom);
@@ -111,7 +114,7 @@ export async function reconstructCommand(dirArg: string | undefined, flags: Reco
     m.close();
   }
 
-  const staged = await StagedDir.create(flags.out, flags.force || (await isCmdOutput(flags.out)));
+  const staged = await StagedDir.create(flags.out, flags.force || (await isCmdOutput(flags.out)), inputPaths(set));
   try {
     let report: RunReport;
     if (reuse) {
