@@ -3,12 +3,13 @@
  * output folder, its unfinished tmp-checkpoint-N saves and per-checkpoint training state,
  * step numbers in names with several numbers, and --step-pattern.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpointSet } from '../../src/checkpoints/checkpoint-set.ts';
 import { compileStepPattern, stepFromName } from '../../src/checkpoints/naming.ts';
 import { InputError, UsageError } from '../../src/errors.ts';
+import { readNpyDirCheckpoint, writeNpyDir } from '../../src/formats/npy.ts';
 import { writeNpz } from '../../src/formats/npz.ts';
 import { writeSafetensors } from '../../src/formats/safetensors.ts';
 import type { TensorToWrite } from '../../src/formats/types.ts';
@@ -109,5 +110,30 @@ describe('step numbers in names', () => {
     const miss = await loadCheckpointSet(dir, { stepPattern: 'epoch(\\d+)' }).catch((x: unknown) => x);
     expect((miss as InputError).rule).toBe('no-step');
     expect((miss as InputError).message).toContain('w_10_lr0.01.npz');
+  });
+});
+
+describe('nested per-tensor npy folders (flax/JAX tree dumps)', () => {
+  it('names each tensor by its path under the checkpoint folder and writes the same tree back', async () => {
+    const dir = tempDir();
+    const tree = (seed: number): TensorToWrite[] => {
+      const [w, b] = tensors(seed);
+      return [
+        { ...w, name: 'params/Conv_0/kernel' },
+        { ...b, name: 'params/Conv_0/bias' },
+        { ...b, name: 'batch_stats/BatchNorm_0/mean' },
+      ];
+    };
+    for (const step of [100, 200, 300]) await writeNpyDir(path.join(dir, `step_${step}`), tree(step));
+    const set = await loadCheckpointSet(dir);
+    expect(set.format).toBe('npy');
+    expect(set.checkpoints.map((c) => c.step)).toEqual([100, 200, 300]);
+    expect(set.checkpoints[0].contents.tensors.map((t) => t.name)).toEqual(['batch_stats/BatchNorm_0/mean', 'params/Conv_0/bias', 'params/Conv_0/kernel']);
+    expect(set.checkpoints[0].contents.tensors[2].spans[0].path).toBe(path.join(dir, 'step_100', 'params', 'Conv_0', 'kernel.npy'));
+    const out = tempDir();
+    await writeNpyDir(out, tree(1));
+    const back = await readNpyDirCheckpoint(out);
+    expect(back.tensors.map((t) => [t.name, t.shape])).toEqual(set.checkpoints[0].contents.tensors.map((t) => [t.name, t.shape]));
+    expect(readFileSync(path.join(out, 'params', 'Conv_0', 'kernel.npy')).subarray(-48)).toEqual(Buffer.from(tree(1)[0].data));
   });
 });
