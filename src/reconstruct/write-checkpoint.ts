@@ -13,6 +13,7 @@ import { writeSafetensors } from '../formats/safetensors.ts';
 import { writeTfjsCheckpoint } from '../formats/tfjs.ts';
 import type { FormatName, TensorToWrite } from '../formats/types.ts';
 import { writeFileAtomic } from '../output/atomic.ts';
+import { copyCompanionFiles } from './companion-files.ts';
 
 export type OutputFormat = 'same' | FormatName;
 
@@ -87,17 +88,19 @@ export async function writeCheckpointLike(source: CheckpointInfo, outDir: string
     case 'file': {
       if (source.contents.format === 'npz') {
         const dest = path.join(outDir, name);
-        await writeNpz(dest, tensors);
+        await writeNpz(dest, tensors, { compress: source.contents.extras?.compressed === true });
         return dest;
       }
       const dest = inFolder ? path.join(outDir, name, path.basename(source.path)) : path.join(outDir, name);
       await fsp.mkdir(path.dirname(dest), { recursive: true });
       await writeSafetensors(dest, tensors, metadata);
+      if (inFolder) await copyCompanionFiles(source.entry, path.dirname(dest));
       return inFolder ? path.dirname(dest) : dest;
     }
     case 'sharded': {
       const dest = inFolder ? path.join(outDir, name) : outDir;
       await writeSharded(source, dest, tensors);
+      if (inFolder) await copyCompanionFiles(source.entry, dest);
       return inFolder ? dest : path.join(outDir, name);
     }
     case 'npy-dir': {

@@ -3,15 +3,16 @@
  * output folder, its unfinished tmp-checkpoint-N saves and per-checkpoint training state,
  * step numbers in names with several numbers, and --step-pattern.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpointSet } from '../../src/checkpoints/checkpoint-set.ts';
 import { compileStepPattern, stepFromName } from '../../src/checkpoints/naming.ts';
 import { InputError, UsageError } from '../../src/errors.ts';
 import { readNpyDirCheckpoint, writeNpyDir } from '../../src/formats/npy.ts';
-import { writeNpz } from '../../src/formats/npz.ts';
-import { writeSafetensors } from '../../src/formats/safetensors.ts';
+import { readNpzCheckpoint, writeNpz } from '../../src/formats/npz.ts';
+import { readSafetensorsHeader, writeSafetensors } from '../../src/formats/safetensors.ts';
+import { writeCheckpointLike } from '../../src/reconstruct/write-checkpoint.ts';
 import type { TensorToWrite } from '../../src/formats/types.ts';
 import { xorshift32 } from '../helpers/random.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -135,5 +136,35 @@ describe('nested per-tensor npy folders (flax/JAX tree dumps)', () => {
     const back = await readNpyDirCheckpoint(out);
     expect(back.tensors.map((t) => [t.name, t.shape])).toEqual(set.checkpoints[0].contents.tensors.map((t) => [t.name, t.shape]));
     expect(readFileSync(path.join(out, 'params', 'Conv_0', 'kernel.npy')).subarray(-48)).toEqual(Buffer.from(tree(1)[0].data));
+  });
+});
+
+describe('reconstructed checkpoints keep what the input folder had', () => {
+  it('HF checkpoint folders get config, generation config and tokenizer files, never optimizer or RNG state', async () => {
+    const dir = await hfTrainerFolder([100, 200, 300]);
+    for (const f of ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) writeFileSync(path.join(dir, 'checkpoint-200', f), `{"file": "${f}"}`);
+    const set = await loadCheckpointSet(dir);
+    const out = tempDir();
+    const written = await writeCheckpointLike(set.checkpoints[1], out, tensors(5));
+    expect(written).toBe(path.join(out, 'checkpoint-200'));
+    expect(readdirSync(written).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
+    expect(readFileSync(path.join(written, 'tokenizer.json'), 'utf8')).toBe('{"file": "tokenizer.json"}');
+    const back = await readSafetensorsHeader(path.join(written, 'model.safetensors'));
+    expect(back.tensors.map((t) => t.name)).toEqual(set.checkpoints[1].contents.tensors.map((t) => t.name));
+  });
+
+  it('a compressed .npz input comes back compressed, a stored one stored', async () => {
+    for (const compress of [true, false]) {
+      const dir = tempDir();
+      for (const step of [1, 2, 3]) await writeNpz(path.join(dir, `epoch_${step}.npz`), tensors(step), { compress });
+      const set = await loadCheckpointSet(dir);
+      const out = tempDir();
+      const written = await writeCheckpointLike(set.checkpoints[2], out, tensors(9));
+      expect(written).toBe(path.join(out, 'epoch_3.npz'));
+      const back = await readNpzCheckpoint(written);
+      expect(back.extras?.compressed).toBe(compress);
+      // ZIP local header: compression method at offset 8
+      expect(readFileSync(written).readUInt16LE(8)).toBe(compress ? 8 : 0);
+    }
   });
 });
