@@ -202,6 +202,11 @@ function setAsideFinalExports(sources: CheckpointSource[], folders: Set<string>,
   });
 }
 
+/** Keras 3 weights: `*.weights.h5` (save_weights, ModelCheckpoint) and `.keras` archives. */
+function isKerasWeightsName(name: string): boolean {
+  return name.endsWith('.weights.h5') || name.endsWith('.keras');
+}
+
 async function classifyFile(dir: string, name: string, parts: Set<string>): Promise<Classified> {
   const full = path.join(dir, name);
   if (parts.has(name)) return { kind: 'part' };
@@ -209,6 +214,7 @@ async function classifyFile(dir: string, name: string, parts: Set<string>): Prom
   if (name.endsWith('.safetensors')) return { kind: 'source', source: { name, format: 'safetensors', path: full, layout: 'file' } };
   if (name.endsWith('.npz')) return { kind: 'source', source: { name, format: 'npz', path: full, layout: 'file' } };
   if (name.endsWith('.npy')) return { kind: 'source', source: { name, format: 'npy', path: full, layout: 'flat-npy' } };
+  if (isKerasWeightsName(name)) return { kind: 'source', source: { name, format: 'keras-h5', path: full, layout: 'file' } };
   if (name.endsWith('weights_manifest.json')) return { kind: 'source', source: { name, format: 'tfjs', path: full, layout: 'tfjs-manifest' } };
   const aux = auxiliaryReason(name);
   if (aux) return { kind: 'ignored', entry: { name, reason: aux } };
@@ -304,7 +310,7 @@ export async function discoverCheckpoints(dir: string, options: DiscoverOptions 
     if (pickles.length > 0 && !options.format) {
       throw new InputError(dir, `only PyTorch pickle checkpoints found (${pickles.slice(0, 2).join(', ')}${pickles.length > 2 ? ', …' : ''}); ${PICKLE_HINT}`, 'pickle-only');
     }
-    throw new InputError(dir, options.format ? `no ${options.format} checkpoints found` : 'no checkpoints found (expected .safetensors, .npz, .npy or tfjs model.json files or folders)', 'empty-folder');
+    throw new InputError(dir, options.format ? `no ${options.format} checkpoints found` : 'no checkpoints found (expected .safetensors, .npz, .npy, Keras .weights.h5/.keras or tfjs model.json files or folders)', 'empty-folder');
   }
   chosen.sort((a, b) => naturalCompare(a.name, b.name));
   ignored.sort((a, b) => naturalCompare(a.name, b.name));

@@ -37,6 +37,8 @@ const checkpointSuffixes = [
   '_weights_manifest.json',
   '.npz',
   '.npy',
+  '.weights.h5',
+  '.keras',
   '.json',
 ];
 

@@ -13,6 +13,7 @@ export interface OpenOptions {
 export function openCheckpoint(source: CheckpointSource, options: OpenOptions = {}): Promise<CheckpointContents> {
   switch (source.layout) {
     case 'file':
+      if (source.format === 'keras-h5') return import('../formats/keras-h5.ts').then((m) => m.readKerasCheckpoint(source.path));
       return source.format === 'npz' ? readNpzCheckpoint(source.path) : readSafetensorsHeader(source.path);
     case 'sharded':
       return readShardedSafetensors(source.path);

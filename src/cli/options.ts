@@ -76,7 +76,7 @@ function collect(value: string, previous: string[] = []): string[] {
 /** Adds --format, --include/--exclude, --from/--to/--every, --order-by, --tensor-table, --exclude-tensors. */
 export function addSelectionOptions(cmd: Command, formatFlag = '--format'): Command {
   return cmd
-    .addOption(new Option(`${formatFlag} <format>`, 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs']))
+    .addOption(new Option(`${formatFlag} <format>`, 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs', 'keras-h5']))
     .option('--include <glob>', 'only folder entries matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'leave out folder entries matching this glob (repeatable)', collect)
     .option('--from <step>', 'first step to use (as `cmd inspect` shows it)', intArg('--from'))

@@ -82,10 +82,19 @@ export async function writeCheckpointLike(source: CheckpointInfo, outDir: string
         await writeTfjsCheckpoint(dest, asTfjsTensors(tensors));
         return dest;
       }
+      case 'keras-h5':
+        throw new UsageError('--format keras-h5 needs a Keras input to copy the layout from; write safetensors, npz or npy instead');
     }
   }
   switch (source.layout) {
     case 'file': {
+      if (source.contents.format === 'keras-h5') {
+        // A .keras archive comes back as the .weights.h5 it holds (docs/formats.md).
+        const dest = path.join(outDir, source.contents.extras?.archive ? `${stripCheckpointSuffix(name)}.weights.h5` : name);
+        const { writeKerasWeights } = await import('../formats/keras-h5.ts');
+        await writeKerasWeights(dest, tensors, source.contents.extras?.h5 as string);
+        return dest;
+      }
       if (source.contents.format === 'npz') {
         const dest = path.join(outDir, name);
         await writeNpz(dest, tensors, { compress: source.contents.extras?.compressed === true });
