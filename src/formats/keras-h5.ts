@@ -34,7 +34,8 @@ let loaded: Promise<H5> | undefined;
 /** h5wasm is loaded on first use: its 4 MB module is not needed by any other format. */
 async function h5(): Promise<H5> {
   loaded ??= import('h5wasm/node').then(async (m) => {
-    await m.default.ready;
+    // HDF5 errors become JS errors instead of HDF5-DIAG text on stderr (h5wasm ≥ 0.7.2).
+    (await m.default.ready).activate_throwing_error_handler();
     return m.default;
   });
   return loaded;
@@ -116,11 +117,19 @@ async function extractWeights(archive: string): Promise<string> {
   }
 }
 
+/** One line from an HDF5 error stack: the innermost function's message. */
+function hdf5Reason(e: unknown): string {
+  const text = String((e as Error)?.message ?? e);
+  const frames = [...text.matchAll(/#\d+: .*? in ([A-Za-z0-9_]+\(\)): (.*)/g)];
+  const last = frames[frames.length - 1];
+  return last ? `${last[2].trim()} in ${last[1]}` : text.split('\n')[0];
+}
+
 function openH5(lib: H5, file: string, shown: string, mode: 'r' | 'w'): H5File {
   try {
     return new lib.File(file, mode);
   } catch (e) {
-    throw new InputError(shown, `HDF5 library cannot open it (${String((e as Error).message ?? e).split('\n')[0]})`, 'keras-corrupt');
+    throw new InputError(shown, `HDF5 library cannot open it (${hdf5Reason(e)})`, 'keras-corrupt');
   }
 }
 
@@ -140,7 +149,7 @@ export async function readKerasCheckpoint(path: string): Promise<CheckpointConte
     try {
       paths = f.paths();
     } catch (e) {
-      throw new InputError(path, `HDF5 structure cannot be read (${String((e as Error).message ?? e).split('\n')[0]})`, 'keras-corrupt');
+      throw new InputError(path, `HDF5 structure cannot be read (${hdf5Reason(e)})`, 'keras-corrupt');
     }
     const weights = paths.filter(isWeightPath);
     if (weights.length === 0) {
@@ -172,7 +181,7 @@ export async function readKerasCheckpoint(path: string): Promise<CheckpointConte
         offset += bytes.byteLength;
       } catch (e) {
         if (e instanceof InputError) throw e;
-        throw new InputError(path, `dataset ${name} cannot be read (${String((e as Error).message ?? e).split('\n')[0]})`, 'keras-corrupt');
+        throw new InputError(path, `dataset ${name} cannot be read (${hdf5Reason(e)})`, 'keras-corrupt');
       }
     }
     return { format: 'keras-h5', files: [path], tensors, metadata: {}, extras: { h5: h5Path, archive: path.endsWith('.keras') } };
