@@ -129,7 +129,7 @@ export async function loadCheckpointSet(dir: string, options: LoadOptions = {}):
   let ordered: OrderedSource[];
   let contents: CheckpointContents[];
   if (orderBy === 'name') {
-    ordered = filterSteps(stepsFromNames(found.sources, found.dir), options);
+    ordered = filterSteps(stepsFromNames(found.sources, found.dir, options.stepPattern), options);
     contents = await mapLimit(ordered, OPEN_CONCURRENCY, (s) => openCheckpoint(s, options));
   } else {
     const all = found.sources.map((s) => ({ ...s, step: 0 }));

@@ -8,7 +8,7 @@ import path from 'node:path';
 import picomatch from 'picomatch';
 import { InputError, UsageError } from '../errors.ts';
 import type { FormatName } from '../formats/types.ts';
-import { naturalCompare, stepFromName } from './naming.ts';
+import { compileStepPattern, naturalCompare, STEP_PATTERN_HINT, stepFromName } from './naming.ts';
 import { isTorchZipListing, sniffTorchFile, zipEntryNames } from '../formats/torch-zip.ts';
 
 /** One checkpoint as found on disk, before its headers are read. */
@@ -39,6 +39,8 @@ export interface DiscoverOptions {
   format?: FormatName;
   include?: string[];
   exclude?: string[];
+  /** `--step-pattern`: a regular expression whose first capture group is the step. */
+  stepPattern?: string;
 }
 
 /** Training by-products that sit next to checkpoints (HF Trainer, Lightning, tokenizers). */
@@ -92,7 +94,7 @@ function auxiliaryReason(name: string): string | undefined {
 }
 
 type Classified =
-  | { kind: 'source'; source: CheckpointSource }
+  | { kind: 'source'; source: CheckpointSource; inner?: IgnoredEntry[] }
   | { kind: 'pickle'; name: string }
   | { kind: 'ignored'; entry: IgnoredEntry }
   | { kind: 'part' };
@@ -174,7 +176,8 @@ async function classifyFolder(dir: string, name: string): Promise<Classified> {
   const indexes = files.filter((f) => f.endsWith('.safetensors.index.json'));
   if (indexes.length >= 1) {
     const pick = indexes.includes('model.safetensors.index.json') ? 'model.safetensors.index.json' : indexes.sort()[0];
-    return { kind: 'source', source: { name, format: 'safetensors', path: path.join(full, pick), layout: 'sharded', trainerState } };
+    const used = new Set([pick, ...(await shardNames(full, [pick]))]);
+    return { kind: 'source', source: { name, format: 'safetensors', path: path.join(full, pick), layout: 'sharded', trainerState }, inner: innerIgnored(name, entries, used) };
   }
   const st = files.filter((f) => f.endsWith('.safetensors'));
   if (st.length >= 1) {
@@ -182,15 +185,72 @@ async function classifyFolder(dir: string, name: string): Promise<Classified> {
       throw new InputError(full, `holds ${st.length} .safetensors files (${st.slice(0, 3).join(', ')}…) but no model.safetensors or *.safetensors.index.json saying which make up the model`, 'ambiguous-folder');
     }
     const pick = st.includes('model.safetensors') ? 'model.safetensors' : st[0];
-    return { kind: 'source', source: { name, format: 'safetensors', path: path.join(full, pick), layout: 'file', trainerState } };
+    return { kind: 'source', source: { name, format: 'safetensors', path: path.join(full, pick), layout: 'file', trainerState }, inner: innerIgnored(name, entries, new Set([pick])) };
   }
-  if (files.some((f) => f.endsWith('.npy'))) {
-    return { kind: 'source', source: { name, format: 'npy', path: full, layout: 'npy-dir' } };
+  if (files.some((f) => f.endsWith('.npy')) || (await holdsNestedNpy(full, entries))) {
+    return { kind: 'source', source: { name, format: 'npy', path: full, layout: 'npy-dir' }, inner: innerIgnored(name, entries, (f) => f.endsWith('.npy'), true) };
   }
   const torch = await torchFolderSource(full, name, files, trainerState);
-  if (torch) return { kind: 'source', source: torch };
+  if (torch) {
+    const used = new Set([path.basename(torch.path), ...(torch.layout === 'sharded' ? await shardNames(full, [path.basename(torch.path)]) : [])]);
+    return { kind: 'source', source: torch, inner: innerIgnored(name, entries, used) };
+  }
   if (files.some((f) => picklePattern.test(f) && !auxiliaryReason(f))) return { kind: 'pickle', name };
   return { kind: 'ignored', entry: { name, reason: 'folder without checkpoint files' } };
+}
+
+/**
+ * The files of a checkpoint folder that are not its weights (`checkpoint-500/optimizer.pt`,
+ * `rng_state.pth`, `trainer_state.json`, …), listed by `inspect` as ignored with the reason.
+ */
+function innerIgnored(folder: string, entries: { name: string; isDir: boolean }[], used: Set<string> | ((f: string) => boolean), subfoldersUsed = false): IgnoredEntry[] {
+  const isUsed = typeof used === 'function' ? used : (f: string) => used.has(f);
+  return entries
+    .filter((e) => (e.isDir ? !subfoldersUsed : !isUsed(e.name)))
+    .map((e) => ({ name: `${folder}/${e.name}`, reason: e.isDir ? 'folder inside a checkpoint folder' : (auxiliaryReason(e.name) ?? 'not part of the checkpoint') }));
+}
+
+/**
+ * Does a folder hold .npy files in sub-folders (a flax/JAX tree dumped one array per file,
+ * `params/Conv_0/kernel.npy`)? Looks at most 8 levels down.
+ */
+async function holdsNestedNpy(dir: string, entries: { name: string; isDir: boolean }[], depth = 0): Promise<boolean> {
+  if (depth > 8) return false;
+  for (const e of entries) {
+    if (!e.isDir) continue;
+    const sub = path.join(dir, e.name);
+    const inner = await listDir(sub);
+    if (inner.some((f) => !f.isDir && f.name.endsWith('.npy'))) return true;
+    if (await holdsNestedNpy(sub, inner, depth + 1)) return true;
+  }
+  return false;
+}
+
+/** Folder entries that a training run leaves beside its checkpoints and that are never read. */
+function layoutIgnoreReason(name: string, isDir: boolean): string | undefined {
+  // The HF Trainer saves into tmp-checkpoint-N and renames it when complete (docs/formats.md).
+  if (isDir && /^tmp-checkpoint-\d+$/.test(name)) return 'unfinished Hugging Face Trainer save (tmp-checkpoint-N)';
+  return undefined;
+}
+
+/**
+ * A model file with no step in its name beside step-numbered checkpoint folders is the run's
+ * final export (the HF Trainer's top-level `model.safetensors` next to `checkpoint-N/`); it
+ * is set aside as ignored rather than failing the step order (docs/formats.md).
+ */
+function setAsideFinalExports(sources: CheckpointSource[], folders: Set<string>, ignored: IgnoredEntry[], pattern?: RegExp): CheckpointSource[] {
+  const stepFolders = sources.filter((s) => folders.has(s.name) && stepFromName(s.name, pattern) !== undefined);
+  if (stepFolders.length === 0) return sources;
+  return sources.filter((s) => {
+    if (folders.has(s.name) || stepFromName(s.name, pattern) !== undefined) return true;
+    ignored.push({ name: s.name, reason: 'final export beside step-numbered checkpoint folders (not a training step)' });
+    return false;
+  });
+}
+
+/** Keras 3 weights: `*.weights.h5` (save_weights, ModelCheckpoint) and `.keras` archives. */
+function isKerasWeightsName(name: string): boolean {
+  return name.endsWith('.weights.h5') || name.endsWith('.keras');
 }
 
 async function classifyFile(dir: string, name: string, parts: Set<string>): Promise<Classified> {
@@ -200,6 +260,7 @@ async function classifyFile(dir: string, name: string, parts: Set<string>): Prom
   if (name.endsWith('.safetensors')) return { kind: 'source', source: { name, format: 'safetensors', path: full, layout: 'file' } };
   if (name.endsWith('.npz')) return { kind: 'source', source: { name, format: 'npz', path: full, layout: 'file' } };
   if (name.endsWith('.npy')) return { kind: 'source', source: { name, format: 'npy', path: full, layout: 'flat-npy' } };
+  if (isKerasWeightsName(name)) return { kind: 'source', source: { name, format: 'keras-h5', path: full, layout: 'file' } };
   if (name.endsWith('weights_manifest.json')) return { kind: 'source', source: { name, format: 'tfjs', path: full, layout: 'tfjs-manifest' } };
   const aux = auxiliaryReason(name);
   if (aux) return { kind: 'ignored', entry: { name, reason: aux } };
@@ -289,9 +350,10 @@ export async function discoverCheckpoints(dir: string, options: DiscoverOptions 
 
   const include = options.include?.length ? picomatch(options.include, { dot: false }) : undefined;
   const exclude = options.exclude?.length ? picomatch(options.exclude, { dot: false }) : undefined;
-  const sources: CheckpointSource[] = [];
+  let sources: CheckpointSource[] = [];
   const ignored: IgnoredEntry[] = [];
   const pickles: string[] = [];
+  const folders = new Set(entries.filter((e) => e.isDir).map((e) => e.name));
   for (const e of entries) {
     if (include && !include(e.name)) {
       ignored.push({ name: e.name, reason: 'not matched by --include' });
@@ -301,6 +363,11 @@ export async function discoverCheckpoints(dir: string, options: DiscoverOptions 
       ignored.push({ name: e.name, reason: 'matched by --exclude' });
       continue;
     }
+    const layoutReason = layoutIgnoreReason(e.name, e.isDir);
+    if (layoutReason) {
+      ignored.push({ name: e.name, reason: layoutReason });
+      continue;
+    }
     if (e.size === -1) throw new InputError(path.join(root, e.name), 'cannot be read (dangling link or no permission)', 'unreadable');
     const odd = oddEntry(root, e);
     if (odd) {
@@ -308,11 +375,15 @@ export async function discoverCheckpoints(dir: string, options: DiscoverOptions 
       continue;
     }
     const c = e.isDir ? await classifyFolder(root, e.name) : await classifyFile(root, e.name, parts);
-    if (c.kind === 'source') sources.push(c.source);
+    if (c.kind === 'source') {
+      sources.push(c.source);
+      ignored.push(...(c.inner ?? []));
+    }
     else if (c.kind === 'pickle') pickles.push(c.name);
     else if (c.kind === 'ignored') ignored.push(c.entry);
   }
 
+  sources = setAsideFinalExports(sources, folders, ignored, options.stepPattern ? compileStepPattern(options.stepPattern) : undefined);
   const byFormat = new Map<FormatName, CheckpointSource[]>();
   for (const s of sources) byFormat.set(s.format, [...(byFormat.get(s.format) ?? []), s]);
   let format = options.format;
@@ -330,7 +401,7 @@ export async function discoverCheckpoints(dir: string, options: DiscoverOptions 
     if (pickles.length > 0 && !options.format) {
       throw new InputError(dir, `only PyTorch pickle checkpoints found (${pickles.slice(0, 2).join(', ')}${pickles.length > 2 ? ', …' : ''}); ${PICKLE_HINT}`, 'pickle-only');
     }
-    throw new InputError(dir, options.format ? `no ${options.format} checkpoints found` : 'no checkpoints found (expected .safetensors, .npz, .npy, torch.save or tfjs model.json files or folders)', 'empty-folder');
+    throw new InputError(dir, options.format ? `no ${options.format} checkpoints found` : 'no checkpoints found (expected .safetensors, .npz, .npy, torch.save, Keras .weights.h5/.keras or tfjs model.json files or folders)', 'empty-folder');
   }
   chosen.sort((a, b) => naturalCompare(a.name, b.name));
   ignored.sort((a, b) => naturalCompare(a.name, b.name));
@@ -345,12 +416,17 @@ export interface OrderedSource extends CheckpointSource {
  * Steps from the names (natural order). When no name carries a number, the steps are the
  * positions 0, 1, 2, …; when only some do, that is an error, since order would be a guess.
  */
-export function stepsFromNames(sources: CheckpointSource[], dir: string): OrderedSource[] {
-  const steps = sources.map((s) => stepFromName(s.name));
+export function stepsFromNames(sources: CheckpointSource[], dir: string, stepPattern?: string): OrderedSource[] {
+  const pattern = stepPattern ? compileStepPattern(stepPattern) : undefined;
+  const steps = sources.map((s) => stepFromName(s.name, pattern));
+  if (pattern) {
+    const i = steps.findIndex((s) => s === undefined);
+    if (i >= 0) throw new InputError(path.join(dir, sources[i].name), `has no step matching --step-pattern ${stepPattern} (the first capture group must be digits)`, 'no-step');
+  }
   if (steps.every((s) => s === undefined)) return sources.map((s, i) => ({ ...s, step: i }));
   const missing = sources.filter((_, i) => steps[i] === undefined);
   if (missing.length) {
-    throw new InputError(path.join(dir, missing[0].name), 'has no step number in its name while other checkpoints do; rename it or use --order-by metadata', 'no-step');
+    throw new InputError(path.join(dir, missing[0].name), `has no step number in its name while other checkpoints do; rename it, use --order-by metadata or ${STEP_PATTERN_HINT}`, 'no-step');
   }
   return orderBySteps(sources.map((s, i) => ({ ...s, step: steps[i] as number })), dir);
 }
@@ -360,7 +436,7 @@ export function orderBySteps(sources: OrderedSource[], dir: string): OrderedSour
   const sorted = [...sources].sort((a, b) => a.step - b.step || naturalCompare(a.name, b.name));
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i].step === sorted[i - 1].step) {
-      throw new InputError(dir, `checkpoints ${sorted[i - 1].name} and ${sorted[i].name} have the same step ${sorted[i].step}`, 'duplicate-step');
+      throw new InputError(dir, `checkpoints ${sorted[i - 1].name} and ${sorted[i].name} have the same step ${sorted[i].step}; ${STEP_PATTERN_HINT}`, 'duplicate-step');
     }
   }
   return sorted;

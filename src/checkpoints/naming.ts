@@ -1,4 +1,5 @@
 /** Natural ordering of names and the step numbers read from checkpoint names. */
+import { UsageError } from '../errors.ts';
 
 const chunkPattern = /(\d+)|(\D+)/g;
 
@@ -36,6 +37,8 @@ const checkpointSuffixes = [
   '_weights_manifest.json',
   '.npz',
   '.npy',
+  '.weights.h5',
+  '.keras',
   '.json',
 ];
 
@@ -46,12 +49,50 @@ export function stripCheckpointSuffix(name: string): string {
 }
 
 /**
- * The step a checkpoint's name carries: the last run of digits (`epoch_010` → 10,
- * `checkpoint-1500` → 1500, `model-step3-epoch12` → 12). Undefined when there is none.
+ * Words after which a number is a step, most specific first: Lightning's
+ * `epoch=3-step=1200` is step 1200, `model_step100_lr0.01` is step 100 (docs/formats.md).
  */
-export function stepFromName(name: string): number | undefined {
-  const runs = stripCheckpointSuffix(name).match(/\d+/g);
+const stepKeywords = ['step', 'iter', 'checkpoint', 'epoch'];
+
+/**
+ * The step a checkpoint's name carries. With `pattern` (`--step-pattern`), its first capture
+ * group. Otherwise a number that follows `step`/`iter`/`checkpoint`/`epoch` (that priority),
+ * else the last run of digits (`epoch_010` → 10, `checkpoint-1500` → 1500,
+ * `run3-epoch12` → 12). Undefined when there is none.
+ */
+export function stepFromName(name: string, pattern?: RegExp): number | undefined {
+  if (pattern) {
+    const m = pattern.exec(name);
+    if (!m || m[1] === undefined || !/^\d+$/.test(m[1])) return undefined;
+    const n = Number(m[1]);
+    return Number.isSafeInteger(n) ? n : undefined;
+  }
+  const base = stripCheckpointSuffix(name);
+  for (const word of stepKeywords) {
+    const hits = [...base.matchAll(new RegExp(`${word}(?:s|ation)?[-_=.]?(\\d+)`, 'gi'))];
+    if (hits.length) {
+      const n = Number(hits[hits.length - 1][1]);
+      if (Number.isSafeInteger(n)) return n;
+    }
+  }
+  const runs = base.match(/\d+/g);
   if (!runs) return undefined;
   const n = Number(runs[runs.length - 1]);
   return Number.isSafeInteger(n) ? n : undefined;
 }
+
+/** Compiles `--step-pattern`: a regular expression whose first capture group is the step. */
+export function compileStepPattern(source: string): RegExp {
+  let re: RegExp;
+  try {
+    re = new RegExp(source);
+  } catch (e) {
+    throw new UsageError(`--step-pattern ${source}: ${(e as Error).message}`);
+  }
+  // A capture group exists when the empty alternative of the pattern yields one more match slot.
+  if (new RegExp(`${source}|`).exec('')!.length < 2) throw new UsageError(`--step-pattern ${source}: needs a capture group around the step number, e.g. 'step(\\d+)'`);
+  return re;
+}
+
+/** The hint the step errors end with. */
+export const STEP_PATTERN_HINT = "give the step's place with --step-pattern REGEX (first capture group), e.g. --step-pattern 'step(\\d+)'";

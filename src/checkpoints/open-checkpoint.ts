@@ -16,6 +16,7 @@ export function openCheckpoint(source: CheckpointSource, options: OpenOptions = 
   if (source.format === 'torch') return openTorch(source, options);
   switch (source.layout) {
     case 'file':
+      if (source.format === 'keras-h5') return import('../formats/keras-h5.ts').then((m) => m.readKerasCheckpoint(source.path));
       return source.format === 'npz' ? readNpzCheckpoint(source.path) : readSafetensorsHeader(source.path);
     case 'sharded':
       return readShardedSafetensors(source.path);

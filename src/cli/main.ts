@@ -119,7 +119,7 @@ function buildProgram() {
     .option('--until <step>', 'stop (exit 0) once the checkpoint with this step is processed', intArg('--until'))
     .option('--poll-ms <n>', 'how often to look for new checkpoints', intArg('--poll-ms', 10), 1000)
     .option('-m, --modes <M>', 'number of modes M', intArg('--modes', 1, 65535), 10)
-    .addOption(new Option('--format <format>', 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs']))
+    .addOption(new Option('--format <format>', 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs', 'keras-h5']))
     .option('--force', 'discard an existing output folder and start over')
     .option('-q, --quiet', 'no progress or notes on stderr');
   addWorkerOptions(addSamplingOptions(watch)).action(async (dir: string, flags: import('./commands/watch.ts').WatchFlags) => {

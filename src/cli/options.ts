@@ -4,6 +4,7 @@ import { InvalidArgumentError } from 'commander';
 import { promises as fsp } from 'node:fs';
 import { UsageError } from '../errors.ts';
 import type { LoadOptions } from '../checkpoints/checkpoint-set.ts';
+import { compileStepPattern } from '../checkpoints/naming.ts';
 import type { FormatName } from '../formats/types.ts';
 import { loadTensorTable } from '../formats/npy.ts';
 
@@ -82,12 +83,13 @@ function collect(value: string, previous: string[] = []): string[] {
 /** Adds --format, --include/--exclude, --from/--to/--every, --order-by, --tensor-table, --exclude-tensors. */
 export function addSelectionOptions(cmd: Command, formatFlag = '--format'): Command {
   return cmd
-    .addOption(new Option(`${formatFlag} <format>`, 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs', 'torch']))
+    .addOption(new Option(`${formatFlag} <format>`, 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs', 'torch', 'keras-h5']))
     .option('--include <glob>', 'only folder entries matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'leave out folder entries matching this glob (repeatable)', collect)
     .option('--from <step>', 'first step to use (as `cmd inspect` shows it)', intArg('--from'))
     .option('--to <step>', 'last step to use', intArg('--to'))
     .option('--every <k>', 'use every k-th selected checkpoint', intArg('--every', 1))
+    .option('--step-pattern <regex>', "where the step is in checkpoint names: the regex's first capture group (e.g. 'step(\\d+)')")
     .addOption(new Option('--order-by <key>', 'order checkpoints by the step in their names or in their metadata').choices(['name', 'metadata'] as const).default('name'))
     .option('--tensor-table <file>', 'JSON list of [name, shape] splitting flat .npy checkpoints into tensors')
     .option('--state-key <key>', 'PyTorch checkpoints: dotted path of the dict holding the model tensors (e.g. ema)')
@@ -104,6 +106,7 @@ export interface SelectionFlags {
   to?: number;
   every?: number;
   orderBy?: 'name' | 'metadata';
+  stepPattern?: string;
   tensorTable?: string;
   stateKey?: string;
   excludeTensors?: string[];
@@ -111,6 +114,7 @@ export interface SelectionFlags {
 
 export async function loadOptionsFrom(flags: SelectionFlags): Promise<LoadOptions> {
   if (flags.from !== undefined && flags.to !== undefined && flags.from > flags.to) throw new UsageError(`--from ${flags.from} is after --to ${flags.to}`);
+  if (flags.stepPattern !== undefined) compileStepPattern(flags.stepPattern);
   if (flags.tensorTable) {
     try {
       await fsp.access(flags.tensorTable);
@@ -126,6 +130,7 @@ export async function loadOptionsFrom(flags: SelectionFlags): Promise<LoadOption
     to: flags.to,
     every: flags.every,
     orderBy: flags.orderBy,
+    stepPattern: flags.stepPattern,
     excludeTensors: flags.excludeTensors,
     stateKey: flags.stateKey,
     tensorTable: flags.tensorTable ? await loadTensorTable(flags.tensorTable) : undefined,

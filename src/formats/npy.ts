@@ -5,7 +5,7 @@
  */
 import { mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { InputError, UsageError } from '../errors.ts';
 import { DTYPES, elementCount } from './dtype.ts';
 import type { DType } from './dtype.ts';
@@ -523,21 +523,40 @@ export async function npyTensor(path: string, name: string, opts: NpyReadOptions
 
 // ------------------------------------------------------------------ checkpoint layouts
 
-/** A checkpoint stored as one folder with one `<tensor>.npy` per tensor (sorted by name). */
-export async function readNpyDirCheckpoint(dir: string): Promise<CheckpointContents> {
-  let names: string[];
+/** Deepest sub-folder level read in an npy checkpoint folder (a flax tree is a few levels deep). */
+const NPY_DIR_MAX_DEPTH = 16;
+
+/** Relative paths (`/`-separated) of the .npy files under `dir`, sub-folders included. */
+async function listNpyFiles(dir: string, prefix = '', depth = 0): Promise<string[]> {
+  let entries;
   try {
-    const entries = await readdir(dir, { withFileTypes: true });
-    // Every *.npy entry is a tensor: one that is not a regular file fails when opened instead of
-    // leaving a silent hole in the checkpoint (docs/formats.md).
-    names = entries.filter((e) => e.name.endsWith('.npy')).map((e) => e.name);
+    entries = await readdir(join(dir, prefix), { withFileTypes: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(dir, `cannot list the checkpoint folder (${code ?? String(e)})`, code === 'ENOENT' ? 'file-missing' : 'file-unreadable');
+    throw new InputError(join(dir, prefix), `cannot list the checkpoint folder (${code ?? String(e)})`, code === 'ENOENT' ? 'file-missing' : 'file-unreadable');
   }
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    // Every *.npy entry is a tensor: one that is not a regular file fails when opened instead of
+    // leaving a silent hole in the checkpoint (docs/formats.md).
+    if (e.name.endsWith('.npy')) out.push(rel);
+    else if (e.isDirectory() && depth < NPY_DIR_MAX_DEPTH) out.push(...(await listNpyFiles(dir, rel, depth + 1)));
+  }
+  return out;
+}
+
+/**
+ * A checkpoint stored as one folder with one `<tensor>.npy` per tensor, sorted by path.
+ * Sub-folders are part of the name: `params/Conv_0/kernel.npy` is tensor `params/Conv_0/kernel`
+ * (a flax/JAX parameter tree dumped one array per file; docs/formats.md).
+ */
+export async function readNpyDirCheckpoint(dir: string): Promise<CheckpointContents> {
+  const names = await listNpyFiles(dir);
   names.sort();
   if (names.length === 0) throw new InputError(dir, 'checkpoint folder holds no .npy files', 'npy-dir-empty');
-  const files = names.map((n) => join(dir, n));
+  const files = names.map((n) => join(dir, ...n.split('/')));
   const tensors: StoredTensor[] = [];
   for (let i = 0; i < names.length; i++) tensors.push(await npyTensor(files[i], names[i].slice(0, -4)));
   return { format: 'npy', files, tensors, metadata: {}, extras: { layout: 'npy-dir' } };
@@ -683,15 +702,25 @@ export function checkWritableNames(tensors: readonly TensorToWrite[], asFileName
   }
 }
 
-/** Writes a checkpoint as a folder with one `<tensor>.npy` per tensor (created if missing). */
+/**
+ * Writes a checkpoint as a folder with one `<tensor>.npy` per tensor (created if missing).
+ * A `/` in a tensor name makes sub-folders, the layout `readNpyDirCheckpoint` reads back.
+ */
 export async function writeNpyDir(dir: string, tensors: readonly TensorToWrite[]): Promise<void> {
-  checkWritableNames(tensors, true);
+  checkWritableNames(tensors, false);
   for (const t of tensors) {
+    if (t.name.split('/').some((seg) => seg === '' || seg === '.' || seg === '..' || seg.includes('\\'))) {
+      throw new UsageError(`tensor name ${JSON.stringify(t.name)} cannot be used as a file path`);
+    }
     npyDescrFor(t.dtype, t.name);
     checkData(t);
   }
   await mkdir(dir, { recursive: true });
-  for (const t of tensors) await writeNpy(join(dir, `${t.name}.npy`), t);
+  for (const t of tensors) {
+    const file = join(dir, ...`${t.name}.npy`.split('/'));
+    await mkdir(dirname(file), { recursive: true });
+    await writeNpy(file, t);
+  }
 }
 
 export { writeAt as writeBytesAt };

@@ -7,7 +7,7 @@ import { createWriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { crc32 } from 'node:zlib';
+import { crc32, deflateRawSync } from 'node:zlib';
 import yauzl from 'yauzl';
 import type { Entry, ZipFile } from 'yauzl';
 import { InputError } from '../errors.ts';
@@ -118,6 +118,7 @@ export async function readNpzCheckpoint(path: string): Promise<CheckpointContent
   try {
     const tensors: StoredTensor[] = [];
     const seen = new Set<string>();
+    let compressed = false;
     const entries = zip.eachEntry();
     for (;;) {
       let next: IteratorResult<Entry>;
@@ -135,10 +136,12 @@ export async function readNpzCheckpoint(path: string): Promise<CheckpointContent
       const name = entry.fileName.slice(0, -'.npy'.length);
       if (seen.has(name)) throw memberError(path, entry.fileName, 'npz-duplicate-member', 'appears twice in the archive');
       seen.add(name);
+      if (entry.compressionMethod === METHOD_DEFLATED) compressed = true;
       tensors.push(await memberTensor(path, zip, entry, name));
     }
     if (tensors.length === 0) throw new InputError(path, 'archive holds no .npy members', 'npz-empty');
-    return { format: 'npz', files: [path], tensors, metadata: {}, extras: {} };
+    // `np.savez_compressed` deflates every member; writers keep that choice (docs/formats.md).
+    return { format: 'npz', files: [path], tensors, metadata: {}, extras: { compressed } };
   } finally {
     // yauzl's fromFd leaves the descriptor to its owner (FdSlicer without autoClose).
     zip.close();
@@ -151,6 +154,8 @@ export async function readNpzCheckpoint(path: string): Promise<CheckpointContent
 export interface WriteNpzOptions {
   /** Always write ZIP64 records (numpy does for local headers); large archives get them anyway. */
   forceZip64?: boolean;
+  /** Deflate the members, as `np.savez_compressed` does. */
+  compress?: boolean;
 }
 
 interface CentralRecord {
@@ -158,6 +163,9 @@ interface CentralRecord {
   utf8: boolean;
   crc: number;
   size: number;
+  /** Bytes of the member's data in the archive (= size when stored). */
+  csize: number;
+  method: number;
   offset: number;
   zip64Local: boolean;
 }
@@ -172,11 +180,11 @@ function localHeader(r: CentralRecord): Buffer {
   b.writeUInt32LE(0x04034b50, 0);
   b.writeUInt16LE(r.zip64Local ? 45 : 20, 4);
   b.writeUInt16LE(r.utf8 ? 0x800 : 0, 6);
-  b.writeUInt16LE(METHOD_STORED, 8);
+  b.writeUInt16LE(r.method, 8);
   b.writeUInt16LE(DOS_TIME, 10);
   b.writeUInt16LE(DOS_DATE, 12);
   b.writeUInt32LE(r.crc, 14);
-  b.writeUInt32LE(r.zip64Local ? U32_MAX : r.size, 18);
+  b.writeUInt32LE(r.zip64Local ? U32_MAX : r.csize, 18);
   b.writeUInt32LE(r.zip64Local ? U32_MAX : r.size, 22);
   b.writeUInt16LE(r.name.length, 26);
   b.writeUInt16LE(extra, 28);
@@ -186,15 +194,15 @@ function localHeader(r: CentralRecord): Buffer {
     b.writeUInt16LE(0x0001, e);
     b.writeUInt16LE(16, e + 2);
     b.writeBigUInt64LE(BigInt(r.size), e + 4);
-    b.writeBigUInt64LE(BigInt(r.size), e + 12);
+    b.writeBigUInt64LE(BigInt(r.csize), e + 12);
   }
   return b;
 }
 
 function centralHeader(r: CentralRecord, force: boolean): Buffer {
-  const bigSize = force || r.size >= U32_MAX;
+  const bigSize = force || r.size >= U32_MAX || r.csize >= U32_MAX;
   const bigOffset = force || r.offset >= U32_MAX;
-  const fields = [...(bigSize ? [r.size, r.size] : []), ...(bigOffset ? [r.offset] : [])];
+  const fields = [...(bigSize ? [r.size, r.csize] : []), ...(bigOffset ? [r.offset] : [])];
   const extra = fields.length ? 4 + 8 * fields.length : 0;
   const b = Buffer.alloc(46 + r.name.length + extra);
   const version = extra || r.zip64Local ? 45 : 20;
@@ -202,11 +210,11 @@ function centralHeader(r: CentralRecord, force: boolean): Buffer {
   b.writeUInt16LE((3 << 8) | version, 4); // made by: Unix
   b.writeUInt16LE(version, 6);
   b.writeUInt16LE(r.utf8 ? 0x800 : 0, 8);
-  b.writeUInt16LE(METHOD_STORED, 10);
+  b.writeUInt16LE(r.method, 10);
   b.writeUInt16LE(DOS_TIME, 12);
   b.writeUInt16LE(DOS_DATE, 14);
   b.writeUInt32LE(r.crc, 16);
-  b.writeUInt32LE(bigSize ? U32_MAX : r.size, 20);
+  b.writeUInt32LE(bigSize ? U32_MAX : r.csize, 20);
   b.writeUInt32LE(bigSize ? U32_MAX : r.size, 24);
   b.writeUInt16LE(r.name.length, 28);
   b.writeUInt16LE(extra, 30);
@@ -253,8 +261,9 @@ function endRecords(count: number, cdOffset: number, cdSize: number, force: bool
 }
 
 /**
- * Writes tensors as an uncompressed (stored) .npz that numpy reads, atomically, members in
- * the given order. BF16/F8 tensors are refused (numpy has no such dtype).
+ * Writes tensors as an .npz that numpy reads, atomically, members in the given order: stored,
+ * or deflated with `compress` (what `np.savez_compressed` writes). BF16/F8 tensors are refused
+ * (numpy has no such dtype).
  */
 export async function writeNpz(path: string, tensors: readonly TensorToWrite[], opts: WriteNpzOptions = {}): Promise<void> {
   const force = opts.forceZip64 ?? false;
@@ -274,16 +283,21 @@ export async function writeNpz(path: string, tensors: readonly TensorToWrite[], 
       const t = tensors[i];
       const memberName = `${t.name}.npy`;
       const size = headers[i].length + t.data.byteLength;
+      // zlib's default level, as Python's zipfile uses for ZIP_DEFLATED.
+      const body = opts.compress ? [deflateRawSync(Buffer.concat([headers[i], t.data]))] : [headers[i], t.data];
+      const csize = body.reduce((n, b) => n + b.byteLength, 0);
       const record: CentralRecord = {
         name: Buffer.from(memberName, 'utf8'),
         utf8: /[^\x20-\x7e]/.test(memberName),
         crc: crc32(t.data, crc32(headers[i])) >>> 0,
         size,
+        csize,
+        method: opts.compress ? METHOD_DEFLATED : METHOD_STORED,
+        zip64Local: force || size >= U32_MAX || csize >= U32_MAX,
         offset: pos,
-        zip64Local: force || size >= U32_MAX,
       };
       records.push(record);
-      for (const chunk of [localHeader(record), headers[i], t.data]) {
+      for (const chunk of [localHeader(record), ...body]) {
         await writeBytesAt(fh, chunk, pos);
         pos += chunk.byteLength;
       }

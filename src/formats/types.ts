@@ -6,7 +6,7 @@
  */
 import type { DType } from './dtype.ts';
 
-export type FormatName = 'safetensors' | 'npy' | 'npz' | 'tfjs' | 'torch';
+export type FormatName = 'safetensors' | 'npy' | 'npz' | 'tfjs' | 'torch' | 'keras-h5';
 
 /** A run of bytes in one file. A tensor's bytes are the concatenation of its spans. */
 export interface ByteSpan {

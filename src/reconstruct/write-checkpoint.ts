@@ -13,6 +13,7 @@ import { writeSafetensors } from '../formats/safetensors.ts';
 import { writeTfjsCheckpoint } from '../formats/tfjs.ts';
 import type { FormatName, TensorToWrite } from '../formats/types.ts';
 import { writeFileAtomic } from '../output/atomic.ts';
+import { copyCompanionFiles } from './companion-files.ts';
 
 export type OutputFormat = 'same' | FormatName;
 
@@ -135,23 +136,34 @@ export async function writeCheckpointLike(source: CheckpointInfo, outDir: string
         await writeTfjsCheckpoint(dest, asTfjsTensors(tensors));
         return dest;
       }
+      case 'keras-h5':
+        throw new UsageError('--format keras-h5 needs a Keras input to copy the layout from; write safetensors, npz or npy instead');
     }
   }
   switch (source.layout) {
     case 'file': {
+      if (source.contents.format === 'keras-h5') {
+        // A .keras archive comes back as the .weights.h5 it holds (docs/formats.md).
+        const dest = path.join(outDir, source.contents.extras?.archive ? `${stripCheckpointSuffix(name)}.weights.h5` : name);
+        const { writeKerasWeights } = await import('../formats/keras-h5.ts');
+        await writeKerasWeights(dest, tensors, source.contents.extras?.h5 as string);
+        return dest;
+      }
       if (source.contents.format === 'npz') {
         const dest = path.join(outDir, name);
-        await writeNpz(dest, tensors);
+        await writeNpz(dest, tensors, { compress: source.contents.extras?.compressed === true });
         return dest;
       }
       const dest = inFolder ? path.join(outDir, name, path.basename(source.path)) : path.join(outDir, name);
       await fsp.mkdir(path.dirname(dest), { recursive: true });
       await writeSafetensors(dest, tensors, metadata);
+      if (inFolder) await copyCompanionFiles(source.entry, path.dirname(dest));
       return inFolder ? path.dirname(dest) : dest;
     }
     case 'sharded': {
       const dest = inFolder ? path.join(outDir, name) : outDir;
       await writeSharded(source, dest, tensors);
+      if (inFolder) await copyCompanionFiles(source.entry, dest);
       return inFolder ? dest : path.join(outDir, name);
     }
     case 'npy-dir': {

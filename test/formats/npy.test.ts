@@ -358,7 +358,11 @@ describe('writers', () => {
       await expect(writeNpy(join(tmp, 'bf.npy'), { name: 'w', dtype, shape: [1], data: new Uint8Array(DTYPES[dtype].bytes) })).rejects.toThrow(UsageError);
     }
     expect(existsSync(join(tmp, 'bf.npy'))).toBe(false);
-    await expect(writeNpyDir(join(tmp, 'd2'), [{ name: 'a/b', dtype: 'F32', shape: [1], data: new Uint8Array(4) }])).rejects.toThrow(UsageError);
+    // `/` makes sub-folders (nested npy layout), but never a path out of the folder or an empty segment.
+    for (const name of ['../b', 'a/../../b', '/abs', 'a//b', 'a\\b', '..']) {
+      await expect(writeNpyDir(join(tmp, 'd2'), [{ name, dtype: 'F32', shape: [1], data: new Uint8Array(4) }])).rejects.toThrow(UsageError);
+    }
+    expect(existsSync(join(tmp, 'b.npy')) || existsSync(join(tmp, 'd2'))).toBe(false);
     await expect(writeNpy(join(tmp, 'short.npy'), { name: 'w', dtype: 'F32', shape: [2], data: new Uint8Array(4) })).rejects.toThrow(RangeError);
     // rename over a folder fails: the temp file must be gone afterwards.
     const target = join(tmp, 'occupied');

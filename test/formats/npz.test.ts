@@ -2,6 +2,7 @@ import { mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError, UsageError } from '../../src/errors.ts';
 import { DTYPES, decodeInto, elementCount, encodeFloats } from '../../src/formats/dtype.ts';
@@ -10,6 +11,7 @@ import { readNpyDirCheckpoint } from '../../src/formats/npy.ts';
 import { readNpzCheckpoint, writeNpz } from '../../src/formats/npz.ts';
 import { cleanupScratch, scratchDir } from '../../src/formats/scratch.ts';
 import type { StoredTensor, TensorToWrite } from '../../src/formats/types.ts';
+import { haveTools, PYTHON } from '../helpers/optional-tools.ts';
 
 const fixture = (p: string) => fileURLToPath(new URL(`../../fixtures/${p}`, import.meta.url));
 const EXTRA = fixture('npy-extra');
@@ -240,12 +242,14 @@ describe('writeNpz', () => {
       data: encodeFloats(dtype, Array.from({ length: i % 3 === 0 ? 1 : 2 * i }, (_, k) => (k + i) % 7)),
     }));
 
-  for (const forceZip64 of [false, true]) {
-    it(`round-trips every numpy dtype in order${forceZip64 ? ' with ZIP64 records' : ''}`, async () => {
+  for (const [forceZip64, compress] of [[false, false], [true, false], [false, true], [true, true]]) {
+    it(`round-trips every numpy dtype in order${forceZip64 ? ' with ZIP64 records' : ''}${compress ? ', deflated' : ''}`, async () => {
       const tensors = make();
-      const path = join(tmp, `rt-${forceZip64}.npz`);
-      await writeNpz(path, tensors, { forceZip64 });
+      const path = join(tmp, `rt-${forceZip64}-${compress}.npz`);
+      await writeNpz(path, tensors, { forceZip64, compress });
       const c = await readNpzCheckpoint(path);
+      expect(c.extras?.compressed).toBe(compress);
+      if (compress) expect(c.tensors[1].spans[0].path).not.toBe(path);
       expect(c.tensors.map((t) => t.name)).toEqual(tensors.map((t) => t.name));
       for (let i = 0; i < tensors.length; i++) {
         const t = tensors[i];
@@ -254,7 +258,7 @@ describe('writeNpz', () => {
         const want = new Float64Array(elementCount(t.shape));
         decodeInto(t.dtype, t.data, want.length, want);
         expect(await values(c.tensors[i])).toEqual(want);
-        expect(c.tensors[i].spans[0].path).toBe(path);
+        if (!compress) expect(c.tensors[i].spans[0].path).toBe(path);
       }
       expect((await readdir(tmp)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
     });
@@ -272,6 +276,33 @@ describe('writeNpz', () => {
     const back = await readNpzCheckpoint(path);
     expect(back.tensors.map((t) => [t.name, t.shape])).toEqual(src.tensors.map((t) => [t.name, t.shape]));
     for (let i = 0; i < src.tensors.length; i++) expect(await values(back.tensors[i])).toEqual(await values(src.tensors[i]));
+  });
+
+  it('says whether numpy deflated the archive, and writes deflated archives numpy reads', async () => {
+    expect((await readNpzCheckpoint(join(EXTRA, 'compressed.npz'))).extras?.compressed).toBe(true);
+    expect((await readNpzCheckpoint(join(EXTRA, 'stored.npz'))).extras?.compressed).toBe(false);
+    if (!haveTools('python3-numpy')) return;
+    const tensors = make();
+    const path = join(tmp, 'deflated-for-numpy.npz');
+    await writeNpz(path, tensors, { compress: true });
+    const script = [
+      'import sys, zipfile, json, numpy as np',
+      'z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None',
+      'methods = sorted({i.compress_type for i in z.infolist()})',
+      'a = np.load(sys.argv[1])',
+      'print(json.dumps({"methods": methods, "names": list(a.keys()), "sums": [float(np.asarray(a[k], dtype=np.float64).sum()) for k in a.keys()]}))',
+    ].join('\n');
+    const r = spawnSync(PYTHON, ['-c', script, path], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout);
+    expect(out.methods).toEqual([8]);
+    expect(out.names).toEqual(tensors.map((t) => t.name));
+    const sums = tensors.map((t) => {
+      const v = new Float64Array(elementCount(t.shape));
+      decodeInto(t.dtype, t.data, v.length, v);
+      return v.reduce((a, b) => a + b, 0);
+    });
+    expect(out.sums).toEqual(sums);
   });
 
   it('refuses BF16 and duplicate names', async () => {
