@@ -17,9 +17,10 @@
  * its two float64 lanes over parameters, so each parameter's sums are the same additions in the
  * same order as in the JavaScript one: modes, a, b and R² are bit-identical, and only the
  * per-checkpoint error and norm sums differ in rounding (parameters grouped differently). The
- * JavaScript kernel is the fallback where WebAssembly SIMD is unavailable ({@link setFitKernel}).
+ * JavaScript kernel is the fallback where WebAssembly SIMD is unavailable (setKernel in kernel-choice.ts).
  */
 
+import { kernelChoice } from './kernel-choice.ts';
 import { ensureKernelMemory, loadFitKernel, type FitKernelExports } from './wasm/fit-kernel.ts';
 
 /** Singular values of the 2×2 Gram matrix at or below this fraction of the largest are dropped, like numpy's `pinv(rcond=1e-15)`. */
@@ -593,21 +594,13 @@ function fitFixedModesJs(
 /** Which implementation of the kernel runs: WebAssembly SIMD or plain JavaScript. */
 export type FitKernel = 'wasm' | 'js';
 
-let kernelChoice: FitKernel | 'auto' = 'auto';
-
-function kernelFor(): FitKernelExports | null {
-  return kernelChoice === 'js' ? null : loadFitKernel();
-}
-
 /**
- * Selects the kernel for this thread: 'auto' (the default) uses WebAssembly SIMD where the engine
- * supports it and JavaScript otherwise; 'js' forces JavaScript (e.g. to compare both in tests).
- * Both give bit-identical modes, a, b and R²; the per-checkpoint error and norm sums agree to
- * rounding (they add the parameters in a different grouping). Returns the kernel now in use.
+ * The kernel chosen by the project's one switch (setKernel in kernel-choice.ts). Both give
+ * bit-identical modes, a, b and R²; the per-checkpoint error and norm sums agree to rounding
+ * (they add the parameters in a different grouping).
  */
-export function setFitKernel(kernel: FitKernel | 'auto'): FitKernel {
-  kernelChoice = kernel === 'wasm' ? 'auto' : kernel;
-  return activeFitKernel();
+function kernelFor(): FitKernelExports | null {
+  return kernelChoice() === 'js' ? null : loadFitKernel();
 }
 
 /** The kernel that {@link fitAssign} and {@link fitFixedModes} use on this thread. */

@@ -6,8 +6,8 @@
  */
 import fs from 'node:fs';
 import { workerData } from 'node:worker_threads';
-import { rowDistancesBlock } from '../core/correlation.ts';
-import { createAccumulators, fitAssign, mergeAccumulators, type FitAccumulators, type ReferenceStats } from '../core/fit.ts';
+import { activeDistanceKernel, rowDistancesBlock } from '../core/correlation.ts';
+import { activeFitKernel, createAccumulators, fitAssign, mergeAccumulators, type FitAccumulators, type ReferenceStats } from '../core/fit.ts';
 import { TrajectoryReader, type TrajectoryPlan } from '../trajectory/trajectory-reader.ts';
 import { accumulateGram, accumulateSmoothing, createBaselineAccumulators, type BaselineAccumulators } from '../baselines/index.ts';
 import type { Chunk } from './chunks.ts';
@@ -203,7 +203,13 @@ function zeroNonFinite(values: Float32Array | Float64Array, n: number, T: number
   return bad;
 }
 
-export default function run(task: DistanceTask | FitTask): FitResult | null {
+/** Asks a worker which kernels it runs (the switch in core/kernel-choice.ts reaches it through its environment). */
+export interface KernelsTask {
+  kind: 'kernels';
+}
+
+export default function run(task: DistanceTask | FitTask | KernelsTask): FitResult | { fit: string; distances: string } | null {
+  if (task.kind === 'kernels') return { fit: activeFitKernel(), distances: activeDistanceKernel() };
   if (task.kind === 'distances') {
     rowDistancesBlock(task.A, task.K, task.i0, task.i1, task.out);
     return null;

@@ -4,6 +4,7 @@
  * float32 chunks. Results agree with the JavaScript kernels to rounding (sums over parameters
  * are grouped in two lanes). Null where WebAssembly SIMD is unavailable.
  */
+import { kernelChoice } from '../../core/kernel-choice.ts';
 import { ensureMemory, instantiateKernel, type KernelMemory } from '../../core/wasm/instantiate.ts';
 import { BASELINES_KERNEL_WASM_BASE64 } from './baselines-kernel-bytes.ts';
 
@@ -15,18 +16,9 @@ export interface BaselinesKernel {
 }
 
 let kernel: BaselinesKernel | null | undefined;
-let choice: 'auto' | 'js' = 'auto';
-
-/** 'js' forces the JavaScript kernels on this thread (to compare both in tests); returns the previous choice. */
-export function setBaselinesKernel(kernelChoice: 'auto' | 'js'): 'auto' | 'js' {
-  const previous = choice;
-  choice = kernelChoice;
-  return previous;
-}
-
-/** The kernel for a float32 chunk, or null (float64 values, no SIMD, or JS forced). */
+/** The kernel for a float32 chunk, or null (float64 values, no SIMD, or JS chosen with setKernel). */
 export function baselinesKernel(values: ArrayLike<number>): BaselinesKernel | null {
-  if (choice === 'js' || !(values instanceof Float32Array)) return null;
+  if (kernelChoice() === 'js' || !(values instanceof Float32Array)) return null;
   if (kernel === undefined) kernel = instantiateKernel<BaselinesKernel>(BASELINES_KERNEL_WASM_BASE64);
   return kernel;
 }
