@@ -4,7 +4,8 @@
  */
 
 import { kernelChoice } from './kernel-choice.ts';
-import { ensureDistanceKernelMemory, loadDistanceKernel, type DistanceKernelExports } from './wasm/distance-kernel.ts';
+import { loadDistanceKernel, type DistanceKernelExports } from './wasm/distance-kernel.ts';
+import { MemoryLayout } from './wasm/instantiate.ts';
 
 /**
  * |Pearson correlation| between the rows of X (K × T, row-major), as a K × K row-major matrix.
@@ -203,10 +204,11 @@ function distancesWasm(k: DistanceKernelExports, A: Float64Array, K: number, i0:
   const groupsMax = TI / 8;
   const accStride = (TJ + 2) * 64; // per group: 8 sums for each row j, the zero row included
   // Memory layout (byte offsets): I tile, J tile + one zero row (the odd pair's partner), sums.
-  const I = 0;
-  const J = TI * K * 8;
-  const ACC = J + (TJ + 1) * K * 8;
-  const buffer = ensureDistanceKernelMemory(k, ACC + groupsMax * accStride);
+  const L = new MemoryLayout();
+  const I = L.take(TI * K * 8);
+  const J = L.take((TJ + 1) * K * 8);
+  const ACC = L.take(groupsMax * accStride);
+  const buffer = L.ensure(k.memory);
   const f64 = new Float64Array(buffer);
   const acc = ACC / 8;
   for (let ib = i0; ib < i1; ib += TI) {

@@ -21,7 +21,8 @@
  */
 
 import { kernelChoice } from './kernel-choice.ts';
-import { ensureKernelMemory, loadFitKernel, type FitKernelExports } from './wasm/fit-kernel.ts';
+import { loadFitKernel, type FitKernelExports } from './wasm/fit-kernel.ts';
+import { MemoryLayout } from './wasm/instantiate.ts';
 
 /** Singular values of the 2×2 Gram matrix at or below this fraction of the largest are dropped, like numpy's `pinv(rcond=1e-15)`. */
 export const PINV_RCOND = 1e-15;
@@ -616,7 +617,6 @@ function wasmBlockSize(T: number): number {
 /** Bytes of raw values copied into kernel memory at a time: few set() calls, and the panel stays in L2. */
 const PANEL_BYTES = 256 << 10;
 
-const align16 = (x: number) => (x + 15) & ~15;
 
 /**
  * Both entry points on the WebAssembly kernel (`modes` given: fixed modes, else argmax). The chunk
@@ -645,20 +645,22 @@ function fitWasm(
   // At least 64 parameters per row copy, so very long trajectories still copy in sizeable runs.
   const PW = Math.max(Math.ceil(64 / B) * B, Math.floor(PANEL_BYTES / (T * elt * B)) * B);
   const rowBytes = PW * elt;
-  // Memory layout (byte offsets).
-  const ST = 64; // per-mode table, 64 bytes per mode
-  const R = ST + M * 64;
-  const Z = align16(R + T * Mp * 8);
-  const P = Z + T * B * 8;
-  const [MEAN, S1, S2, A, D, SEL, OA, OB, OR2, U] = Array.from({ length: 10 }, (_, j) => P + Mp * B * 8 + j * B * 8);
-  const MO = U + B * 8;
-  const EV = align16(MO + B * 4);
-  const NV = EV + T * 16;
+  // Memory layout (byte offsets). EV to PANEL is one run the call zeroes.
+  const L = new MemoryLayout();
+  L.take(64);
+  const ST = L.take(M * 64); // per-mode table, 64 bytes per mode
+  const R = L.take(T * Mp * 8);
+  const Z = L.take(T * B * 8);
+  const P = L.take(Mp * B * 8);
+  const [MEAN, S1, S2, A, D, SEL, OA, OB, OR2, U] = L.takeEach(10, B * 8);
+  const MO = L.take(B * 4);
+  const EV = L.take(T * 16);
+  const NV = L.take(T * 16);
   // Per panel, the shifted sums and modes of the mode-only pass, copied out once per panel.
-  const [SHP, S1P, S2P, PP] = Array.from({ length: 4 }, (_, j) => NV + T * 16 + j * PW * 8);
-  const MODEP = PP + PW * 8;
-  const PANEL = align16(MODEP + PW * 4);
-  const buffer = ensureKernelMemory(k, PANEL + T * rowBytes);
+  const [SHP, S1P, S2P, PP] = L.takeEach(4, PW * 8);
+  const MODEP = L.take(PW * 4);
+  const PANEL = L.take(T * rowBytes);
+  const buffer = L.ensure(k.memory);
   const f64 = new Float64Array(buffer);
   const i32 = new Int32Array(buffer);
   const panel = elt === 4 ? new Float32Array(buffer) : f64;
