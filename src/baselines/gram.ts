@@ -1,6 +1,6 @@
 /**
  * Streaming sufficient statistics of a trajectory's snapshot Gram matrix, for the PCA and DMD
- * baselines (docs/baselines.md §Numerics).
+ * baselines (docs/baselines.md, "Streaming formulation").
  *
  * A chunk holds all T values of n parameters, checkpoint-major (`values[t·n + i]`). Every
  * parameter is split exactly, inside the chunk, into its time mean μ_i and its fluctuation

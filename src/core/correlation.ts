@@ -1,6 +1,6 @@
 /**
  * The sampled |correlation| matrix and the Euclidean distances between its rows
- * (cmd-algorithm.md §2.2–2.3: `abs(corrcoef(X))`, NaN → 0, then `pdist(A)`).
+ * (docs/method.md §2–3: `abs(corrcoef(X))`, NaN → 0, then `pdist(A)`).
  */
 
 import { kernelChoice } from './kernel-choice.ts';

@@ -1,6 +1,6 @@
 /**
  * Pass-2 kernel: assign every parameter to a mode and fit its affine model
- * ŵ_i(t) = a_i · r_{m(i)}(t) + b_i (cmd-algorithm.md §2.5, §2.6, §10.2).
+ * ŵ_i(t) = a_i · r_{m(i)}(t) + b_i (docs/method.md §8, §9, §11).
  *
  * The pipeline calls {@link fitAssign} once per chunk of parameters; everything is a pure function
  * over typed arrays, so chunks can run on worker threads (pass `offset` to write into shared
@@ -10,8 +10,8 @@
  * |mean| ≫ std (BatchNorm running variances, slowly moving weights). Here every parameter is
  * copied to float64, shifted by its value at t = 0 (exact for float32 inputs) and then centred on
  * its mean; every reference is centred on its mean (two-pass). Sums of centred values keep full
- * precision, and b is shifted back: b = b' + c_w − a·c_r with c_w, c_r the means (§10.2 allows any
- * constants). The closed form equals numpy's `X W̃ᵀ (W̃W̃ᵀ)⁺` (§2.6).
+ * precision, and b is shifted back: b = b' + c_w − a·c_r with c_w, c_r the means (docs/method.md §11 allows any
+ * constants). The closed form equals numpy's `X W̃ᵀ (W̃W̃ᵀ)⁺` (docs/method.md §9).
  *
  * Two kernels compute this. The WebAssembly SIMD one (wasm/fit-kernel.wat, about 3× faster) runs
  * its two float64 lanes over parameters, so each parameter's sums are the same additions in the
@@ -423,10 +423,10 @@ function accumulateErrors(T: number, bn: number, sc: Scratch, stats: ReferenceSt
  * Assigns and fits one chunk of n parameters. `values` is T × n, checkpoint-major
  * (`values[t·n + i]` = parameter i at checkpoint t).
  *
- * Per parameter i: m(i) = argmax_m |ρ_im| (§2.5), where |ρ| is taken as 0 for a constant
+ * Per parameter i: m(i) = argmax_m |ρ_im| (docs/method.md §8), where |ρ| is taken as 0 for a constant
  * parameter (zero variance) or a constant reference (numpy's NaN → 0). Ties go to the lowest m,
  * so constant parameters land in mode 0; with M = 1 everyone is mode 0. Then a, b by least squares
- * on r_{m(i)} (§2.6) and R² = ρ². Rounding can make two |ρ| that are equal in exact arithmetic
+ * on r_{m(i)} (docs/method.md §9) and R² = ρ². Rounding can make two |ρ| that are equal in exact arithmetic
  * differ in the last bit (e.g. two references that are exact affine copies of each other), in
  * which case the larger computed one wins.
  *

@@ -1,7 +1,7 @@
 /**
  * NumPy `.npy` files: header validation (without eval), the StoredTensor a file (or an .npz
  * member) holds, the two per-checkpoint npy layouts (a folder of per-tensor files, one flat
- * vector) and numpy-identical writers. Format rules: docs/formats-and-libraries.md §A2.
+ * vector) and numpy-identical writers. Format rules: docs/formats.md, "npy / npz".
  */
 import { mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';

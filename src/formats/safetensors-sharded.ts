@@ -1,7 +1,7 @@
 /**
  * Hugging Face sharded safetensors checkpoints: a `*.safetensors.index.json` whose
  * `weight_map` names, for every tensor, the shard file (relative to the index's folder)
- * that holds it. Read as one checkpoint (docs/formats-and-libraries.md §A1).
+ * that holds it. Read as one checkpoint (docs/formats.md, "safetensors").
  */
 import { open, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * safetensors reader and writer (docs/formats-and-libraries.md §A1).
+ * safetensors reader and writer (docs/formats.md, "safetensors").
  *
  * The reader reads only the 8-byte length prefix and the JSON header, by position, and
  * validates them at least as strictly as the reference Rust reader; it never touches tensor

@@ -1,7 +1,7 @@
 /**
  * Layout of `cmd-model.safetensors`: per modelled tensor `<name>.mode`, `<name>.a`,
  * `<name>.b`; `refs` (modes × T float32); `reference_index` and `sample_index` (int64 global
- * indices, never float32: §2.7's rounding bug); and `__metadata__` describing the run.
+ * indices, never float32: the official code's rounding, docs/method.md §9); and `__metadata__` describing the run.
  */
 import { promises as fsp } from 'node:fs';
 import type { ModelledTensor } from '../checkpoints/parameter-space.ts';

@@ -70,7 +70,7 @@ interface DirectRun {
   gaps: number[];
 }
 
-/** The schedule of cmd-algorithm.md §4 written out literally, on the full matrix. */
+/** The schedule of docs/method.md §13 written out literally, on the full matrix. */
 function directSchedule(v: Float64Array, N: number, T: number, F: number, refIndex: number[], mode: ArrayLike<number>, o: EmbedOptions): DirectRun {
   const E = new Uint8Array(N);
   const start = directFit(v, N, F, refIndex, mode);
