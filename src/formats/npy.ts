@@ -10,7 +10,7 @@ import { InputError, UsageError } from '../errors.ts';
 import { DTYPES, elementCount } from './dtype.ts';
 import type { DType } from './dtype.ts';
 import { scratchPath } from './scratch.ts';
-import { writeFileAtomicWith } from '../io/atomic-file.ts';
+import { writeFileAtomicWith, writeFully } from '../io/atomic-file.ts';
 import type { CheckpointContents, StoredTensor, TensorToWrite } from './types.ts';
 
 /** Tensor name of a flat `.npy` checkpoint read without a tensor table. */
@@ -313,13 +313,7 @@ async function readAt(fh: FileHandle, position: number, length: number): Promise
   return got === length ? buf : buf.subarray(0, got);
 }
 
-async function writeAt(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await fh.write(data, done, Math.min(data.length - done, 1 << 30), position + done);
-    done += bytesWritten;
-  }
-}
+const writeAt = (fh: FileHandle, data: Uint8Array, position: number): Promise<void> => writeFully(fh, data, position);
 
 // ------------------------------------------------------------------ header reading
 

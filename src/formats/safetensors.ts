@@ -10,6 +10,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { writeFileAtomicWith } from '../io/atomic-file.ts';
 import { InputError } from '../errors.ts';
+import { writeFully } from '../io/atomic-file.ts';
 import { DTYPES, isDType, type DType } from './dtype.ts';
 import type { CheckpointContents, StoredTensor, TensorToWrite } from './types.ts';
 
@@ -326,13 +327,7 @@ export async function readExactly(fh: FileHandle, position: number, length: numb
   return buffer;
 }
 
-async function writeExactly(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.byteLength) {
-    const { bytesWritten } = await fh.write(data, done, data.byteLength - done, position + done);
-    done += bytesWritten;
-  }
-}
+const writeExactly = (fh: FileHandle, data: Uint8Array, position: number): Promise<void> => writeFully(fh, data, position);
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

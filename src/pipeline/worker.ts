@@ -10,6 +10,7 @@ import { activeDistanceKernel, rowDistancesBlock } from '../core/correlation.ts'
 import { activeFitKernel, createAccumulators, fitAssign, mergeAccumulators, type FitAccumulators, type ReferenceStats } from '../core/fit.ts';
 import { TrajectoryReader, type TrajectoryPlan } from '../trajectory/trajectory-reader.ts';
 import { accumulateGram, accumulateSmoothing, createBaselineAccumulators, type BaselineAccumulators } from '../baselines/index.ts';
+import { writeFullySync } from '../io/atomic-file.ts';
 import type { Chunk } from './chunks.ts';
 
 export interface PoolData {
@@ -90,10 +91,7 @@ function modelFd(p: string): number {
   return fd;
 }
 
-function writeAt(fd: number, bytes: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
-}
+const writeAt = (fd: number, bytes: Uint8Array, position: number): void => writeFullySync(fd, bytes, position);
 
 function firstNonFinite(values: Float32Array | Float64Array, n: number): { t: number; i: number } | undefined {
   for (let k = 0; k < values.length; k++) {
