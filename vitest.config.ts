@@ -1,13 +1,26 @@
 import { defineConfig } from 'vitest/config';
 
+// Two projects split by file name (docs/architecture.md, "Tests"):
+// - unit: in-process on the TypeScript sources, no build needed;
+// - e2e:  `*.e2e.test.ts`, which spawn the built CLI (bin/cmd.js → dist/); a global setup
+//         compiles dist/ once per run so an edited src/ is never tested through a stale build.
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
     // The JSON file gives .ci/run the plain "N passed, N failed" line the landing check reads.
     reporters: ['default', 'json'],
     outputFile: { json: '.vitest-results.json' },
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: ['test/**/*.e2e.test.ts', '**/node_modules/**'] },
+      },
+      {
+        extends: true,
+        test: { name: 'e2e', include: ['test/**/*.e2e.test.ts'], globalSetup: ['test/setup/build-dist.ts'] },
+      },
+    ],
   },
 });

@@ -3,7 +3,8 @@
 // WebAssembly SIMD, and a check that both give bit-identical distances.
 // Run: npx tsx scripts/bench-distances.mjs [--sizes 1000,2000,4000] [--reps 3] [--kernels js,wasm]
 // (the best of --reps runs is printed; K = 4000 in JavaScript takes tens of seconds)
-import { absCorrelation, activeDistanceKernel, rowDistances, setDistanceKernel } from '../src/core/correlation.ts';
+import { absCorrelation, activeDistanceKernel, rowDistances } from '../src/core/correlation.ts';
+import { setKernel } from '../src/core/kernel-choice.ts';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -47,7 +48,7 @@ for (const K of sizes) {
   const times = [];
   const results = [];
   for (const kernel of kernels) {
-    setDistanceKernel(kernel === 'wasm' ? 'auto' : kernel);
+    setKernel(kernel);
     if (activeDistanceKernel() !== kernel) throw new Error(`kernel ${kernel} is unavailable here`);
     let best = Infinity;
     let d;
@@ -71,4 +72,4 @@ for (const K of sizes) {
   }
   console.log([K, ...times, identical].join('\t'));
 }
-setDistanceKernel('auto');
+setKernel('auto');

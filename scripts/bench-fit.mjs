@@ -17,8 +17,9 @@ const modulePath = path.resolve(opt('module', new URL('../src/core/fit.ts', impo
 const fit = await import(pathToFileURL(modulePath).href);
 const kernel = opt('kernel', undefined);
 if (kernel) {
-  if (!fit.setFitKernel) throw new Error(`${modulePath} has no setFitKernel`);
-  fit.setFitKernel(kernel);
+  // The project's one switch (src/core/kernel-choice.ts); an older copy given with --module may still have its own.
+  if (fit.setFitKernel) fit.setFitKernel(kernel);
+  else (await import('../src/core/kernel-choice.ts')).setKernel(kernel);
 }
 const kernelName = fit.activeFitKernel ? fit.activeFitKernel() : 'js';
 

@@ -1,6 +1,7 @@
 // Compiles the WebAssembly kernels (src/*/wasm/*.wat) with wabt (a dev dependency) and
 // writes each one's bytes as a base64 string to its *-bytes.ts, so the runtime needs no compiler.
-// Run after editing a .wat: node scripts/build-wasm.mjs  (--check: fail if a committed file is stale)
+// Run after editing a .wat: npm run build:wasm  (--check: fail if a committed file is stale;
+// npm test does the same check in test/core/wasm-bytes.test.ts)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import initWabt from 'wabt';
@@ -42,7 +43,7 @@ ${lines};
       // missing counts as stale
     }
     if (current !== text) {
-      console.error(`${tsFile} is stale: run node scripts/build-wasm.mjs`);
+      console.error(`${tsFile} is stale: run npm run build:wasm`);
       stale++;
     } else {
       console.log(`${name}-bytes.ts is up to date`);

@@ -5,7 +5,7 @@ Run once (numpy 2.x, scipy 1.17) and commit the output; the tests never run pyth
 
     python3 scripts/make-scipy-golden.py
 
-Each case mirrors CMD's clustering step (cmd-algorithm.md §2.2-2.3):
+Each case mirrors CMD's clustering step (docs/method.md §2–5):
 A = |corrcoef(X)| with NaN -> 0, d = pdist(A) (Euclidean between rows of A),
 Z = linkage(d, 'complete'), labels = fcluster(Z, M, 'maxclust').
 

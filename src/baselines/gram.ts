@@ -1,6 +1,6 @@
 /**
  * Streaming sufficient statistics of a trajectory's snapshot Gram matrix, for the PCA and DMD
- * baselines (docs/baselines.md §Numerics).
+ * baselines (docs/baselines.md, "Streaming formulation").
  *
  * A chunk holds all T values of n parameters, checkpoint-major (`values[t·n + i]`). Every
  * parameter is split exactly, inside the chunk, into its time mean μ_i and its fluctuation
@@ -14,7 +14,7 @@
  * |mean| ≫ std (BatchNorm running variances): forming G and subtracting T·w̄w̄ᵀ would cancel away
  * every digit of the fluctuation. Everything merges by plain addition, in chunk order.
  */
-import { baselinesKernel, loadChunk, type BaselinesKernel } from './wasm/baselines-kernel.ts';
+import { baselinesKernel, chunkLayout, loadChunk, type BaselinesKernel } from './wasm/baselines-kernel.ts';
 
 /** Per-chunk (or merged) Gram statistics. Plain typed arrays, so it is cloneable to and from workers. */
 export interface GramAccumulator {
@@ -174,13 +174,14 @@ export function accumulateGram(values: ArrayLike<number>, n: number, T: number, 
 function gramWasm(k: BaselinesKernel, values: Float32Array, n: number, T: number, B: number, Tp: number, acc: GramAccumulator): void {
   const zBytes = Tp * B * 8;
   const cBytes = Tp * Tp * 8;
-  const sumsBytes = (3 * T + 2) * 8;
-  const { np, at, buffer } = loadChunk(k, values, n, T, zBytes + cBytes + 3 * B * 8 + sumsBytes);
-  const Z = at;
-  const C = Z + zBytes;
-  const [W0, M0, FULL] = [0, 1, 2].map((j) => C + cBytes + j * B * 8);
-  const SUMS = FULL + B * 8;
-  new Float64Array(buffer, Z, (zBytes + cBytes) / 8).fill(0);
+  const chunk = chunkLayout(n, T);
+  const { np, layout } = chunk;
+  const Z = layout.take(zBytes);
+  const C = layout.take(cBytes);
+  const [W0, M0, FULL] = layout.takeEach(3, B * 8);
+  const SUMS = layout.take((3 * T + 2) * 8);
+  const buffer = loadChunk(k, values, n, T, chunk);
+  new Float64Array(buffer, Z, (C + cBytes - Z) / 8).fill(0);
   const sums = new Float64Array(buffer, SUMS, 3 * T + 2);
   sums.fill(0);
   for (let i0 = 0; i0 < n; i0 += B) {

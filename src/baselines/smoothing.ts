@@ -8,7 +8,7 @@
  *   every t, and its final value ema(T−1) is a model users evaluate.
  */
 import { errorSeries, type ErrorSeries } from './series.ts';
-import { baselinesKernel, loadChunk } from './wasm/baselines-kernel.ts';
+import { baselinesKernel, chunkLayout, loadChunk } from './wasm/baselines-kernel.ts';
 
 /** Options of the smoothing baselines. */
 export interface SmoothingOptions {
@@ -100,9 +100,11 @@ export function accumulateSmoothing(values: ArrayLike<number>, n: number, T: num
   if (kernel) {
     // The same arithmetic per parameter in WebAssembly SIMD (sums over parameters in two lanes).
     const B = SMOOTHING_BLOCK;
-    const { np, at, buffer } = loadChunk(kernel, values as Float32Array, n, T, 3 * B * 8 + 3 * T * 8);
-    const [FIRST, SHIFT, EMA] = [0, 1, 2].map((j) => at + j * B * 8);
-    const SUMS = EMA + B * 8;
+    const chunk = chunkLayout(n, T);
+    const { np, layout } = chunk;
+    const [FIRST, SHIFT, EMA] = layout.takeEach(3, B * 8);
+    const SUMS = layout.take(3 * T * 8);
+    const buffer = loadChunk(kernel, values as Float32Array, n, T, chunk);
     const sums = new Float64Array(buffer, SUMS, 3 * T);
     sums.fill(0);
     const f64 = new Float64Array(buffer);

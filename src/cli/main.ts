@@ -101,7 +101,7 @@ function buildProgram() {
     .argument('[report]', 'report.json or its output folder', 'cmd-out/report.json')
     .option('--baseline <report>', 'compare with this earlier run (report.json or its folder)')
     .option('--max-acc-drop <points>', 'fail when CMD final accuracy is more than this many percentage points below the original (and the baseline)')
-    .option('--max-recon-error <x>', 'fail when the relative reconstruction error at the last checkpoint exceeds x (a fraction, e.g. 0.1)')
+    .option('--max-recon-error <x>', 'fail when the relative reconstruction error at the last checkpoint exceeds x (a fraction, 0.05, or a percentage, 5%)')
     .option('--max-slowdown <ratio>', 'fail when the runtime exceeds ratio × the baseline runtime (needs --baseline)')
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'markdown', 'json']).default('table'))
     .option('--html <file>', 'also write a self-contained HTML report with charts')

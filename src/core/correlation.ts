@@ -1,9 +1,11 @@
 /**
  * The sampled |correlation| matrix and the Euclidean distances between its rows
- * (cmd-algorithm.md §2.2–2.3: `abs(corrcoef(X))`, NaN → 0, then `pdist(A)`).
+ * (docs/method.md §2–3: `abs(corrcoef(X))`, NaN → 0, then `pdist(A)`).
  */
 
-import { ensureDistanceKernelMemory, loadDistanceKernel, type DistanceKernelExports } from './wasm/distance-kernel.ts';
+import { kernelChoice } from './kernel-choice.ts';
+import { loadDistanceKernel, type DistanceKernelExports } from './wasm/distance-kernel.ts';
+import { MemoryLayout } from './wasm/instantiate.ts';
 
 /**
  * |Pearson correlation| between the rows of X (K × T, row-major), as a K × K row-major matrix.
@@ -98,20 +100,9 @@ export function splitRowsByPairs(K: number, parts: number): number[] {
 /** Which implementation computes the distances: WebAssembly SIMD or plain JavaScript. */
 export type DistanceKernel = 'wasm' | 'js';
 
-let kernelChoice: DistanceKernel | 'auto' = 'auto';
-
+/** The kernel chosen by the project's one switch (setKernel in kernel-choice.ts); both give bit-identical distances. */
 function kernelFor(): DistanceKernelExports | null {
-  return kernelChoice === 'js' ? null : loadDistanceKernel();
-}
-
-/**
- * Selects the distance kernel for this thread: 'auto' (the default) uses WebAssembly SIMD where
- * the engine supports it and JavaScript otherwise; 'js' forces JavaScript (e.g. to compare both in
- * tests). Both give bit-identical distances. Returns the kernel now in use.
- */
-export function setDistanceKernel(kernel: DistanceKernel | 'auto'): DistanceKernel {
-  kernelChoice = kernel === 'wasm' ? 'auto' : kernel;
-  return activeDistanceKernel();
+  return kernelChoice() === 'js' ? null : loadDistanceKernel();
 }
 
 /** The kernel that {@link rowDistancesBlock} and {@link rowDistances} use on this thread. */
@@ -127,7 +118,7 @@ export function activeDistanceKernel(): DistanceKernel {
  * Computed by direct differences Σ (a_il − a_jl)², summed over l in increasing order for every
  * pair. The Gram identity |a|² + |b|² − 2a·b is not used: it cancels catastrophically for nearly
  * identical rows (an error of ~1e-7 in d when d ≈ 0 at K = 1000), and ties between duplicated rows
- * must stay exact. The WebAssembly kernel ({@link setDistanceKernel}) and the JavaScript loops do
+ * must stay exact. The WebAssembly kernel (setKernel in kernel-choice.ts) and the JavaScript loops do
  * the same float64 operations in the same order per pair, so their results are bit-identical.
  */
 export function rowDistancesBlock(A: Float64Array, K: number, i0: number, i1: number, out: Float64Array): void {
@@ -213,10 +204,11 @@ function distancesWasm(k: DistanceKernelExports, A: Float64Array, K: number, i0:
   const groupsMax = TI / 8;
   const accStride = (TJ + 2) * 64; // per group: 8 sums for each row j, the zero row included
   // Memory layout (byte offsets): I tile, J tile + one zero row (the odd pair's partner), sums.
-  const I = 0;
-  const J = TI * K * 8;
-  const ACC = J + (TJ + 1) * K * 8;
-  const buffer = ensureDistanceKernelMemory(k, ACC + groupsMax * accStride);
+  const L = new MemoryLayout();
+  const I = L.take(TI * K * 8);
+  const J = L.take((TJ + 1) * K * 8);
+  const ACC = L.take(groupsMax * accStride);
+  const buffer = L.ensure(k.memory);
   const f64 = new Float64Array(buffer);
   const acc = ACC / 8;
   for (let ib = i0; ib < i1; ib += TI) {

@@ -1,6 +1,6 @@
 /**
  * Flat clusters from a linkage tree with scipy's `fcluster` semantics and label numbering
- * (cmd-algorithm.md §2.3). All traversals follow scipy's `_hierarchy` routines step for step so
+ * (docs/method.md §5). All traversals follow scipy's `_hierarchy` routines step for step so
  * labels match exactly, not only the partition.
  */
 import type { LinkageMatrix } from './linkage.ts';

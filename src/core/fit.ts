@@ -1,6 +1,6 @@
 /**
  * Pass-2 kernel: assign every parameter to a mode and fit its affine model
- * ŵ_i(t) = a_i · r_{m(i)}(t) + b_i (cmd-algorithm.md §2.5, §2.6, §10.2).
+ * ŵ_i(t) = a_i · r_{m(i)}(t) + b_i (docs/method.md §8, §9, §11).
  *
  * The pipeline calls {@link fitAssign} once per chunk of parameters; everything is a pure function
  * over typed arrays, so chunks can run on worker threads (pass `offset` to write into shared
@@ -10,17 +10,19 @@
  * |mean| ≫ std (BatchNorm running variances, slowly moving weights). Here every parameter is
  * copied to float64, shifted by its value at t = 0 (exact for float32 inputs) and then centred on
  * its mean; every reference is centred on its mean (two-pass). Sums of centred values keep full
- * precision, and b is shifted back: b = b' + c_w − a·c_r with c_w, c_r the means (§10.2 allows any
- * constants). The closed form equals numpy's `X W̃ᵀ (W̃W̃ᵀ)⁺` (§2.6).
+ * precision, and b is shifted back: b = b' + c_w − a·c_r with c_w, c_r the means (docs/method.md §11 allows any
+ * constants). The closed form equals numpy's `X W̃ᵀ (W̃W̃ᵀ)⁺` (docs/method.md §9).
  *
  * Two kernels compute this. The WebAssembly SIMD one (wasm/fit-kernel.wat, about 3× faster) runs
  * its two float64 lanes over parameters, so each parameter's sums are the same additions in the
  * same order as in the JavaScript one: modes, a, b and R² are bit-identical, and only the
  * per-checkpoint error and norm sums differ in rounding (parameters grouped differently). The
- * JavaScript kernel is the fallback where WebAssembly SIMD is unavailable ({@link setFitKernel}).
+ * JavaScript kernel is the fallback where WebAssembly SIMD is unavailable (setKernel in kernel-choice.ts).
  */
 
-import { ensureKernelMemory, loadFitKernel, type FitKernelExports } from './wasm/fit-kernel.ts';
+import { kernelChoice } from './kernel-choice.ts';
+import { loadFitKernel, type FitKernelExports } from './wasm/fit-kernel.ts';
+import { MemoryLayout } from './wasm/instantiate.ts';
 
 /** Singular values of the 2×2 Gram matrix at or below this fraction of the largest are dropped, like numpy's `pinv(rcond=1e-15)`. */
 export const PINV_RCOND = 1e-15;
@@ -421,10 +423,10 @@ function accumulateErrors(T: number, bn: number, sc: Scratch, stats: ReferenceSt
  * Assigns and fits one chunk of n parameters. `values` is T × n, checkpoint-major
  * (`values[t·n + i]` = parameter i at checkpoint t).
  *
- * Per parameter i: m(i) = argmax_m |ρ_im| (§2.5), where |ρ| is taken as 0 for a constant
+ * Per parameter i: m(i) = argmax_m |ρ_im| (docs/method.md §8), where |ρ| is taken as 0 for a constant
  * parameter (zero variance) or a constant reference (numpy's NaN → 0). Ties go to the lowest m,
  * so constant parameters land in mode 0; with M = 1 everyone is mode 0. Then a, b by least squares
- * on r_{m(i)} (§2.6) and R² = ρ². Rounding can make two |ρ| that are equal in exact arithmetic
+ * on r_{m(i)} (docs/method.md §9) and R² = ρ². Rounding can make two |ρ| that are equal in exact arithmetic
  * differ in the last bit (e.g. two references that are exact affine copies of each other), in
  * which case the larger computed one wins.
  *
@@ -593,21 +595,13 @@ function fitFixedModesJs(
 /** Which implementation of the kernel runs: WebAssembly SIMD or plain JavaScript. */
 export type FitKernel = 'wasm' | 'js';
 
-let kernelChoice: FitKernel | 'auto' = 'auto';
-
-function kernelFor(): FitKernelExports | null {
-  return kernelChoice === 'js' ? null : loadFitKernel();
-}
-
 /**
- * Selects the kernel for this thread: 'auto' (the default) uses WebAssembly SIMD where the engine
- * supports it and JavaScript otherwise; 'js' forces JavaScript (e.g. to compare both in tests).
- * Both give bit-identical modes, a, b and R²; the per-checkpoint error and norm sums agree to
- * rounding (they add the parameters in a different grouping). Returns the kernel now in use.
+ * The kernel chosen by the project's one switch (setKernel in kernel-choice.ts). Both give
+ * bit-identical modes, a, b and R²; the per-checkpoint error and norm sums agree to rounding
+ * (they add the parameters in a different grouping).
  */
-export function setFitKernel(kernel: FitKernel | 'auto'): FitKernel {
-  kernelChoice = kernel === 'wasm' ? 'auto' : kernel;
-  return activeFitKernel();
+function kernelFor(): FitKernelExports | null {
+  return kernelChoice() === 'js' ? null : loadFitKernel();
 }
 
 /** The kernel that {@link fitAssign} and {@link fitFixedModes} use on this thread. */
@@ -623,7 +617,6 @@ function wasmBlockSize(T: number): number {
 /** Bytes of raw values copied into kernel memory at a time: few set() calls, and the panel stays in L2. */
 const PANEL_BYTES = 256 << 10;
 
-const align16 = (x: number) => (x + 15) & ~15;
 
 /**
  * Both entry points on the WebAssembly kernel (`modes` given: fixed modes, else argmax). The chunk
@@ -652,20 +645,22 @@ function fitWasm(
   // At least 64 parameters per row copy, so very long trajectories still copy in sizeable runs.
   const PW = Math.max(Math.ceil(64 / B) * B, Math.floor(PANEL_BYTES / (T * elt * B)) * B);
   const rowBytes = PW * elt;
-  // Memory layout (byte offsets).
-  const ST = 64; // per-mode table, 64 bytes per mode
-  const R = ST + M * 64;
-  const Z = align16(R + T * Mp * 8);
-  const P = Z + T * B * 8;
-  const [MEAN, S1, S2, A, D, SEL, OA, OB, OR2, U] = Array.from({ length: 10 }, (_, j) => P + Mp * B * 8 + j * B * 8);
-  const MO = U + B * 8;
-  const EV = align16(MO + B * 4);
-  const NV = EV + T * 16;
+  // Memory layout (byte offsets). EV to PANEL is one run the call zeroes.
+  const L = new MemoryLayout();
+  L.take(64);
+  const ST = L.take(M * 64); // per-mode table, 64 bytes per mode
+  const R = L.take(T * Mp * 8);
+  const Z = L.take(T * B * 8);
+  const P = L.take(Mp * B * 8);
+  const [MEAN, S1, S2, A, D, SEL, OA, OB, OR2, U] = L.takeEach(10, B * 8);
+  const MO = L.take(B * 4);
+  const EV = L.take(T * 16);
+  const NV = L.take(T * 16);
   // Per panel, the shifted sums and modes of the mode-only pass, copied out once per panel.
-  const [SHP, S1P, S2P, PP] = Array.from({ length: 4 }, (_, j) => NV + T * 16 + j * PW * 8);
-  const MODEP = PP + PW * 8;
-  const PANEL = align16(MODEP + PW * 4);
-  const buffer = ensureKernelMemory(k, PANEL + T * rowBytes);
+  const [SHP, S1P, S2P, PP] = L.takeEach(4, PW * 8);
+  const MODEP = L.take(PW * 4);
+  const PANEL = L.take(T * rowBytes);
+  const buffer = L.ensure(k.memory);
   const f64 = new Float64Array(buffer);
   const i32 = new Int32Array(buffer);
   const panel = elt === 4 ? new Float32Array(buffer) : f64;

@@ -16,10 +16,10 @@ export {
   rowDistances,
   rowDistancesBlock,
   splitRowsByPairs,
-  setDistanceKernel,
   activeDistanceKernel,
   type DistanceKernel,
 } from './correlation.ts';
+export { setKernel, kernelChoice, activeKernel, KERNEL_ENV, type KernelChoice } from './kernel-choice.ts';
 export { corrHeatmap, type Heatmap } from './heatmap.ts';
 export { linkageComplete, type LinkageMatrix, type LinkageOptions } from './linkage.ts';
 export { clusterMonocrit, fclusterDistance, fclusterMaxclust, maxDistPerCluster } from './fcluster.ts';
@@ -31,7 +31,6 @@ export {
   fitFixedModes,
   mergeAccumulators,
   prepareReferences,
-  setFitKernel,
   activeFitKernel,
   type FitKernel,
   type FitAccumulators,

@@ -1,6 +1,6 @@
 /**
  * Complete-linkage hierarchical clustering that reproduces `scipy.cluster.hierarchy.linkage(d,
- * method='complete')` merge for merge (cmd-algorithm.md §2.3).
+ * method='complete')` merge for merge (docs/method.md §4).
  *
  * scipy runs the nearest-neighbour-chain algorithm on the condensed matrix, then stable-sorts the
  * merges by height and relabels the clusters with a union-find. Every tie rule below mirrors that

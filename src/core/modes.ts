@@ -1,6 +1,6 @@
 /**
  * From flat cluster labels to numbered modes and their reference parameters
- * (cmd-algorithm.md §2.3 "Mode numbering" and §2.4 `find_ref_w_per_mode`).
+ * (docs/method.md §6 "Mode numbering" and §7 "References", the official `find_ref_w_per_mode`).
  */
 
 /** The modes found among the K sampled parameters. */

@@ -1,5 +1,5 @@
 /**
- * Choosing the K "represented" parameters (cmd-algorithm.md §2.1, `sample_represented_weights`).
+ * Choosing the K "represented" parameters (docs/method.md §1; the official `sample_represented_weights`).
  */
 import { createRng, sampleDistinct } from './rng.ts';
 
@@ -29,7 +29,7 @@ export function chooseScheme(layerCount: number, k: number): SamplingScheme {
 }
 
 /**
- * Per-layer counts of the 'U_B' scheme, exactly as §2.1 with one documented deviation:
+ * Per-layer counts of the 'U_B' scheme, exactly as docs/method.md §1 with one documented deviation:
  *
  * - `base_l = min(trunc(k / (2L)), n_l)`
  * - `prop_l = trunc(n_l / N * k / 2)`, evaluated left to right in float64 like Python's

@@ -1,11 +1,15 @@
 /**
  * Evaluating original vs CMD-reconstructed checkpoints (and the last-k average beside them),
  * either in-process with tfjs for LayersModels or with the user's own command per checkpoint.
+ * Every evaluation must succeed: the first failure (command exit ≠ 0, unreadable output, a
+ * non-finite accuracy, a tfjs error) is a RuntimeError naming the model, so a broken eval
+ * script never reaches a report or a gate as if it were an accuracy (docs/report.md).
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { CheckpointInfo, CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 import { UsageError } from '../errors.ts';
+import { evaluationFailure } from './eval-cmd.ts';
 import type { CmdModel } from '../output/model-reader.ts';
 import { num, type NumValue, type RunReport } from '../output/report-schema.ts';
 import { averagedTensors, emaTensors, originalTensors, reconstructedTensors, tensorValues, weightedTensors } from '../reconstruct/checkpoint-tensors.ts';
@@ -51,7 +55,7 @@ export function evaluationPositions(T: number, every: number): number[] {
   return out;
 }
 
-async function evaluateWithTfjs(plan: EvalPlan, variants: { key: string; tensors: () => TensorToWrite[] }[]): Promise<Map<string, Metrics>> {
+async function evaluateWithTfjs(plan: EvalPlan, variants: { key: string; label: string; tensors: () => TensorToWrite[] }[]): Promise<Map<string, Metrics>> {
   const { set } = plan;
   const extras = set.checkpoints[0].contents.extras as { model?: { modelTopology?: unknown } } | undefined;
   if (set.format !== 'tfjs' || !extras?.model?.modelTopology) {
@@ -65,11 +69,15 @@ async function evaluateWithTfjs(plan: EvalPlan, variants: { key: string; tensors
     for (const v of variants) {
       if (plan.signal?.aborted) break;
       const weights = new Map(v.tensors().map((t) => [t.name, tensorValues(t)]));
+      const command = `tfjs evaluation on ${plan.spec.kind === 'tfjs' ? plan.spec.dataDir : ''}`;
+      let m: Metrics;
       try {
-        results.set(v.key, await evaluator.evaluate(weights));
+        m = await evaluator.evaluate(weights);
       } catch (e) {
-        results.set(v.key, { error: (e as Error).message.split('\n')[0] });
+        throw evaluationFailure(v.label, command, (e as Error).message.split('\n')[0]);
       }
+      if (m.accuracy !== undefined && !(m.accuracy >= 0 && m.accuracy <= 1)) throw evaluationFailure(v.label, command, `accuracy ${m.accuracy} is not a fraction in [0, 1]`);
+      results.set(v.key, m);
     }
   } finally {
     evaluator.dispose();
@@ -77,7 +85,7 @@ async function evaluateWithTfjs(plan: EvalPlan, variants: { key: string; tensors
   return results;
 }
 
-async function evaluateWithCommand(plan: EvalPlan, variants: { key: string; checkpoint: CheckpointInfo; write?: () => Promise<string> }[]): Promise<Map<string, Metrics>> {
+async function evaluateWithCommand(plan: EvalPlan, variants: { key: string; label: string; checkpoint: CheckpointInfo; write?: () => Promise<string> }[]): Promise<Map<string, Metrics>> {
   const spec = plan.spec as Extract<EvalSpec, { kind: 'command' }>;
   const { runEvalCommands } = await import('./eval-cmd.ts');
   const inputs: { index: number; step: number; name: string; path: string }[] = [];
@@ -88,12 +96,19 @@ async function evaluateWithCommand(plan: EvalPlan, variants: { key: string; chec
   const results = await runEvalCommands({ template: spec.template, checkpoints: inputs, concurrency: spec.concurrency, timeoutMs: spec.timeoutMs, signal: plan.signal });
   const out = new Map<string, Metrics>();
   results.forEach((r, i) => {
-    const err = r.error ? `${r.error}${r.stderrTail ? ` | ${r.stderrTail.filter(Boolean).slice(-2).join(' | ')}` : ''}` : undefined;
-    out.set(variants[i].key, { accuracy: r.accuracy, loss: r.loss, error: err });
-    if (err) plan.log?.(`evaluation of ${inputs[i].path} failed: ${err}`);
+    if (r.error !== undefined) throw evaluationFailure(variants[i].label, r.command, r.error, r.stderrTail);
+    out.set(variants[i].key, { accuracy: r.accuracy, loss: r.loss });
   });
   return out;
 }
+
+/** How a failure names each evaluated model: checkpoints by path, derived models by what they are. */
+const labels = {
+  cmd: (c: CheckpointInfo) => `the CMD reconstruction of ${c.entry}`,
+  avg: (cs: readonly CheckpointInfo[]) => `the average of the last ${cs.length} checkpoints (${cs[0].name} … ${cs[cs.length - 1].name})`,
+  sweep: (m: number, c: CheckpointInfo) => `the M=${m} sweep model's reconstruction of ${c.entry}`,
+  baseline: (what: string, c: CheckpointInfo) => `${what} at ${c.entry}`,
+};
 
 /** Metrics of the extra final models (sweep models by requested M, the EMA), for the report. */
 export interface ExtraMetrics {
@@ -111,36 +126,36 @@ export async function evaluateRun(plan: EvalPlan): Promise<Evaluation & { extraM
   const window = () => set.checkpoints.slice(first, model.params.window.to);
   let results: Map<string, Metrics>;
   if (plan.spec.kind === 'tfjs') {
-    const variants = positions.flatMap((p) => [
-      { key: `orig:${p}`, tensors: () => originalTensors(ckpt(p)) },
-      { key: `cmd:${p}`, tensors: () => reconstructedTensors(set, model, ckpt(p), p) },
-    ]);
-    if (averaged.length) variants.push({ key: 'avg', tensors: () => averagedTensors(averaged) });
     const last = positions[positions.length - 1];
-    for (const sw of plan.extras?.sweep ?? []) variants.push({ key: `sweep:${sw.modesRequested}`, tensors: () => reconstructedTensors(set, sw.model, ckpt(last), last) });
-    if (plan.extras?.emaBeta !== undefined) variants.push({ key: 'ema', tensors: () => emaTensors(window(), plan.extras!.emaBeta!) });
-    for (const w of plan.extras?.weighted ?? []) variants.push({ key: `w:${w.name}`, tensors: () => weightedTensors(window(), w.weights) });
+    const variants = positions.flatMap((p) => [
+      { key: `orig:${p}`, label: ckpt(p).entry, tensors: () => originalTensors(ckpt(p)) },
+      { key: `cmd:${p}`, label: labels.cmd(ckpt(p)), tensors: () => reconstructedTensors(set, model, ckpt(p), p) },
+    ]);
+    if (averaged.length) variants.push({ key: 'avg', label: labels.avg(averaged), tensors: () => averagedTensors(averaged) });
+    for (const sw of plan.extras?.sweep ?? []) variants.push({ key: `sweep:${sw.modesRequested}`, label: labels.sweep(sw.modesRequested, ckpt(last)), tensors: () => reconstructedTensors(set, sw.model, ckpt(last), last) });
+    if (plan.extras?.emaBeta !== undefined) variants.push({ key: 'ema', label: labels.baseline('the EMA baseline', ckpt(last)), tensors: () => emaTensors(window(), plan.extras!.emaBeta!) });
+    for (const w of plan.extras?.weighted ?? []) variants.push({ key: `w:${w.name}`, label: labels.baseline(`the ${w.name} baseline`, ckpt(last)), tensors: () => weightedTensors(window(), w.weights) });
     results = await evaluateWithTfjs(plan, variants);
   } else {
     await fsp.mkdir(plan.scratchDir, { recursive: true });
-    const variants: { key: string; checkpoint: CheckpointInfo; write?: () => Promise<string> }[] = positions.flatMap((p) => [
-      { key: `orig:${p}`, checkpoint: ckpt(p) },
-      { key: `cmd:${p}`, checkpoint: ckpt(p), write: () => writeCheckpointLike(ckpt(p), path.join(plan.scratchDir, 'cmd'), reconstructedTensors(set, model, ckpt(p), p)) },
+    const variants: { key: string; label: string; checkpoint: CheckpointInfo; write?: () => Promise<string> }[] = positions.flatMap((p) => [
+      { key: `orig:${p}`, label: ckpt(p).entry, checkpoint: ckpt(p) },
+      { key: `cmd:${p}`, label: labels.cmd(ckpt(p)), checkpoint: ckpt(p), write: () => writeCheckpointLike(ckpt(p), path.join(plan.scratchDir, 'cmd'), reconstructedTensors(set, model, ckpt(p), p)) },
     ]);
     if (averaged.length) {
       const last = averaged[averaged.length - 1];
-      variants.push({ key: 'avg', checkpoint: last, write: () => writeCheckpointLike(last, path.join(plan.scratchDir, 'avg'), averagedTensors(averaged)) });
+      variants.push({ key: 'avg', label: labels.avg(averaged), checkpoint: last, write: () => writeCheckpointLike(last, path.join(plan.scratchDir, 'avg'), averagedTensors(averaged)) });
     }
     const lastPos = positions[positions.length - 1];
     const lastCkpt = ckpt(lastPos);
     for (const sw of plan.extras?.sweep ?? []) {
-      variants.push({ key: `sweep:${sw.modesRequested}`, checkpoint: lastCkpt, write: () => writeCheckpointLike(lastCkpt, path.join(plan.scratchDir, `sweep-${sw.modesRequested}`), reconstructedTensors(set, sw.model, lastCkpt, lastPos)) });
+      variants.push({ key: `sweep:${sw.modesRequested}`, label: labels.sweep(sw.modesRequested, lastCkpt), checkpoint: lastCkpt, write: () => writeCheckpointLike(lastCkpt, path.join(plan.scratchDir, `sweep-${sw.modesRequested}`), reconstructedTensors(set, sw.model, lastCkpt, lastPos)) });
     }
     if (plan.extras?.emaBeta !== undefined) {
-      variants.push({ key: 'ema', checkpoint: lastCkpt, write: () => writeCheckpointLike(lastCkpt, path.join(plan.scratchDir, 'ema'), emaTensors(window(), plan.extras!.emaBeta!)) });
+      variants.push({ key: 'ema', label: labels.baseline('the EMA baseline', lastCkpt), checkpoint: lastCkpt, write: () => writeCheckpointLike(lastCkpt, path.join(plan.scratchDir, 'ema'), emaTensors(window(), plan.extras!.emaBeta!)) });
     }
     for (const w of plan.extras?.weighted ?? []) {
-      variants.push({ key: `w:${w.name}`, checkpoint: lastCkpt, write: () => writeCheckpointLike(lastCkpt, path.join(plan.scratchDir, `w-${w.name}`), weightedTensors(window(), w.weights)) });
+      variants.push({ key: `w:${w.name}`, label: labels.baseline(`the ${w.name} baseline`, lastCkpt), checkpoint: lastCkpt, write: () => writeCheckpointLike(lastCkpt, path.join(plan.scratchDir, `w-${w.name}`), weightedTensors(window(), w.weights)) });
     }
     results = await evaluateWithCommand(plan, variants);
   }

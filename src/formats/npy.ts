@@ -1,7 +1,7 @@
 /**
  * NumPy `.npy` files: header validation (without eval), the StoredTensor a file (or an .npz
  * member) holds, the two per-checkpoint npy layouts (a folder of per-tensor files, one flat
- * vector) and numpy-identical writers. Format rules: docs/formats-and-libraries.md §A2.
+ * vector) and numpy-identical writers. Format rules: docs/formats.md, "npy / npz".
  */
 import { mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -11,7 +11,7 @@ import { DTYPES, elementCount } from './dtype.ts';
 import type { DType } from './dtype.ts';
 import { scratchPath } from './scratch.ts';
 import { NOT_REGULAR, openRegular } from '../io/open-regular.ts';
-import { writeFileAtomicWith } from '../io/atomic-file.ts';
+import { writeFileAtomicWith, writeFully } from '../io/atomic-file.ts';
 import type { CheckpointContents, StoredTensor, TensorToWrite } from './types.ts';
 
 /** Tensor name of a flat `.npy` checkpoint read without a tensor table. */
@@ -315,13 +315,7 @@ async function readAt(fh: FileHandle, position: number, length: number): Promise
   return got === length ? buf : buf.subarray(0, got);
 }
 
-async function writeAt(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await fh.write(data, done, Math.min(data.length - done, 1 << 30), position + done);
-    done += bytesWritten;
-  }
-}
+const writeAt = (fh: FileHandle, data: Uint8Array, position: number): Promise<void> => writeFully(fh, data, position);
 
 // ------------------------------------------------------------------ header reading
 

@@ -1,7 +1,7 @@
 /**
  * NumPy `.npz` archives: a ZIP with one `<name>.npy` member per tensor. Stored members are read
  * in place (spans point into the archive); deflated members are inflated once into scratch.
- * Format notes: docs/formats-and-libraries.md §A2.
+ * Format notes: docs/formats.md, "npy / npz".
  */
 import { createWriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';

@@ -1,7 +1,7 @@
 /**
  * Hugging Face sharded safetensors checkpoints: a `*.safetensors.index.json` whose
  * `weight_map` names, for every tensor, the shard file (relative to the index's folder)
- * that holds it. Read as one checkpoint (docs/formats-and-libraries.md §A1).
+ * that holds it. Read as one checkpoint (docs/formats.md, "safetensors").
  */
 import { openRegular } from '../io/open-regular.ts';
 import { realpath } from 'node:fs/promises';

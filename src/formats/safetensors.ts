@@ -1,5 +1,5 @@
 /**
- * safetensors reader and writer (docs/formats-and-libraries.md §A1).
+ * safetensors reader and writer (docs/formats.md, "safetensors").
  *
  * The reader reads only the 8-byte length prefix and the JSON header, by position, and
  * validates them at least as strictly as the reference Rust reader; it never touches tensor
@@ -11,6 +11,7 @@ import { openRegular } from '../io/open-regular.ts';
 import type { FileHandle } from 'node:fs/promises';
 import { writeFileAtomicWith } from '../io/atomic-file.ts';
 import { InputError } from '../errors.ts';
+import { writeFully } from '../io/atomic-file.ts';
 import { DTYPES, isDType, type DType } from './dtype.ts';
 import { strictJsonIssues } from './json-strict.ts';
 import type { CheckpointContents, StoredTensor, TensorToWrite } from './types.ts';
@@ -350,13 +351,7 @@ export async function readExactly(fh: FileHandle, position: number, length: numb
   return buffer;
 }
 
-async function writeExactly(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.byteLength) {
-    const { bytesWritten } = await fh.write(data, done, data.byteLength - done, position + done);
-    done += bytesWritten;
-  }
-}
+const writeExactly = (fh: FileHandle, data: Uint8Array, position: number): Promise<void> => writeFully(fh, data, position);
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -1,5 +1,5 @@
 /**
- * TensorFlow.js weights reader and writer (docs/formats-and-libraries.md §A3).
+ * TensorFlow.js weights reader and writer (docs/formats.md, "TensorFlow.js").
  *
  * The reader parses `model.json` (layers-model or graph-model) or a bare
  * `*weights_manifest.json`, stats the shard files and maps every weight onto byte spans of

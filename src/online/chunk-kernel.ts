@@ -4,6 +4,7 @@
  * memory across calls) and the JavaScript kernels of kernel.ts (float64 checkpoints, or where
  * WebAssembly SIMD is unavailable). Both give bit-identical results.
  */
+import { kernelChoice } from '../core/kernel-choice.ts';
 import { updateFused, warmupSolve, type ChunkSums, type FitTable, type ModeFit, type SolveStats } from './kernel.ts';
 import { WasmChunk } from './wasm/online-kernel.ts';
 
@@ -83,10 +84,11 @@ class JsChunk implements ChunkKernel {
 
 /**
  * A kernel for a chunk of `n` parameters, calls of up to `rows` checkpoints and M modes: the
- * WebAssembly one for float32 values when available, else (or with `js`) the JavaScript one.
+ * WebAssembly one for float32 values when available and not switched off (setKernel in
+ * core/kernel-choice.ts), else the JavaScript one.
  * At most one WebAssembly chunk per thread is open at a time (they share the kernel's memory).
  */
-export function openChunkKernel(n: number, rows: number, M: number, modeBytes: 1 | 2, options: { float64: boolean; js?: boolean }): ChunkKernel {
-  const wasm = options.float64 || options.js ? null : WasmChunk.open(n, rows, M, modeBytes);
+export function openChunkKernel(n: number, rows: number, M: number, modeBytes: 1 | 2, options: { float64: boolean }): ChunkKernel {
+  const wasm = options.float64 || kernelChoice() === 'js' ? null : WasmChunk.open(n, rows, M, modeBytes);
   return wasm ?? new JsChunk(n, rows, M, modeBytes, options.float64);
 }

@@ -8,7 +8,7 @@ import { UsageError } from '../errors.ts';
 export const DEFAULT_EMBED_WINDOW = 10;
 export const DEFAULT_EMBED_PERCENT = 10;
 
-/** The published freezing schedule's parameters (cmd-algorithm.md §4). */
+/** The published freezing schedule's parameters (docs/method.md §13). */
 export interface EmbedOptions {
   /** L: an embedding step runs at checkpoint positions t > F with t % L === 0. */
   window: number;

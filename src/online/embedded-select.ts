@@ -1,7 +1,7 @@
 /**
  * Exact global selection of the k smallest values when the values live in per-chunk files and
  * never all in memory at once (embedded CMD picks the ⌈P%⌉ smallest coefficient drifts over all
- * N parameters, cmd-algorithm.md §4).
+ * N parameters, docs/method.md §13).
  *
  * Values are non-negative float64 (or NaN); a negative value marks an excluded entry. For such
  * values the IEEE-754 bit pattern read as an unsigned 64-bit integer orders exactly like the

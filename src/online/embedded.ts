@@ -1,5 +1,5 @@
 /**
- * Embedded CMD as a SIMULATION over a recorded run (cmd-algorithm.md §4, §6). The official
+ * Embedded CMD as a SIMULATION over a recorded run (docs/method.md §13). The official
  * code freezes a growing set E of parameters onto their affine model a_old·r(t) + b_old and then
  * retrains the network with them overwritten after every epoch. Here nothing is retrained: w(t)
  * is always the stored checkpoint, and the published freezing schedule is replayed on the online
@@ -54,7 +54,7 @@ export function embedCount(N: number, embedded: number, options: EmbedOptions): 
 }
 
 /**
- * Bytes a federated client sends in one round (cmd-algorithm.md §6, [PAPER?] mechanism):
+ * Bytes a federated client sends in one round (our cost model, docs/method.md §13: the published code has no federated part):
  *   full     = 4·N
  *   embedded = 4·(N − |E_t|) + c·n_new(t)
  * with E_t the set embedded during round t (the M references are never embedded, so their

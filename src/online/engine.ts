@@ -1,5 +1,5 @@
 /**
- * The online CMD run (cmd-algorithm.md §3): warm-up on checkpoints 0..F with the post-hoc
+ * The online CMD run (docs/method.md §12): warm-up on checkpoints 0..F with the post-hoc
  * decomposition and mode assignment (samples, clusters, references and modes are frozen there),
  * then only a and b change, from running sums. `cmd watch` adds checkpoints as they appear,
  * one at a time, with the sums in chunked state files (state.ts) so it can resume;

@@ -1,5 +1,5 @@
 /**
- * Online CMD arithmetic (cmd-algorithm.md §3.2, §10.2): running sums instead of a reference
+ * Online CMD arithmetic (docs/method.md §11, §12): running sums instead of a reference
  * history. Per mode m: n, R1 = Σ (r_m − c_m), R2 = Σ (r_m − c_m)² with c_m = r_m(0). Per
  * parameter i of mode m(i): S1 = Σ (w_i − c_i), S2 = Σ (w_i − c_i)², P = Σ (w_i − c_i)(r_m − c_m)
  * with c_i = w_i(0). Adding a checkpoint is O(N); a and b follow from the closed form, which

@@ -4,6 +4,7 @@
  * are independent and merged in chunk order either way).
  */
 import { Piscina } from 'piscina';
+import { workerEnv } from '../core/kernel-choice.ts';
 import { CancelledError } from '../errors.ts';
 import type { OnlineTask, SharedData, TaskResult } from './online-tasks.ts';
 
@@ -49,7 +50,8 @@ export function createTaskRunner(threads: number, signal?: AbortSignal, shared?:
     };
   }
   const { filename, execArgv } = workerFile();
-  const pool = new Piscina({ filename, workerData: shared, minThreads: threads, maxThreads: threads, execArgv, idleTimeout: 60_000 });
+  // env: the workers run the kernels chosen here (core/kernel-choice.ts).
+  const pool = new Piscina({ filename, workerData: shared, env: workerEnv(), minThreads: threads, maxThreads: threads, execArgv, idleTimeout: 60_000 });
   return {
     threads,
     async runAll(count, makeTask, onDone) {

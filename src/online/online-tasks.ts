@@ -14,6 +14,7 @@ import type { TensorSlots } from '../pipeline/worker.ts';
 import { TrajectoryReader } from '../trajectory/trajectory-reader.ts';
 import { openChunkKernel, type ChunkKernel, type RangeErrors } from './chunk-kernel.ts';
 import { fitTable, flatRows, solveChunk, sumsFinite, type ChunkSums, type ModeFit, type SolveStats } from './kernel.ts';
+import { writeFullySync } from '../io/atomic-file.ts';
 import { readChunk, writeChunkStatic, writeChunkSums } from './state.ts';
 import { writingToSync } from '../io/disk-errors.ts';
 
@@ -139,10 +140,7 @@ function findNonFinite(values: Float32Array | Float64Array, chunk: Chunk): TaskR
   return undefined;
 }
 
-function writeAt(fd: number, bytes: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
-}
+const writeAt = (fd: number, bytes: Uint8Array, position: number): void => writeFullySync(fd, bytes, position);
 
 /** Per-thread float32 staging for model writes, kept across tasks (fresh 3 MB buffers per chunk make work for the GC). */
 let f32Scratch = new Float32Array(0);

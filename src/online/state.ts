@@ -15,6 +15,7 @@
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { CarriedTensor, ModelledTensor } from '../checkpoints/parameter-space.ts';
+import { writeFullySync } from '../io/atomic-file.ts';
 import { writeFileAtomic } from '../output/atomic.ts';
 import { writingToSync } from '../io/disk-errors.ts';
 import type { ChunkSums, ModeSums } from './kernel.ts';
@@ -95,8 +96,7 @@ function writeAllSyncUnchecked(file: string, parts: ArrayBufferView[], durable: 
     let position = 0;
     for (const p of parts) {
       const bytes = new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
-      let done = 0;
-      while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
+      writeFullySync(fd, bytes, position);
       position += bytes.byteLength;
     }
     if (durable) fs.fsyncSync(fd);

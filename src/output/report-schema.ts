@@ -51,7 +51,7 @@ export const RunReportSchema = z.object({
       assignedCount: z.number().int().nonnegative(),
       reference: z.object({ tensor: z.string(), element: z.number().int().nonnegative(), index: z.number().int().nonnegative() }),
       meanR2: Num,
-      // 'NaN' only for a mode that ended up with no parameters assigned (possible, §2.6)
+      // 'NaN' only for a mode that ended up with no parameters assigned (possible, docs/method.md §5 and §8)
     }),
   ),
   checkpoints: z.array(CheckpointRef.extend({ relativeError: Num })),

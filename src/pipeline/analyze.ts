@@ -335,7 +335,7 @@ export interface Clustering {
   stats: ReturnType<typeof prepareReferences>;
 }
 
-/** Cuts the tree into at most `modes` clusters and picks their references (§2.3, §2.4). */
+/** Cuts the tree into at most `modes` clusters and picks their references (docs/method.md §5, §7). */
 function clusterModes(A: Float64Array, K: number, T: number, X: Float64Array, Z: Float64Array, modes: number, indices: Float64Array): Clustering {
   const sampleModes = numberModes(fclusterMaxclust(Z, K, modes));
   const chosen = pickReferences(A, K, sampleModes.members);

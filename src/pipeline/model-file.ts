@@ -1,9 +1,10 @@
 /**
  * Layout of `cmd-model.safetensors`: per modelled tensor `<name>.mode`, `<name>.a`,
  * `<name>.b`; `refs` (modes × T float32); `reference_index` and `sample_index` (int64 global
- * indices, never float32: §2.7's rounding bug); and `__metadata__` describing the run.
+ * indices, never float32: the official code's rounding, docs/method.md §9); and `__metadata__` describing the run.
  */
 import { promises as fsp } from 'node:fs';
+import { writeFileAtomicWith, writeFully } from '../io/atomic-file.ts';
 import type { ModelledTensor } from '../checkpoints/parameter-space.ts';
 import { planSafetensors, type SafetensorsPlan } from '../formats/safetensors.ts';
 import type { DType } from '../formats/dtype.ts';
@@ -51,24 +52,23 @@ export function planModelFile(tensors: readonly ModelledTensor[], modes: number,
   return { plan, modeDtype, slots, position };
 }
 
-/** Creates the pre-sized model file with its header; tensor data is filled in by position. */
+/**
+ * Creates the pre-sized model file with its header, through the project's atomic writer (the
+ * file appears whole, header and size, or not at all); tensor data is then filled in by position.
+ */
 export async function createModelFile(path: string, layout: ModelLayout): Promise<void> {
-  await writingTo(path, async () => {
-    const fh = await fsp.open(path, 'wx');
-    try {
-      await fh.truncate(layout.plan.totalBytes);
-      await fh.write(layout.plan.header, 0, layout.plan.header.length, 0);
-    } finally {
-      await fh.close();
-    }
+  await writeFileAtomicWith(path, async (fh) => {
+    await fh.truncate(layout.plan.totalBytes);
+    await writeFully(fh, layout.plan.header, 0);
   });
 }
 
+/** Writes `bytes` into the model file at `position`, all of them (short writes are continued). */
 export async function writeAtPosition(path: string, position: number, bytes: Uint8Array): Promise<void> {
   await writingTo(path, async () => {
     const fh = await fsp.open(path, 'r+');
     try {
-      await fh.write(bytes, 0, bytes.length, position);
+      await writeFully(fh, bytes, position);
     } finally {
       await fh.close();
     }

@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import { Piscina } from 'piscina';
+import { workerEnv } from '../core/kernel-choice.ts';
 import { CancelledError } from '../errors.ts';
 
 export function defaultWorkerCount(): number {
@@ -26,7 +27,8 @@ export interface WorkerPool {
 
 export function createPool(workerData: unknown, threads: number, signal?: AbortSignal): WorkerPool {
   const { filename, execArgv } = workerFile();
-  const pool = new Piscina({ filename, workerData, minThreads: threads, maxThreads: threads, execArgv, idleTimeout: 60_000 });
+  // env: the workers run the kernels chosen here (core/kernel-choice.ts).
+  const pool = new Piscina({ filename, workerData, env: workerEnv(), minThreads: threads, maxThreads: threads, execArgv, idleTimeout: 60_000 });
   return {
     threads,
     async run<R>(task: unknown): Promise<R> {

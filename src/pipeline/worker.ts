@@ -6,10 +6,11 @@
  */
 import fs from 'node:fs';
 import { workerData } from 'node:worker_threads';
-import { rowDistancesBlock } from '../core/correlation.ts';
-import { createAccumulators, fitAssign, mergeAccumulators, type FitAccumulators, type ReferenceStats } from '../core/fit.ts';
+import { activeDistanceKernel, rowDistancesBlock } from '../core/correlation.ts';
+import { activeFitKernel, createAccumulators, fitAssign, mergeAccumulators, type FitAccumulators, type ReferenceStats } from '../core/fit.ts';
 import { TrajectoryReader, type TrajectoryPlan } from '../trajectory/trajectory-reader.ts';
 import { accumulateGram, accumulateSmoothing, createBaselineAccumulators, type BaselineAccumulators } from '../baselines/index.ts';
+import { writeFullySync } from '../io/atomic-file.ts';
 import type { Chunk } from './chunks.ts';
 import { writingToSync } from '../io/disk-errors.ts';
 
@@ -91,10 +92,7 @@ function modelFd(p: string): number {
   return fd;
 }
 
-function writeAt(fd: number, bytes: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
-}
+const writeAt = (fd: number, bytes: Uint8Array, position: number): void => writeFullySync(fd, bytes, position);
 
 function firstNonFinite(values: Float32Array | Float64Array, n: number): { t: number; i: number } | undefined {
   for (let k = 0; k < values.length; k++) {
@@ -206,7 +204,13 @@ function zeroNonFinite(values: Float32Array | Float64Array, n: number, T: number
   return bad;
 }
 
-export default function run(task: DistanceTask | FitTask): FitResult | null {
+/** Asks a worker which kernels it runs (the switch in core/kernel-choice.ts reaches it through its environment). */
+export interface KernelsTask {
+  kind: 'kernels';
+}
+
+export default function run(task: DistanceTask | FitTask | KernelsTask): FitResult | { fit: string; distances: string } | null {
+  if (task.kind === 'kernels') return { fit: activeFitKernel(), distances: activeDistanceKernel() };
   if (task.kind === 'distances') {
     rowDistancesBlock(task.A, task.K, task.i0, task.i1, task.out);
     return null;

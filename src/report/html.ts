@@ -146,7 +146,7 @@ function tables(inp: HtmlInputs): string {
   const r = inp.run.report;
   const parts: string[] = [];
   if (inp.gates?.length) {
-    parts.push('<h2>Gates</h2>', htmlTable([['gate', 'value', 'threshold', 'result', 'what'], ...inp.gates.map((g) => [g.name, formatGateValue(g.value), `≤ ${g.threshold}`, g.passed ? 'pass' : 'FAIL', g.description])], 'lrlll'));
+    parts.push('<h2>Gates</h2>', htmlTable([['gate', 'value', 'threshold', 'result', 'what'], ...inp.gates.map((g) => [g.name, formatGateValue(g.value), `≤ ${g.thresholdText}`, g.passed ? 'pass' : 'FAIL', g.nonFinite ? `${g.description}; non-finite: ${g.nonFinite}` : g.description])], 'lrlll'));
   }
   const ev = r.evaluation;
   if (ev) {

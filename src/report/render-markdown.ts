@@ -4,7 +4,7 @@
  */
 import { formatBytes } from '../cli/terminal.ts';
 import { fromNum, type NumValue } from '../output/report-schema.ts';
-import { formatGateValue, type GateResult, type ReportRun } from './gates.ts';
+import { formatGateValue, gateLine, type GateResult, type ReportRun } from './gates.ts';
 import { baselineRows, ratio, seriesErrors, sweepRows } from './compare-rows.ts';
 import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct, plural } from './metrics.ts';
 
@@ -22,7 +22,7 @@ const accOf = (x: NumValue | undefined) => (x === undefined ? '–' : pct(fromNu
 export function gateHeadline(gates: readonly GateResult[]): string {
   if (!gates.length) return '**CMD report** — no gates requested';
   const failed = gates.filter((g) => !g.passed).length;
-  const verdicts = gates.map((g) => `${g.passed ? '✅' : '❌'} \`${g.name}\` ${formatGateValue(g.value)} ${g.passed ? '≤' : '>'} ${g.threshold}`).join(' · ');
+  const verdicts = gates.map((g) => `${g.passed ? '✅' : '❌'} ${gateLine(g).replace(g.name, `\`${g.name}\``)}`).join(' · ');
   return `**CMD report: ${failed ? `❌ ${failed} of ${plural(gates.length, 'gate')} failed` : gates.length === 1 ? '✅ the gate passed' : `✅ all ${gates.length} gates passed`}** — ${verdicts}`;
 }
 
@@ -36,7 +36,7 @@ export function renderMarkdown(run: ReportRun, gates: readonly GateResult[], bas
     '',
   );
   if (gates.length) {
-    out.push(...table([['gate', 'value', 'threshold', 'result'], ...gates.map((g) => [`\`${g.name}\``, formatGateValue(g.value), `≤ ${g.threshold}`, g.passed ? 'pass' : '**FAIL**'])], ['l', 'r', 'r', 'l']), '');
+    out.push(...table([['gate', 'value', 'threshold', 'result'], ...gates.map((g) => [`\`${g.name}\``, formatGateValue(g.value), `≤ ${g.thresholdText}`, g.passed ? 'pass' : g.nonFinite ? `**FAIL** (non-finite: ${g.nonFinite})` : '**FAIL**'])], ['l', 'r', 'r', 'l']), '');
   }
   const acc = finalAccuracy(r);
   const ev = r.evaluation;

@@ -131,7 +131,7 @@ function comparison(run: ReportRun, baseline: ReportRun): string[] {
 
 function gatesSection(gates: readonly GateResult[], c: ChalkInstance): string[] {
   if (!gates.length) return ['gates: none requested'];
-  const rows = gates.map((g) => [g.name, formatGateValue(g.value), `≤ ${g.threshold}`, g.passed ? c.green('PASS') : c.red('FAIL'), g.description]);
+  const rows = gates.map((g) => [g.name, formatGateValue(g.value), `≤ ${g.thresholdText}`, g.passed ? c.green('PASS') : c.red('FAIL'), g.nonFinite ? `${g.description}; non-finite: ${g.nonFinite}` : g.description]);
   const failed = gates.filter((g) => !g.passed).length;
   return [
     'gates:',

@@ -66,7 +66,7 @@ export interface ReportSummary {
     storage: unknown;
   };
   baseline: ReturnType<typeof runFacts> | null;
-  gates: { name: string; description: string; threshold: number; value: NumValue; passed: boolean }[];
+  gates: { name: string; description: string; threshold: number; thresholdText: string; value: NumValue; passed: boolean; nonFinite?: string }[];
   passed: boolean;
 }
 
@@ -85,7 +85,7 @@ export function buildSummary(run: ReportRun, gates: readonly GateResult[], basel
       storage: r.storage,
     },
     baseline: baseline ? runFacts(baseline) : null,
-    gates: gates.map((g) => ({ name: g.name, description: g.description, threshold: g.threshold, value: num(g.value), passed: g.passed })),
+    gates: gates.map((g) => ({ name: g.name, description: g.description, threshold: g.threshold, thresholdText: g.thresholdText, value: num(g.value), passed: g.passed, ...(g.nonFinite ? { nonFinite: g.nonFinite } : {}) })),
     passed: gates.every((g) => g.passed),
   };
 }

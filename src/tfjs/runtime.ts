@@ -1,5 +1,5 @@
 /**
- * Lazy TensorFlow.js runtime for evaluating LayersModels (docs/formats-and-libraries.md §A3).
+ * Lazy TensorFlow.js runtime for evaluating LayersModels (docs/formats.md, "TensorFlow.js").
  *
  * tfjs takes about a second to load, so it is only ever imported dynamically from here; the
  * CLI commands that never evaluate a model do not pay for it. `@tensorflow/tfjs-node` is used

@@ -18,7 +18,7 @@ import {
   type GramAccumulator,
 } from '../../src/baselines/index.ts';
 import { cmdModelBytes } from '../../src/baselines/storage.ts';
-import { setBaselinesKernel } from '../../src/baselines/wasm/baselines-kernel.ts';
+import { setKernel } from '../../src/core/kernel-choice.ts';
 import { symmetricEigen } from '../../src/baselines/pca.ts';
 import { errorSeries } from '../../src/baselines/series.ts';
 import { xorshift32 } from '../helpers/random.ts';
@@ -198,12 +198,12 @@ describe('accumulateGram', () => {
   it('the WebAssembly kernel agrees with the JavaScript one (Gram to 1e-13 of its diagonal, sums to 1e-13)', () => {
     const tr = trajectory(1003, 23, 5, { centre: 2, f32: true });
     const viaWasm = gramOf(tr);
-    const previous = setBaselinesKernel('js');
+    const previous = setKernel('js');
     let viaJs: GramAccumulator;
     try {
       viaJs = gramOf(tr);
     } finally {
-      setBaselinesKernel(previous);
+      setKernel(previous);
     }
     const T = tr.T;
     let worst = 0;
@@ -231,12 +231,12 @@ describe('accumulateGram', () => {
       return { acc, models };
     };
     const viaWasm = run();
-    const previous = setBaselinesKernel('js');
+    const previous = setKernel('js');
     let viaJs: ReturnType<typeof run>;
     try {
       viaJs = run();
     } finally {
-      setBaselinesKernel(previous);
+      setKernel(previous);
     }
     // Per parameter the same operations: the models are bit-identical.
     expect(viaWasm.models).toEqual(viaJs.models);

@@ -6,9 +6,9 @@ import {
   condensedLength,
   rowDistances,
   rowDistancesBlock,
-  setDistanceKernel,
   splitRowsByPairs,
 } from '../../src/core/correlation.ts';
+import { setKernel } from '../../src/core/kernel-choice.ts';
 import { xorshift32 } from '../helpers/random.ts';
 
 const rng = xorshift32;
@@ -61,7 +61,7 @@ function reference(A: Float64Array, K: number): Float64Array {
 }
 
 function withKernel(kernel: 'js' | 'auto', A: Float64Array, K: number): Float64Array {
-  setDistanceKernel(kernel);
+  setKernel(kernel);
   return rowDistances(A, K);
 }
 
@@ -73,15 +73,15 @@ function firstDifference(a: Float64Array, b: Float64Array): number {
 }
 
 afterEach(() => {
-  setDistanceKernel('auto');
+  setKernel('auto');
 });
 
 describe('distance kernels', () => {
   it('runs WebAssembly SIMD by default on this engine, JavaScript when asked', () => {
-    expect(setDistanceKernel('auto')).toBe('wasm');
-    expect(setDistanceKernel('js')).toBe('js');
+    expect(setKernel('auto')).toBe('wasm');
+    expect(setKernel('js')).toBe('js');
     expect(activeDistanceKernel()).toBe('js');
-    expect(setDistanceKernel('wasm')).toBe('wasm');
+    expect(setKernel('wasm')).toBe('wasm');
   });
 
   // Sizes around the kernel's group (8 rows), pair (2 rows) and column chunk (256) boundaries;
@@ -134,7 +134,7 @@ describe('rowDistancesBlock row ranges', () => {
     it(`K = ${K}: blocks from splitRowsByPairs fill a shared vector exactly like the whole`, () => {
       const A = randomMatrix(K, 7 * K);
       const whole = withKernel('js', A, K);
-      setDistanceKernel('auto');
+      setKernel('auto');
       const out = new Float64Array(new SharedArrayBuffer(condensedLength(K) * 8)).fill(Number.NaN);
       const bounds = splitRowsByPairs(K, 5);
       for (let p = 0; p < 5; p++) rowDistancesBlock(A, K, bounds[p], bounds[p + 1], out);
@@ -155,7 +155,7 @@ describe('rowDistancesBlock row ranges', () => {
       [5, 5],
     ]) {
       for (const kernel of ['js', 'auto'] as const) {
-        setDistanceKernel(kernel);
+        setKernel(kernel);
         const out = new Float64Array(condensedLength(K)).fill(Number.NaN);
         rowDistancesBlock(A, K, i0, i1, out);
         for (let i = 0; i < K; i++) {

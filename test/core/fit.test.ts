@@ -1,6 +1,4 @@
-import { readFileSync } from 'node:fs';
 import { Matrix, pseudoInverse } from 'ml-matrix';
-import initWabt from 'wabt';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   activeFitKernel,
@@ -9,13 +7,12 @@ import {
   fitFixedModes,
   mergeAccumulators,
   prepareReferences,
-  setFitKernel,
   type FitAccumulators,
   type FitKernel,
   type FitOutput,
   type ReferenceStats,
 } from '../../src/core/fit.ts';
-import { FIT_KERNEL_WASM_BASE64 } from '../../src/core/wasm/fit-kernel-bytes.ts';
+import { setKernel } from '../../src/core/kernel-choice.ts';
 import { createRng, type Rng } from '../../src/core/rng.ts';
 
 function gauss(rng: Rng): number {
@@ -361,7 +358,7 @@ function hardCase(seed: number, M: number, T: number, n: number, Ctor: Float32Ar
 }
 
 function runKernel(kernel: FitKernel, values: Float32Array | Float64Array, n: number, stats: ReferenceStats, fixed?: ArrayLike<number>, offset = 0) {
-  expect(setFitKernel(kernel)).toBe(kernel);
+  expect(setKernel(kernel)).toBe(kernel);
   const out = { mode: new Uint16Array(n + offset), a: new Float64Array(n + offset), b: new Float64Array(n + offset), r2: new Float64Array(n + offset), offset };
   const acc = createAccumulators(stats.M, stats.T);
   if (fixed) fitFixedModes(values, n, stats, fixed, 0, out, acc);
@@ -378,14 +375,14 @@ function expectSameSums(got: FitAccumulators, want: { errSq: Float64Array; normS
 }
 
 describe('WebAssembly and JavaScript kernels against the plain reference', () => {
-  afterEach(() => setFitKernel('auto'));
+  afterEach(() => setKernel('auto'));
 
   it('runs the WebAssembly kernel by default on Node and can switch to JavaScript', () => {
-    expect(setFitKernel('auto')).toBe('wasm');
+    expect(setKernel('auto')).toBe('wasm');
     expect(activeFitKernel()).toBe('wasm');
-    expect(setFitKernel('js')).toBe('js');
+    expect(setKernel('js')).toBe('js');
     expect(activeFitKernel()).toBe('js');
-    expect(setFitKernel('wasm')).toBe('wasm');
+    expect(setKernel('wasm')).toBe('wasm');
   });
 
   const cases: [number, number, number][] = [
@@ -434,7 +431,7 @@ describe('WebAssembly and JavaScript kernels against the plain reference', () =>
     const stats = prepareReferences(refs, M, T);
     const want = referenceFit(values, n, stats);
     for (const kernel of ['wasm', 'js'] as const) {
-      setFitKernel(kernel);
+      setKernel(kernel);
       const out = { mode: new Uint8Array(n), a: new Float32Array(n), b: new Float32Array(n) };
       const acc = createAccumulators(M, T);
       fitAssign(values, n, stats, out, acc);
@@ -455,19 +452,9 @@ describe('WebAssembly and JavaScript kernels against the plain reference', () =>
   it('rejects a bad fixed mode in either kernel', () => {
     const stats = prepareReferences(Float64Array.from([0, 1, 3, 2, 5, 1]), 2, 3);
     for (const kernel of ['wasm', 'js'] as const) {
-      setFitKernel(kernel);
+      setKernel(kernel);
       expect(() => fitFixedModes(new Float64Array(6), 2, stats, [0, 2], 0, outputs(2), createAccumulators(2, 3))).toThrow(/mode 2 of parameter 1/);
       expect(() => fitFixedModes(new Float64Array(6), 2, stats, [0.5, 1], 0, outputs(2), createAccumulators(2, 3))).toThrow(RangeError);
     }
-  });
-
-  it('ships compiled bytes that match fit-kernel.wat', async () => {
-    const wabt = await initWabt();
-    const wat = readFileSync(new URL('../../src/core/wasm/fit-kernel.wat', import.meta.url), 'utf8');
-    const mod = wabt.parseWat('fit-kernel.wat', wat, { simd: true });
-    mod.validate();
-    const bytes = mod.toBinary({ log: false, write_debug_names: false }).buffer;
-    mod.destroy();
-    expect(Buffer.from(bytes).toString('base64')).toBe(FIT_KERNEL_WASM_BASE64);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { chooseScheme, drawSamples, planBalancedSample } from '../../src/core/sampling.ts';
 
-/** kuangliu CIFAR ResNet18 with track_running_stats=False: state_dict tensors in order (cmd-algorithm.md §1.1). */
+/** kuangliu CIFAR ResNet18 with track_running_stats=False: state_dict tensors in order (docs/method.md §1, layer order). */
 function resnet18Layers(): { name: string; size: number }[] {
   const layers: { name: string; size: number }[] = [];
   const conv = (name: string, cout: number, cin: number, k: number) => layers.push({ name, size: cout * cin * k * k });

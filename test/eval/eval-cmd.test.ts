@@ -2,8 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CancelledError, UsageError } from '../../src/errors.ts';
-import { parseEvalOutput, renderEvalCommand, runEvalCommands, type EvalCheckpoint } from '../../src/eval/eval-cmd.ts';
+import { CancelledError, RuntimeError, UsageError } from '../../src/errors.ts';
+import { evaluationFailure, parseEvalOutput, parseJsonAllowingNonFinite, renderEvalCommand, runEvalCommands, type EvalCheckpoint } from '../../src/eval/eval-cmd.ts';
 
 const FAKE = join(import.meta.dirname, '../fixtures-scripts/fake-eval.mjs');
 const NODE = process.execPath;
@@ -57,6 +57,33 @@ describe('parseEvalOutput', () => {
     expect(parseEvalOutput('{"acc": 0.9}')).toMatchObject({ error: expect.stringContaining('neither') });
     expect(parseEvalOutput('[0.9]')).toMatchObject({ error: expect.stringContaining('not a JSON object') });
     expect(parseEvalOutput('\n \n')).toMatchObject({ error: expect.stringContaining('printed nothing') });
+  });
+});
+
+describe('non-finite metrics (issue 9, defect 1)', () => {
+  it("reads Python json.dumps' NaN / Infinity tokens as numbers, never inside strings", () => {
+    expect(parseJsonAllowingNonFinite('{"accuracy": 0.1, "loss": NaN}')).toEqual({ accuracy: 0.1, loss: NaN });
+    expect(parseJsonAllowingNonFinite('[Infinity, -Infinity, 1]')).toEqual([Infinity, -Infinity, 1]);
+    expect(parseJsonAllowingNonFinite('{"note": "NaN \\" Infinity", "x": NaN}')).toEqual({ note: 'NaN " Infinity', x: NaN });
+    expect(() => parseJsonAllowingNonFinite('{"x": NaNa}')).toThrow(SyntaxError);
+    expect(() => parseJsonAllowingNonFinite('{"x": nan}')).toThrow(SyntaxError);
+  });
+  it('keeps a NaN loss as a result (a diverged reconstruction) but refuses a non-finite accuracy', () => {
+    expect(parseEvalOutput('{"accuracy": 0.1, "loss": NaN}')).toEqual({ accuracy: 0.1, loss: NaN });
+    expect(parseEvalOutput('{"accuracy": 0.1, "loss": Infinity}')).toEqual({ accuracy: 0.1, loss: Infinity });
+    expect(parseEvalOutput('{"accuracy": NaN, "loss": 2.3}')).toEqual({ error: 'accuracy NaN is not a fraction in [0, 1]' });
+    expect(parseEvalOutput('NaN')).toEqual({ error: 'accuracy NaN is not a fraction in [0, 1]' });
+    expect(parseEvalOutput('{"accuracy": "NaN"}')).toMatchObject({ error: expect.stringContaining('expected a number') });
+  });
+  it('a failure is one RuntimeError line naming the model, the command and the last stderr line cut at 200 characters', () => {
+    const long = `ModuleNotFoundError: ${'x'.repeat(400)}`;
+    const e = evaluationFailure('/ck/epoch_3.pt', 'python eval.py /ck/epoch_3.pt', 'exited with status 1', ['Traceback (most recent call last):', long, '']);
+    expect(e).toBeInstanceOf(RuntimeError);
+    expect(e.exitCode).toBe(2);
+    expect(e.message).not.toContain('\n');
+    expect(e.message).toMatch(/^evaluation of \/ck\/epoch_3\.pt failed: exited with status 1; command: python eval\.py \/ck\/epoch_3\.pt; last stderr line: ModuleNotFoundError: x+\.\.\.$/);
+    expect(e.message.split('last stderr line: ')[1]).toHaveLength(200);
+    expect(evaluationFailure('m', 'cmd', 'timed out after 5 ms').message).toBe('evaluation of m failed: timed out after 5 ms; command: cmd');
   });
 });
 

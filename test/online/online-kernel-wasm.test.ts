@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { openChunkKernel, type ChunkKernel } from '../../src/online/chunk-kernel.ts';
 import { xorshift32 } from '../helpers/random.ts';
-import { activeFitKernel, assignModes, prepareReferences, setFitKernel } from '../../src/core/fit.ts';
+import { activeFitKernel, assignModes, prepareReferences } from '../../src/core/fit.ts';
+import { setKernel } from '../../src/core/kernel-choice.ts';
 import { accumulateCheckpoint, addReferences, createChunkSums, createModeSums, fitTable, flatRows, modeFit, type ModeFit } from '../../src/online/kernel.ts';
 
 /** Uniform in [-1, 1); deterministic per seed. */
@@ -52,7 +53,8 @@ describe('WebAssembly online kernel', () => {
       const start = createChunkSums(w.subarray(0, n), M > 256 ? Uint16Array.from(modes) : Uint8Array.from(modes));
       for (let t = 0; t <= F; t++) accumulateCheckpoint(start, w, t * n, rs0.subarray(t * M, (t + 1) * M));
       const run = (js: boolean) => {
-        const k = openChunkKernel(n, Math.max(F + 1, K1), M, M > 256 ? 2 : 1, { float64: false, js });
+        setKernel(js ? 'js' : 'auto');
+        const k = openChunkKernel(n, Math.max(F + 1, K1), M, M > 256 ? 2 : 1, { float64: false });
         for (const key of ['shift', 'mode', 'S1', 'S2', 'P'] as const) k.sums[key].set(start[key]);
         k.values(F + 1).set(w.subarray(0, (F + 1) * n));
         const out: unknown[] = [k.solveWarmup(F + 1, fit0, refRows[F], ranges), snapshot(k)];
@@ -93,14 +95,14 @@ describe('shifted sums from the mode assignment (the online warm-up sums)', () =
     }
     const stats = prepareReferences(Float64Array.from(refs.flatMap((x) => Array.from(x))), M, T);
     const derivedWith = (kernel: 'wasm' | 'js') => {
-      const previous = setFitKernel(kernel);
+      const previous = setKernel(kernel);
       try {
         expect(activeFitKernel()).toBe(kernel);
         const sums = createChunkSums(new Float64Array(n), new Uint8Array(n));
         assignModes(w, n, stats, sums.mode, sums);
         return sums;
       } finally {
-        setFitKernel(previous);
+        setKernel(previous);
       }
     };
     const derived = derivedWith('wasm');

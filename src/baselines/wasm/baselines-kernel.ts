@@ -4,7 +4,8 @@
  * float32 chunks. Results agree with the JavaScript kernels to rounding (sums over parameters
  * are grouped in two lanes). Null where WebAssembly SIMD is unavailable.
  */
-import { ensureMemory, instantiateKernel, type KernelMemory } from '../../core/wasm/instantiate.ts';
+import { kernelChoice } from '../../core/kernel-choice.ts';
+import { instantiateKernel, MemoryLayout, type KernelMemory } from '../../core/wasm/instantiate.ts';
 import { BASELINES_KERNEL_WASM_BASE64 } from './baselines-kernel-bytes.ts';
 
 export interface BaselinesKernel {
@@ -15,37 +16,33 @@ export interface BaselinesKernel {
 }
 
 let kernel: BaselinesKernel | null | undefined;
-let choice: 'auto' | 'js' = 'auto';
-
-/** 'js' forces the JavaScript kernels on this thread (to compare both in tests); returns the previous choice. */
-export function setBaselinesKernel(kernelChoice: 'auto' | 'js'): 'auto' | 'js' {
-  const previous = choice;
-  choice = kernelChoice;
-  return previous;
-}
-
-/** The kernel for a float32 chunk, or null (float64 values, no SIMD, or JS forced). */
+/** The kernel for a float32 chunk, or null (float64 values, no SIMD, or JS chosen with setKernel). */
 export function baselinesKernel(values: ArrayLike<number>): BaselinesKernel | null {
-  if (choice === 'js' || !(values instanceof Float32Array)) return null;
+  if (kernelChoice() === 'js' || !(values instanceof Float32Array)) return null;
   if (kernel === undefined) kernel = instantiateKernel<BaselinesKernel>(BASELINES_KERNEL_WASM_BASE64);
   return kernel;
 }
 
-const align16 = (x: number) => Math.ceil(x / 16) * 16;
-
 /**
- * Copies the chunk (`values[t·n + i]`) to the start of the kernel's memory with rows padded to
- * an even length np (the pad column is 0 and adds nothing), and makes room for `extraBytes`
- * after it. Returns np, where the extra room starts, and the memory buffer.
+ * The start of a kernel call's memory layout: the chunk (`values[t·n + i]`) with rows padded to
+ * an even length np (the pad column is 0 and adds nothing). Take the call's other buffers from
+ * `layout`, then copy the chunk in with {@link loadChunk}.
  */
-export function loadChunk(k: BaselinesKernel, values: Float32Array, n: number, T: number, extraBytes: number): { np: number; at: number; buffer: ArrayBuffer } {
+export function chunkLayout(n: number, T: number): { np: number; layout: MemoryLayout } {
   const np = n + (n & 1);
-  const at = align16(T * np * 4);
-  const buffer = ensureMemory(k.memory, at + extraBytes);
+  const layout = new MemoryLayout();
+  layout.take(T * np * 4);
+  return { np, layout };
+}
+
+/** Grows the kernel's memory to `layout` and copies the chunk to its start; returns the memory buffer. */
+export function loadChunk(k: BaselinesKernel, values: Float32Array, n: number, T: number, chunk: { np: number; layout: MemoryLayout }): ArrayBuffer {
+  const { np, layout } = chunk;
+  const buffer = layout.ensure(k.memory);
   const rows = new Float32Array(buffer, 0, T * np);
   for (let t = 0; t < T; t++) {
     rows.set(values.subarray(t * n, (t + 1) * n), t * np);
     if (np > n) rows[t * np + n] = 0;
   }
-  return { np, at, buffer };
+  return buffer;
 }

@@ -1,6 +1,6 @@
 /** `cmd report`: reads a report (and optionally a baseline run), prints it, checks the gates. */
 import { GateError, UsageError } from '../../errors.ts';
-import { evaluateGates, failureMessage, type GateThresholds } from '../../report/gates.ts';
+import { evaluateGates, failureMessage, parseGateThreshold, type GateThresholds } from '../../report/gates.ts';
 import { buildHtmlInputs, writeHtmlFile } from '../../report/html.ts';
 import { loadRun } from '../../report/load.ts';
 import { renderMarkdown } from '../../report/render-markdown.ts';
@@ -31,21 +31,11 @@ export interface ReportCliFlags {
   html?: string;
 }
 
-/** A threshold flag: a finite number ≥ 0 (> 0 for ratios). */
-export function parseThreshold(flag: string, value: string | undefined, positive = false): number | undefined {
-  if (value === undefined) return undefined;
-  const x = Number(value.trim());
-  if (value.trim() === '' || !Number.isFinite(x) || x < 0 || (positive && x === 0)) {
-    throw new UsageError(`${flag} must be a ${positive ? 'positive' : 'non-negative'} number, got '${value}'`);
-  }
-  return x;
-}
-
 export async function reportCommand(file: string | undefined, flags: ReportCliFlags): Promise<void> {
   const thresholds: GateThresholds = {
-    maxAccDrop: parseThreshold('--max-acc-drop', flags.maxAccDrop),
-    maxReconError: parseThreshold('--max-recon-error', flags.maxReconError),
-    maxSlowdown: parseThreshold('--max-slowdown', flags.maxSlowdown, true),
+    maxAccDrop: parseGateThreshold('--max-acc-drop', flags.maxAccDrop),
+    maxReconError: parseGateThreshold('--max-recon-error', flags.maxReconError),
+    maxSlowdown: parseGateThreshold('--max-slowdown', flags.maxSlowdown),
   };
   if (thresholds.maxSlowdown !== undefined && !flags.baseline) throw new UsageError('--max-slowdown compares runtimes with a baseline run; give --baseline <report.json>');
   const run = await loadRun(file);

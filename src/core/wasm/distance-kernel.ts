@@ -4,7 +4,7 @@
  * SIMD extension is unavailable, so callers fall back to the JavaScript loops.
  */
 import { DISTANCE_KERNEL_WASM_BASE64 } from './distance-kernel-bytes.ts';
-import { ensureMemory, instantiateKernel, type KernelMemory } from './instantiate.ts';
+import { instantiateKernel, type KernelMemory } from './instantiate.ts';
 
 /** The kernel's linear memory. */
 export type DistanceKernelMemory = KernelMemory;
@@ -26,9 +26,4 @@ let kernel: DistanceKernelExports | null | undefined;
 export function loadDistanceKernel(): DistanceKernelExports | null {
   if (kernel === undefined) kernel = instantiateKernel<DistanceKernelExports>(DISTANCE_KERNEL_WASM_BASE64);
   return kernel;
-}
-
-/** Grows the kernel's memory to at least `bytes` bytes (growing detaches old views of it). */
-export function ensureDistanceKernelMemory(k: DistanceKernelExports, bytes: number): ArrayBuffer {
-  return ensureMemory(k.memory, bytes);
 }

@@ -4,7 +4,7 @@
  * extension is unavailable, so callers fall back to the JavaScript kernel.
  */
 import { FIT_KERNEL_WASM_BASE64 } from './fit-kernel-bytes.ts';
-import { ensureMemory, instantiateKernel, type KernelMemory } from './instantiate.ts';
+import { instantiateKernel, type KernelMemory } from './instantiate.ts';
 
 export type { KernelMemory };
 
@@ -28,9 +28,4 @@ let kernel: FitKernelExports | null | undefined;
 export function loadFitKernel(): FitKernelExports | null {
   if (kernel === undefined) kernel = instantiateKernel<FitKernelExports>(FIT_KERNEL_WASM_BASE64);
   return kernel;
-}
-
-/** Grows the kernel's memory to at least `bytes` bytes (growing detaches old views of it). */
-export function ensureKernelMemory(k: FitKernelExports, bytes: number): ArrayBuffer {
-  return ensureMemory(k.memory, bytes);
 }

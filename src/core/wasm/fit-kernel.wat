@@ -388,7 +388,7 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $params))))
 
-;; Mode choice (§2.5) for groups of 4 parameters ($nq): m(i) = the first m maximising
+;; Mode choice (docs/method.md §8) for groups of 4 parameters ($nq): m(i) = the first m maximising
   ;; |T·P[m][i] − s1_i·R1_m| · invSqrtVarR_m, or 0 when the parameter is constant (T·s2 − s1² ≤ 0).
   ;; Writes $mo[i] = 8·m(i) (i32) and $sel[i] = P[m(i)][i]. Mode table $st: 64 bytes per mode,
   ;; [R1, invSqrtVarR, varR, sqrt varR, mean, constant mask]. pmax(best, s) = best < s ? s : best
@@ -456,7 +456,7 @@
       (f64.store offset=24 (local.get $sp) (f64.load offset=24 (i32.add (local.get $pp) (i32.mul (local.get $m3) (local.get $ps)))))
       (br_if $groups (i32.lt_u (local.tee $g (i32.add (local.get $g) (i32.const 1))) (local.get $nq)))))
 
-  ;; Least-squares fit (§2.6) of $npairs pairs of parameters to their modes from the sums s1, s2,
+  ;; Least-squares fit (docs/method.md §9) of $npairs pairs of parameters to their modes from the sums s1, s2,
   ;; mean (c_w) and sel = Σ z·r̃_m, in exactly the operation order of fitParam in fit.ts. Writes
   ;; a, b, R² to $oa, $ob, $or2 and, for the error pass, â = fround(a) to $fa and
   ;; d = c_w − â·r̄_m − fround(b) to $d. A constant reference (mask in the mode table) takes the

@@ -41,3 +41,37 @@ export function ensureMemory(memory: KernelMemory, bytes: number): ArrayBuffer {
   if (have < bytes) memory.grow(Math.ceil((bytes - have) / 65536));
   return memory.buffer;
 }
+
+/** `bytes` rounded up to the 16-byte width of a v128 lane group. */
+export const align16 = (bytes: number): number => Math.ceil(bytes / 16) * 16;
+
+/**
+ * Where a kernel call's buffers go in the kernel's linear memory: one after another, each on a
+ * 16-byte boundary (v128 loads), from byte 0. Every binding lays its memory out with it, so the
+ * offsets it passes to the kernel and the size it grows the memory to come from one place.
+ */
+export class MemoryLayout {
+  private top = 0;
+
+  /** Reserves `bytes` and returns the byte offset where they start. */
+  take(bytes: number): number {
+    const at = this.top;
+    this.top += align16(bytes);
+    return at;
+  }
+
+  /** Reserves `count` buffers of `bytes` each, in order; returns their offsets. */
+  takeEach(count: number, bytes: number): number[] {
+    return Array.from({ length: count }, () => this.take(bytes));
+  }
+
+  /** Bytes the memory needs for everything reserved so far. */
+  get bytes(): number {
+    return this.top;
+  }
+
+  /** Grows `memory` to hold the layout and returns its buffer (growing detaches old views). */
+  ensure(memory: KernelMemory): ArrayBuffer {
+    return ensureMemory(memory, this.top);
+  }
+}

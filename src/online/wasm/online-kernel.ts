@@ -8,7 +8,7 @@
 import type { ChunkKernel, RangeErrors } from '../chunk-kernel.ts';
 import type { ChunkSums, FitTable, ModeFit, SolveStats } from '../kernel.ts';
 import { ONLINE_KERNEL_WASM_BASE64 } from './online-kernel-bytes.ts';
-import { ensureMemory, instantiateKernel, type KernelMemory } from '../../core/wasm/instantiate.ts';
+import { instantiateKernel, MemoryLayout, type KernelMemory } from '../../core/wasm/instantiate.ts';
 
 interface OnlineKernelExports {
   memory: KernelMemory;
@@ -26,7 +26,6 @@ function load(): OnlineKernelExports | null {
 /** Bytes of one per-(checkpoint, mode) record and of one per-checkpoint record (see online-kernel.wat). */
 const RECORD = 64;
 const JREC = 48;
-const align = (bytes: number) => Math.ceil(bytes / 16) * 16;
 
 /**
  * Where everything goes in the kernel's memory for a chunk of `n` parameters, up to `rows`
@@ -34,22 +33,17 @@ const align = (bytes: number) => Math.ceil(bytes / 16) * 16;
  * what the calls of a {@link WasmChunk} use.
  */
 function layout(valueBytes: number, n: number, rows: number, M: number) {
-  let top = 0;
-  const take = (bytes: number) => {
-    const at = top;
-    top += align(bytes);
-    return at;
-  };
-  const w = take(valueBytes);
-  const mode = take(n * 2);
-  const [shift, S1, S2, P, a, b] = [0, 1, 2, 3, 4, 5].map(() => take(n * 8));
-  const rec = take(rows * M * RECORD);
-  const jrec = take(rows * JREC);
-  const anyConst = take(M);
-  const mc = take(M * 8);
-  const r2s = take(M * 8);
-  const err = take(16);
-  return { w, mode, shift, S1, S2, P, a, b, rec, jrec, anyConst, mc, r2s, err, bytes: top };
+  const L = new MemoryLayout();
+  const w = L.take(valueBytes);
+  const mode = L.take(n * 2);
+  const [shift, S1, S2, P, a, b] = L.takeEach(6, n * 8);
+  const rec = L.take(rows * M * RECORD);
+  const jrec = L.take(rows * JREC);
+  const anyConst = L.take(M);
+  const mc = L.take(M * 8);
+  const r2s = L.take(M * 8);
+  const err = L.take(16);
+  return { w, mode, shift, S1, S2, P, a, b, rec, jrec, anyConst, mc, r2s, err, layout: L };
 }
 
 const f64At = (buf: ArrayBuffer, at: number, n: number) => new Float64Array(buf, at, n);
@@ -100,7 +94,7 @@ export class WasmChunk implements ChunkKernel {
   private constructor(k: OnlineKernelExports, private readonly n: number, private readonly rows: number, private readonly M: number, modeBytes: 1 | 2) {
     this.k = k;
     this.L = layout(rows * n * 4, n, rows, M);
-    this.buf = ensureMemory(k.memory, this.L.bytes);
+    this.buf = this.L.layout.ensure(k.memory);
     const { buf, L } = this;
     this.sums = {
       shift: f64At(buf, L.shift, n),

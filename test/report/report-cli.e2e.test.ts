@@ -52,14 +52,50 @@ describe('cmd report on a real run', () => {
     expect(fail.stderr).toMatch(/^cmd: 1 of 1 gate failed: max-recon-error/);
   });
 
-  it('a NaN reconstruction error fails the gate and is written as "NaN" in JSON', () => {
+  it('a NaN reconstruction error fails the gate, says it was non-finite, and is written as "NaN" in JSON', () => {
     const file = variant(run, 'nan-error', (r) => {
       r.checkpoints[r.checkpoints.length - 1].relativeError = 'NaN';
     });
     const r = cmd(['report', file, '--max-recon-error', '1', '--format', 'json']);
     expect(r.status).toBe(1);
     const doc = JSON.parse(r.stdout);
-    expect(doc.gates).toEqual([{ name: 'max-recon-error', description: expect.any(String), threshold: 1, value: 'NaN', passed: false }]);
+    const last = run.report.checkpoints.at(-1)!.name;
+    expect(doc.gates).toEqual([{ name: 'max-recon-error', description: expect.any(String), threshold: 1, thresholdText: '1 (100%)', value: 'NaN', passed: false, nonFinite: `the error at ${last} was NaN (non-finite)` }]);
+    expect(r.stderr).toBe(`cmd: 1 of 1 gate failed: max-recon-error (non-finite: the error at ${last} was NaN (non-finite); threshold 1 (100%))\n`);
+  });
+
+  it('--max-recon-error takes 5% or a fraction and refuses a bare 5 with a hint (issue 9, defect 9)', () => {
+    const pct = Number((lastError * 100).toFixed(4)) + 0.001; // just above the last error, in percent
+    const pass = cmd(['report', run.reportFile, '--max-recon-error', `${pct}%`, '--format', 'json']);
+    expect(pass.status, pass.stderr).toBe(0);
+    expect(JSON.parse(pass.stdout).gates[0].threshold).toBeCloseTo(pct / 100, 12);
+    const fail = cmd(['report', run.reportFile, '--max-recon-error', '1%']);
+    expect(fail.status).toBe(lastError > 0.01 ? 1 : 0);
+    expect(fail.stdout).toMatch(/max-recon-error .*≤ 0\.01 \(1%\)/);
+    const five = cmd(['report', run.reportFile, '--max-recon-error', '5']);
+    expect(five.status).toBe(2);
+    expect(five.stdout).toBe('');
+    expect(five.stderr).toBe('cmd: --max-recon-error 5 is ambiguous: it takes a fraction (0.05 = 5%); write 5% or 0.05\n');
+  });
+
+  it('a never-measured accuracy is exit 2 naming it; a recorded NaN loss fails the gate as non-finite (issue 9, defect 1)', () => {
+    const failed = variant(run, 'eval-failed', (r) => {
+      evalOf(0.9, 0.88)(r);
+      r.evaluation!.final!.cmd = { error: 'exited with status 1 | ModuleNotFoundError: torch' };
+    });
+    const missing = cmd(['report', failed, '--max-acc-drop', '0.5']);
+    expect(missing.status).toBe(2);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr).toBe(`cmd: ${failed}: --max-acc-drop needs the analysed report's CMD accuracy, but it was never measured (its evaluation failed: exited with status 1 | ModuleNotFoundError: torch)\n`);
+    const nanLoss = variant(run, 'eval-nan-loss', (r) => {
+      evalOf(0.9, 0.9)(r);
+      r.evaluation!.final!.cmd = { accuracy: 0.9, loss: 'NaN' };
+    });
+    const r = cmd(['report', nanLoss, '--max-acc-drop', '0.5', '--format', 'json']);
+    expect(r.status).toBe(1);
+    const g = JSON.parse(r.stdout).gates[0];
+    expect(g).toMatchObject({ name: 'max-acc-drop', value: 0, passed: false, thresholdText: '0.5 pts', nonFinite: 'CMD loss was NaN (non-finite)' });
+    expect(r.stderr).toContain('max-acc-drop (non-finite: CMD loss was NaN (non-finite); threshold 0.5 pts)');
   });
 
   it('--max-acc-drop compares CMD final accuracy with the original', () => {
@@ -147,7 +183,7 @@ describe('cmd report on a real run', () => {
     expect(doc.report.modeSizes.map((m: { sampled: number }) => m.sampled)).toEqual(run.report.modes.map((m) => m.sampledCount));
     expect(doc.report.seconds).toBe(run.seconds);
     expect(doc.report.finalAccuracy).toBeNull();
-    expect(doc.gates).toEqual([{ name: 'max-recon-error', description: expect.any(String), threshold: 0.5, value: lastError, passed: true }]);
+    expect(doc.gates).toEqual([{ name: 'max-recon-error', description: expect.any(String), threshold: 0.5, thresholdText: '0.5 (50%)', value: lastError, passed: true }]);
     expect(doc.passed).toBe(true);
   });
 

@@ -1,6 +1,6 @@
 /** Gate arithmetic on a real report (from `cmd analyze` on LeNet-5) with edited evaluations. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/errors.ts';
+import { InputError, UsageError } from '../../src/errors.ts';
 import { evaluateGates, failureMessage, type ReportRun } from '../../src/report/gates.ts';
 import { analyzeLenet, setEvaluation, type AnalyzedRun } from './run-fixture.ts';
 
@@ -37,14 +37,33 @@ describe('evaluateGates', () => {
     expect(g.description).toContain(`last evaluated checkpoint, ${run.report.checkpoints.at(-1)!.name}`);
   });
 
-  it('a failed (missing) CMD accuracy fails the gate instead of passing silently', () => {
+  it('a never-measured CMD accuracy cannot be gated: InputError naming the report and the value', () => {
     const r = withEval([0.9], [0.9], (rep) => {
       rep.evaluation!.final!.cmd = { error: 'evaluation timed out' };
     });
-    const [g] = evaluateGates(r, { maxAccDrop: 100 });
-    expect(Number.isNaN(g.value)).toBe(true);
-    expect(g.passed).toBe(false);
-    expect(failureMessage([g])).toBe('1 of 1 gate failed: max-acc-drop (NaN > 100)');
+    expect(() => evaluateGates(r, { maxAccDrop: 100 })).toThrow(InputError);
+    expect(() => evaluateGates(r, { maxAccDrop: 100 })).toThrow("x/report.json: --max-acc-drop needs the analysed report's CMD accuracy, but it was never measured (its evaluation failed: evaluation timed out)");
+  });
+
+  it('a recorded non-finite accuracy or loss fails the gate whatever the threshold, and says so', () => {
+    const nanAcc = withEval([0.9], [0.9], (rep) => {
+      rep.evaluation!.final!.cmd = { accuracy: 'NaN' };
+    });
+    const [g] = evaluateGates(nanAcc, { maxAccDrop: 100 });
+    expect(g).toMatchObject({ passed: false, nonFinite: 'CMD accuracy was NaN (non-finite)', thresholdText: '100 pts' });
+    expect(failureMessage([g])).toBe('1 of 1 gate failed: max-acc-drop (non-finite: CMD accuracy was NaN (non-finite); threshold 100 pts)');
+    const infLoss = withEval([0.9], [0.95], (rep) => {
+      rep.evaluation!.final!.original = { accuracy: 0.9, loss: 'Infinity' };
+    });
+    expect(evaluateGates(infLoss, { maxAccDrop: 100 })[0]).toMatchObject({ passed: false, nonFinite: 'original loss was Infinity (non-finite)' });
+  });
+
+  it('a passing and a failing gate line show the threshold as interpreted', () => {
+    const r = withEval([0.9], [0.8]);
+    const [g] = evaluateGates(r, { maxAccDrop: 5 });
+    expect(failureMessage([g])).toBe('1 of 1 gate failed: max-acc-drop (10 > 5 pts)');
+    const [e] = evaluateGates({ file: 'r', report: run.report }, { maxReconError: 0.0001 });
+    expect(failureMessage([e])).toMatch(/^1 of 1 gate failed: max-recon-error \([\d.]+ > 0\.0001 \(0\.01%\)\)$/);
   });
 
   it('reconstruction error reads the last checkpoint of the report', () => {
@@ -60,7 +79,8 @@ describe('evaluateGates', () => {
 
   it('refuses gates that cannot apply', () => {
     const plain: ReportRun = { file: 'p/report.json', report: run.report, seconds: 1 };
-    expect(() => evaluateGates(plain, { maxAccDrop: 1 })).toThrow(UsageError);
+    expect(() => evaluateGates(plain, { maxAccDrop: 1 })).toThrow(InputError);
+    expect(() => evaluateGates(plain, { maxAccDrop: 1 })).toThrow(/p\/report.json: --max-acc-drop needs accuracies, but the analysed report has no evaluation section/);
     expect(() => evaluateGates(plain, { maxSlowdown: 2 })).toThrow(/--baseline/);
     expect(() => evaluateGates(plain, { maxSlowdown: 2 }, { file: 'b/report.json', report: run.report })).toThrow(/run-info.json next to b\/report.json/);
     expect(evaluateGates(plain, {})).toEqual([]);

@@ -7,14 +7,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.ts';
+import { haveTools, PYTHON } from '../helpers/optional-tools.ts';
 import { fixture, repoRoot, tempDir } from '../helpers/tmp.ts';
 
 function check(file: string) {
-  const r = spawnSync('python3', [path.join(repoRoot, 'test', 'tools', 'check_safetensors.py'), file], { encoding: 'utf8' });
+  const r = spawnSync(PYTHON, [path.join(repoRoot, 'test', 'tools', 'check_safetensors.py'), file], { encoding: 'utf8' });
   return { status: r.status, out: r.stdout.trim(), err: r.stderr };
 }
 
-describe('cmd-model.safetensors', () => {
+describe.skipIf(!haveTools('python3-numpy'))('cmd-model.safetensors', () => {
   it('passes the numpy-only safetensors checker and holds a, b, mode, refs and indices', () => {
     const out = path.join(tempDir(), 'out');
     const r = runCli(['analyze', fixture('resnet20-bn-safetensors'), '-o', out, '--samples', '300', '--modes', '5', '-q']);
