@@ -15,7 +15,7 @@ import { MODEL_FILE } from '../../src/pipeline/model-file.ts';
 import { TrajectoryReader, planTrajectory } from '../../src/trajectory/trajectory-reader.ts';
 import { OnlineEngine } from '../../src/online/engine.ts';
 import { createChunkSums, accumulateCheckpoint, createModeSums, addReferences, modeFit, solveChunk } from '../../src/online/kernel.ts';
-import { reconstructOnlineCommand } from '../../src/online/reconstruct-online.ts';
+import { reconstruct } from '../../src/run/reconstruct.ts';
 import { newCheckpoint, onlineAnalysis, onlineOptions } from '../../src/online/run-online.ts';
 import { readReport } from '../../src/output/report.ts';
 import { fixture, tempDir } from '../helpers/tmp.ts';
@@ -320,7 +320,7 @@ describe('reconstruct --online', () => {
   it('writes the online model at each chosen checkpoint (the checkpoint itself before F), with the reported error', async () => {
     const set = await loadCheckpointSet(fixture('lenet5-fmnist', 'npz'), { to: 8 });
     const out = path.join(tempDir('cmd-online-rec-'), 'out');
-    await reconstructOnlineCommand(set, { out, modes: 5, samples: 300, seed: 0, workers: 1, warmup: 4, checkpoints: '3,6,8', outputFormat: 'same', avgLast: 0, json: true, quiet: true });
+    await reconstruct(fixture('lenet5-fmnist', 'npz'), { to: 8, online: true, out, modes: 5, samples: 300, seed: 0, workers: 1, warmup: 4, checkpoints: '3,6,8', outputFormat: 'same', avgLast: 0 });
     const report = await readReport(path.join(out, 'report.json'));
     expect(report.outputs.reconstructed).toEqual(['reconstructed/epoch_003.npz', 'reconstructed/epoch_006.npz', 'reconstructed/epoch_008.npz']);
     const rec = await loadCheckpointSet(path.join(out, 'reconstructed'));
