@@ -102,10 +102,21 @@ export async function decompositionKey(set: CheckpointSet, req: KeyRequest, samp
     samplesFile: req.samplesFrom ? sha256(JSON.stringify(req.samplesFrom)) : null,
     warmup: req.variant === 'online' ? req.warmup : null,
     skipNonfinite: req.skipNonfinite,
-    selection: JSON.parse(JSON.stringify(selection)) as Record<string, unknown>,
+    selection: normalSelection(selection),
     tensorTable: tensorTable ? sha256(JSON.stringify(tensorTable)) : null,
     checkpoints,
   };
+}
+
+/** The selection with its defaults spelled out, so the library's `{}` and the CLI's flags agree. */
+function normalSelection(sel: Omit<LoadOptions, 'tensorTable'>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(sel)) {
+    if (v === undefined || (Array.isArray(v) && v.length === 0)) continue;
+    if ((k === 'orderBy' && v === 'name') || (k === 'every' && v === 1) || k === 'minCheckpoints') continue;
+    out[k] = v;
+  }
+  return out;
 }
 
 /** The content part of a key (no mtimes) as one hash: the report's `provenance.inputs`. */

@@ -163,8 +163,8 @@ describe('online CMD on real data (LeNet-5 / Fashion-MNIST, 25 checkpoints, F = 
     expect(r1.report.method.warmup).toBe(F);
     expect(r1.report.checkpoints.slice(0, F).every((c) => c.relativeError === 0)).toBe(true);
     expect(r1.report.checkpoints.slice(F).every((c) => typeof c.relativeError === 'number' && c.relativeError > 0 && c.relativeError < 0.5)).toBe(true);
-    // State and warm-up scratch are gone; the model says what it is.
-    expect((await fsp.readdir(one)).sort()).toEqual(['cmd-model.safetensors', 'report.json', 'run-info.json', 'sampled-corr.npy', 'samples.json', 'snap'].sort());
+    // State and warm-up scratch are gone; the model says what it is (run-info.json is the run layer's).
+    expect((await fsp.readdir(one)).sort()).toEqual(['cmd-model.safetensors', 'report.json', 'sampled-corr.npy', 'samples.json', 'snap'].sort());
     const model = await openCmdModel(path.join(one, MODEL_FILE));
     try {
       expect(model.params.variant).toBe('online');
