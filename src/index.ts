@@ -32,3 +32,10 @@ export { RunReportSchema, reportJsonSchema, type RunReport } from './output/repo
 export { reconstructedTensors, averagedTensors, originalTensors } from './reconstruct/checkpoint-tensors.ts';
 export { writeCheckpointLike } from './reconstruct/write-checkpoint.ts';
 export { evaluateRun, type EvalSpec } from './eval/evaluate-run.ts';
+
+// runs: what the CLI commands do, with the same outputs, decisions and errors
+export { analyze, type AnalyzeRun } from './run/analyze.ts';
+export { reconstruct, type ReconstructRun } from './run/reconstruct.ts';
+export type { AnalyzeRunOptions, ReconstructRunOptions, SelectionFlags } from './run/options.ts';
+export type { RunHooks } from './run/hooks.ts';
+export { DEFAULTS } from './run/defaults.ts';

@@ -14,6 +14,7 @@ import type { InspectFlags } from './commands/inspect.ts';
 import type { AnalyzeFlags } from './commands/analyze.ts';
 import type { ReconstructFlags } from './commands/reconstruct.ts';
 import type { OutputFormat } from '../reconstruct/write-checkpoint.ts';
+import { DEFAULTS, defaultNote } from '../run/defaults.ts';
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -49,13 +50,13 @@ function buildProgram() {
       .command('analyze')
       .description('run post-hoc CMD on a checkpoint folder and write the model and report')
       .argument('<dir>', 'checkpoint folder')
-      .option('-o, --out <dir>', 'output folder', 'cmd-out')
-      .option('-m, --modes <M>', 'number of modes M (at most; tied clusters can give fewer); a list 2,5,10 sweeps M in one pass, the first is the main model', modesArg, [10])
+      .option('-o, --out <dir>', 'output folder', DEFAULTS.out)
+      .option('-m, --modes <M>', 'number of modes M (at most; tied clusters can give fewer); a list 2,5,10 sweeps M in one pass, the first is the main model', modesArg, [DEFAULTS.modes])
       .option('--baselines <list>', 'baselines beside CMD in the same pass: avg-last-k,ema,pca,dmd', baselinesArg)
-      .option('--avg-last <k>', 'checkpoints in the avg-last-k baseline', intArg('--avg-last', 1), 5)
-      .option('--ema-beta <beta>', 'decay of the ema baseline, in [0, 1)', floatArg('--ema-beta', 0, 0.999999), 0.9)
+      .option('--avg-last <k>', 'checkpoints in the avg-last-k baseline', intArg('--avg-last', 1), DEFAULTS.avgLast)
+      .option('--ema-beta <beta>', 'decay of the ema baseline, in [0, 1)', floatArg('--ema-beta', 0, 0.999999), DEFAULTS.emaBeta)
       .option('--online', 'online CMD: modes and references from the warm-up checkpoints 0..F, then a, b updated checkpoint by checkpoint')
-      .option('--warmup <F>', 'online warm-up: checkpoints 0..F (default 20, capped at T-1)', intArg('--warmup', 2))
+      .option('--warmup <F>', `online warm-up: checkpoints 0..F ${defaultNote('warmup')}, capped at T-1`, intArg('--warmup', 2))
       .option('--embed-window <L>', 'with --online: simulate embedded CMD (no retraining); an embedding step every L checkpoint positions (default 10)', intArg('--embed-window', 1))
       .option('--embed-perc <P>', 'with --online: percent of the parameters embedded per step (default 10)', floatArg('--embed-perc', 1e-9, 100))
       .option('--embed-relative', 'with --online: P% of the not-yet-embedded parameters instead of all N')
@@ -73,19 +74,19 @@ function buildProgram() {
       .command('reconstruct')
       .description('write CMD-reconstructed checkpoints (and the last-k average), optionally evaluated')
       .argument('[dir]', 'checkpoint folder (default: the one recorded in <out>/cmd-model.safetensors)')
-      .option('-o, --out <dir>', 'output folder', 'cmd-out')
+      .option('-o, --out <dir>', 'output folder', DEFAULTS.out)
       .option('--model <file>', 'use this cmd-model.safetensors instead of running the decomposition')
-      .option('-m, --modes <M>', 'number of modes M (when the decomposition runs)', intArg('--modes', 1, 65535), 10)
+      .option('-m, --modes <M>', `number of modes M (when the decomposition runs) ${defaultNote('modes')}, or the recorded one of the model in <out>`, intArg('--modes', 1, 65535))
       .option('--online', 'write the online CMD model at each chosen checkpoint (a, b fitted on checkpoints up to it)')
-      .option('--warmup <F>', 'online warm-up: checkpoints 0..F (default 20, capped at T-1)', intArg('--warmup', 2))
-      .option('--checkpoints <which>', 'last, all, or a comma list of steps', 'last')
+      .option('--warmup <F>', `online warm-up: checkpoints 0..F ${defaultNote('warmup')}, capped at T-1`, intArg('--warmup', 2))
+      .option('--checkpoints <which>', 'last, all, or a comma list of steps', DEFAULTS.checkpoints)
       .addOption(new Option('--format <format>', 'format of the written checkpoints').choices(['same', 'safetensors', 'npy', 'npz', 'tfjs']).default('same'))
-      .option('--avg-last <k>', 'also write the uniform average of the last k checkpoints (0: none)', intArg('--avg-last', 0), 5)
+      .option('--avg-last <k>', 'also write the uniform average of the last k checkpoints (0: none)', intArg('--avg-last', 0), DEFAULTS.avgLast)
       .option('--eval-data <dir>', 'evaluate tfjs LayersModels in-process on x.npy / y.npy in this folder')
       .option('--eval-cmd <command>', 'evaluate each checkpoint with this shell command ({checkpoint}, {step}, {name})')
-      .option('--eval-every <k>', 'evaluate every k-th checkpoint (the last always)', intArg('--eval-every', 1), 1)
-      .option('--eval-jobs <n>', 'evaluation commands run at once', intArg('--eval-jobs', 1, 64), 1)
-      .option('--eval-timeout <seconds>', 'time limit per evaluation command', intArg('--eval-timeout', 1), 600)
+      .option('--eval-every <k>', 'also evaluate every k-th checkpoint (the last always); by default only the written checkpoints, their originals, the average and baseline models are evaluated', intArg('--eval-every', 1))
+      .option('--eval-jobs <n>', 'evaluation commands run at once', intArg('--eval-jobs', 1, 64), DEFAULTS.evalJobs)
+      .option('--eval-timeout <seconds>', 'time limit per evaluation command', intArg('--eval-timeout', 1), DEFAULTS.evalTimeoutSeconds)
       .option('--skip-nonfinite', 'leave parameters with a NaN or infinite value out of the model (carried as-is) instead of failing'),
     '--input-format',
   );
@@ -114,12 +115,12 @@ function buildProgram() {
     .command('watch')
     .description('online CMD alongside training: update the model as each new checkpoint in <dir> is complete (resumable)')
     .argument('<dir>', 'checkpoint folder being written by a training run')
-    .option('-o, --out <dir>', 'output folder (model, report and the resumable state)', 'cmd-out')
-    .option('--warmup <F>', 'warm-up checkpoints 0..F', intArg('--warmup', 2), 20)
+    .option('-o, --out <dir>', 'output folder (model, report and the resumable state)', DEFAULTS.out)
+    .option('--warmup <F>', 'warm-up checkpoints 0..F', intArg('--warmup', 2), DEFAULTS.warmup)
     .option('--until <step>', 'stop (exit 0) once the checkpoint with this step is processed', intArg('--until'))
-    .option('--poll-ms <n>', 'how often to look for new checkpoints', intArg('--poll-ms', 10), 1000)
-    .option('-m, --modes <M>', 'number of modes M', intArg('--modes', 1, 65535), 10)
-    .addOption(new Option('--format <format>', 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs', 'keras-h5']))
+    .option('--poll-ms <n>', 'how often to look for new checkpoints', intArg('--poll-ms', 10), DEFAULTS.pollMs)
+    .option('-m, --modes <M>', 'number of modes M', intArg('--modes', 1, 65535), DEFAULTS.modes)
+    .addOption(new Option('--format <format>', 'checkpoint format of the input (default: detected)').choices(['safetensors', 'npy', 'npz', 'tfjs', 'torch', 'keras-h5']))
     .option('--force', 'discard an existing output folder and start over')
     .option('-q, --quiet', 'no progress or notes on stderr');
   addWorkerOptions(addSamplingOptions(watch)).action(async (dir: string, flags: import('./commands/watch.ts').WatchFlags) => {

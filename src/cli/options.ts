@@ -1,12 +1,7 @@
 /** Flags shared by every command that reads a checkpoint folder, and their parsing. */
 import { Option, type Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { promises as fsp } from 'node:fs';
-import { UsageError } from '../errors.ts';
-import type { LoadOptions } from '../checkpoints/checkpoint-set.ts';
-import { compileStepPattern } from '../checkpoints/naming.ts';
-import type { FormatName } from '../formats/types.ts';
-import { loadTensorTable } from '../formats/npy.ts';
+import { defaultNote } from '../run/defaults.ts';
 
 export function intArg(name: string, min = -Infinity, max = Infinity) {
   return (value: string): number => {
@@ -55,8 +50,8 @@ export const MAX_SAMPLES = 32768;
 /** --samples, --seed, --samples-from: how the K sampled parameters are chosen. */
 export function addSamplingOptions(cmd: Command): Command {
   return cmd
-    .option('-k, --samples <K>', 'number of sampled parameters K (default 1000)', intArg('--samples', 2, MAX_SAMPLES))
-    .option('--seed <n>', 'seed for sampling (default 0)', intArg('--seed', 0, 2 ** 32 - 1))
+    .option('-k, --samples <K>', `number of sampled parameters K ${defaultNote('samples')}`, intArg('--samples', 2, MAX_SAMPLES))
+    .option('--seed <n>', `seed for sampling ${defaultNote('seed')}`, intArg('--seed', 0, 2 ** 32 - 1))
     .option('--samples-from <file>', 'use these samples (JSON [tensor, element] pairs, e.g. a samples.json) instead of drawing them');
 }
 
@@ -96,43 +91,4 @@ export function addSelectionOptions(cmd: Command, formatFlag = '--format'): Comm
     .option('--exclude-tensors <glob>', 'carry matching tensors through unmodelled (repeatable)', collect);
 }
 
-export interface SelectionFlags {
-  format?: FormatName;
-  /** `reconstruct` names the input format --input-format, since its --format is the output's. */
-  inputFormat?: FormatName;
-  include?: string[];
-  exclude?: string[];
-  from?: number;
-  to?: number;
-  every?: number;
-  orderBy?: 'name' | 'metadata';
-  stepPattern?: string;
-  tensorTable?: string;
-  stateKey?: string;
-  excludeTensors?: string[];
-}
-
-export async function loadOptionsFrom(flags: SelectionFlags): Promise<LoadOptions> {
-  if (flags.from !== undefined && flags.to !== undefined && flags.from > flags.to) throw new UsageError(`--from ${flags.from} is after --to ${flags.to}`);
-  if (flags.stepPattern !== undefined) compileStepPattern(flags.stepPattern);
-  if (flags.tensorTable) {
-    try {
-      await fsp.access(flags.tensorTable);
-    } catch {
-      throw new UsageError(`--tensor-table ${flags.tensorTable}: file not found`);
-    }
-  }
-  return {
-    format: flags.inputFormat ?? flags.format,
-    include: flags.include,
-    exclude: flags.exclude,
-    from: flags.from,
-    to: flags.to,
-    every: flags.every,
-    orderBy: flags.orderBy,
-    stepPattern: flags.stepPattern,
-    excludeTensors: flags.excludeTensors,
-    stateKey: flags.stateKey,
-    tensorTable: flags.tensorTable ? await loadTensorTable(flags.tensorTable) : undefined,
-  };
-}
+export { loadOptionsFrom, type SelectionFlags } from '../run/options.ts';

@@ -6,14 +6,14 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { modelledTensors, type CheckpointInfo, type CheckpointSet } from '../checkpoints/checkpoint-set.ts';
-import type { AnalyzeFlags } from '../cli/commands/analyze.ts';
 import { CancelledError, UsageError } from '../errors.ts';
+import { DEFAULTS } from '../run/defaults.ts';
 import { MODEL_FILE } from '../pipeline/model-file.ts';
 import type { RunReport } from '../output/report-schema.ts';
 import { OnlineEngine, type NewCheckpoint, type OnlineOptions } from './engine.ts';
 import { resolveEmbedOptions, type EmbedFlags, type EmbedOptions } from './embedded-flags.ts';
 
-export const DEFAULT_WARMUP = 20;
+export const DEFAULT_WARMUP = DEFAULTS.warmup;
 export const STATE_DIR = '.online-state';
 
 /**
@@ -31,13 +31,13 @@ export function newCheckpoint(set: CheckpointSet, c: CheckpointInfo): NewCheckpo
   return { step: c.step, name: c.name, bytes: c.bytes, path: c.path, stored: modelledTensors(set, c) };
 }
 
-export function onlineOptions(flags: Pick<AnalyzeFlags, 'modes' | 'samples' | 'seed' | 'workers' | 'chunkSize'>, F: number, samplesFrom?: [string, number][], total = Infinity): OnlineOptions {
+export function onlineOptions(flags: { modes?: number; samples?: number; seed?: number; workers?: number; chunkSize?: number }, F: number, samplesFrom?: [string, number][], total = Infinity): OnlineOptions {
   return {
     warmup: F,
-    modes: flags.modes,
-    samples: samplesFrom ? samplesFrom.length : Math.min(flags.samples ?? 1000, total),
-    samplesRequested: samplesFrom ? samplesFrom.length : (flags.samples ?? 1000),
-    seed: flags.seed ?? 0,
+    modes: flags.modes ?? DEFAULTS.modes,
+    samples: samplesFrom ? samplesFrom.length : Math.min(flags.samples ?? DEFAULTS.samples, total),
+    samplesRequested: samplesFrom ? samplesFrom.length : (flags.samples ?? DEFAULTS.samples),
+    seed: flags.seed ?? DEFAULTS.seed,
     samplesFrom,
     workers: flags.workers,
     chunkSize: flags.chunkSize,
@@ -48,11 +48,13 @@ export interface OnlineRun {
   report: RunReport;
   /** Model files of the online model at the requested positions (snapshots). */
   snapshots: Map<number, string>;
+  /** Timings and counts for run-info.json (never the report). */
+  facts: Record<string, unknown>;
 }
 
 /**
  * Runs online CMD over every checkpoint of `set` into `stagingDir`: cmd-model.safetensors (the
- * final online a, b), report.json, samples.json, sampled-corr.npy, run-info.json. With
+ * final online a, b), report.json, samples.json, sampled-corr.npy. With
  * `snapshotPositions`, also writes the online model at those positions (≥ F) into `snapshotDir`.
  * With `embed`, also replays the embedded-CMD schedule (embedded.ts) into the report's `embedded`.
  */
@@ -99,43 +101,18 @@ export async function onlineAnalysis(
       options.progress?.stop();
     }
     if (snapshot?.positions.has(T - 1)) snapshots.set(T - 1, path.join(stagingDir, MODEL_FILE));
-    const { writeHeatmap, writeReport, writeRunInfo, writeSamples } = await outputs;
+    const { writeHeatmap, writeReport, writeSamples } = await outputs;
     const report = await engine.buildReport();
     if (sim) report.embedded = sim.report();
     await writeSamples(stagingDir, set, warm.sampleIndices);
     await writeHeatmap(stagingDir, warm);
     await writeReport(stagingDir, report);
-    const result = { timings: warm.timings, workers: engine.threads, bytesRead: engine.commit.bytesRead };
-    await writeRunInfo(stagingDir, { seconds: (performance.now() - started) / 1000, result, checkpointBytes: report.storage.checkpointsBytes, extra: { variant: 'online', warmup: F } });
-    return { report, snapshots };
+    const seconds = (performance.now() - started) / 1000;
+    const facts = { seconds, stageMilliseconds: warm.timings, workers: engine.threads, bytesRead: engine.commit.bytesRead, checkpointBytes: report.storage.checkpointsBytes, gbPerSecond: report.storage.checkpointsBytes / 1e9 / seconds, variant: 'online', warmup: F };
+    return { report, snapshots, facts };
   } finally {
     options.progress?.stop();
     await engine.close();
     await fsp.rm(stateDir, { recursive: true, force: true });
   }
-}
-
-/** `cmd analyze --online`: see {@link onlineAnalysis}. */
-export async function runOnlineAnalysis(set: CheckpointSet, flags: AnalyzeFlags, stagingDir: string, samplesFrom?: [string, number][]): Promise<{ report: RunReport }> {
-  const { interruptSignal } = await import('../cli/signals.ts');
-  const { createProgress } = await import('../cli/progress.ts');
-  if (flags.sweepModes?.length) throw new UsageError('--online fits one mode count; a --modes list (sweep) is post-hoc only');
-  const embed = resolveEmbedOptions(flags as AnalyzeFlags & EmbedFlags);
-  const F = resolveWarmup(flags.warmup, set.checkpoints.length);
-  const options = onlineOptions(flags, F, samplesFrom, set.space.total);
-  const { report } = await onlineAnalysis(
-    set,
-    { ...options, signal: interruptSignal, progress: createProgress(flags) },
-    stagingDir,
-    undefined,
-    embed,
-  );
-  if (report.embedded) {
-    const { logLine } = await import('../cli/terminal.ts');
-    const e = report.embedded;
-    const last = e.checkpoints[e.checkpoints.length - 1];
-    const pct = (x: number | string) => (typeof x === 'number' ? `${(100 * x).toFixed(2)}%` : x);
-    logLine(`embedded CMD (simulation, L = ${e.window}, P = ${e.percent}%${e.relative ? ' relative' : ''}): saved ${pct(e.saved)}; last checkpoint ${last ? `${pct(last.embeddedFraction)} embedded, error ${pct(last.relativeError)}` : '—'}; client bytes ${e.bytesSentTotal} vs ${e.bytesFullTotal} after warm-up`);
-  }
-  return { report };
 }

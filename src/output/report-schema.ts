@@ -64,12 +64,33 @@ export const RunReportSchema = z.object({
     compressionVsFinalCheckpoint: Num,
   }),
   outputs: z.object({ model: z.string(), samples: z.string(), correlationHeatmap: z.string().optional(), reconstructed: z.array(z.string()).optional() }),
+  /**
+   * Where the numbers come from: `inputs` hashes every input of the decomposition (checkpoint
+   * names, sizes and sampled values, selection, samples, seed, K, M, variant); `model` is the
+   * sha256 of the model file. docs/report.md, "Provenance".
+   */
+  provenance: z.object({ inputs: z.string(), model: z.string() }).optional(),
   evaluation: z
     .object({
       method: z.string(),
       checkpoints: z.array(CheckpointRef.extend({ original: Metrics, cmd: Metrics })),
       average: z.object({ lastK: z.number().int().positive(), checkpoints: z.array(CheckpointRef), metrics: Metrics }).optional(),
       final: z.object({ original: Metrics, cmd: Metrics, accuracyDelta: Num.optional(), averageAccuracyDelta: Num.optional() }).optional(),
+      /**
+       * What was evaluated, by content: the decomposition's input hash and model file hash, the
+       * evaluated checkpoints, the written files (sha256 each) and the evaluation data (sha256)
+       * or command. Present whenever the evaluation was measured by the run that wrote the report.
+       */
+      provenance: z
+        .object({
+          inputs: z.string(),
+          model: z.string(),
+          checkpoints: z.array(z.string()),
+          reconstructed: z.record(z.string(), z.string()),
+          evalData: z.string().optional(),
+          evalCommand: z.string().optional(),
+        })
+        .optional(),
     })
     .optional(),
   modeSweep: z

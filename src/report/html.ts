@@ -3,7 +3,7 @@
  * (a Content-Security-Policy forbids any fetch), readable offline and attachable to CI runs.
  */
 import path from 'node:path';
-import { formatBytes } from '../cli/terminal.ts';
+import { formatBytes } from './text.ts';
 import { UsageError } from '../errors.ts';
 import { writeFileAtomic } from '../output/atomic.ts';
 import { fromNum, type NumValue, type RunReport } from '../output/report-schema.ts';

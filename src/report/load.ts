@@ -1,7 +1,8 @@
 /** Locating and loading a report with its run timings (`cmd report`, `--html`). */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { readReport, REPORT_FILE, RUN_INFO_FILE } from '../output/report.ts';
+import { readReport, REPORT_FILE } from '../output/report.ts';
+import { readRunInfo } from '../run/run-info.ts';
 import type { ReportRun } from './gates.ts';
 
 export const DEFAULT_REPORT = path.join('cmd-out', REPORT_FILE);
@@ -17,14 +18,15 @@ export async function resolveReportPath(arg: string | undefined): Promise<string
   return p;
 }
 
-/** `seconds` from the run-info.json beside a report; undefined when absent or unusable. */
+/**
+ * The decomposition's runtime from the run-info.json beside a report: `analyze`'s entry (a later
+ * `reconstruct` adds its own entry beside it), else the decomposition `reconstruct` ran itself;
+ * undefined when absent or unusable.
+ */
 export async function readRunSeconds(reportFile: string): Promise<number | undefined> {
-  try {
-    const info = JSON.parse(await fsp.readFile(path.join(path.dirname(reportFile), RUN_INFO_FILE), 'utf8')) as { seconds?: unknown };
-    return typeof info.seconds === 'number' && Number.isFinite(info.seconds) && info.seconds > 0 ? info.seconds : undefined;
-  } catch {
-    return undefined;
-  }
+  const info = await readRunInfo(path.dirname(reportFile)).catch(() => undefined);
+  const s = info?.analyze?.seconds ?? (info?.reconstructDecomposition as { seconds?: unknown } | undefined)?.seconds;
+  return typeof s === 'number' && Number.isFinite(s) && s > 0 ? s : undefined;
 }
 
 /** Reads and validates a report (InputError on a bad one) and its runtime. */

@@ -2,7 +2,7 @@
  * The markdown view of `cmd report`, sized for a CI comment: a headline with each gate's
  * verdict first, then compact tables. No colour codes, ever.
  */
-import { formatBytes } from '../cli/terminal.ts';
+import { formatBytes } from './text.ts';
 import { fromNum, type NumValue } from '../output/report-schema.ts';
 import { formatGateValue, gateLine, type GateResult, type ReportRun } from './gates.ts';
 import { baselineRows, ratio, seriesErrors, sweepRows } from './compare-rows.ts';

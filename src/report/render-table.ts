@@ -1,6 +1,6 @@
 /** The terminal view of `cmd report`: aligned tables, colour only through the given chalk. */
 import type { ChalkInstance } from 'chalk';
-import { formatBytes, formatTable } from '../cli/terminal.ts';
+import { formatBytes, formatTable } from './text.ts';
 import { fromNum, type NumValue, type RunReport } from '../output/report-schema.ts';
 import { formatGateValue, type GateResult, type ReportRun } from './gates.ts';
 import { baselineRows, ratio, seriesErrors, sweepRows } from './compare-rows.ts';

@@ -3,7 +3,7 @@
  * the relative reconstruction error (last checkpoint and mean over checkpoints) and the model
  * size. Two charts rather than a second y axis: each keeps its own zero and units.
  */
-import { formatBytes } from '../cli/terminal.ts';
+import { formatBytes } from './text.ts';
 import type { RunReport } from '../output/report-schema.ts';
 import { sweepRows } from './compare-rows.ts';
 import { lineChart, seriesColour } from './svg.ts';

@@ -15,7 +15,7 @@ import { MODEL_FILE } from '../../src/pipeline/model-file.ts';
 import { TrajectoryReader, planTrajectory } from '../../src/trajectory/trajectory-reader.ts';
 import { OnlineEngine } from '../../src/online/engine.ts';
 import { createChunkSums, accumulateCheckpoint, createModeSums, addReferences, modeFit, solveChunk } from '../../src/online/kernel.ts';
-import { reconstructOnlineCommand } from '../../src/online/reconstruct-online.ts';
+import { reconstruct } from '../../src/run/reconstruct.ts';
 import { newCheckpoint, onlineAnalysis, onlineOptions } from '../../src/online/run-online.ts';
 import { readReport } from '../../src/output/report.ts';
 import { fixture, tempDir } from '../helpers/tmp.ts';
@@ -163,8 +163,8 @@ describe('online CMD on real data (LeNet-5 / Fashion-MNIST, 25 checkpoints, F = 
     expect(r1.report.method.warmup).toBe(F);
     expect(r1.report.checkpoints.slice(0, F).every((c) => c.relativeError === 0)).toBe(true);
     expect(r1.report.checkpoints.slice(F).every((c) => typeof c.relativeError === 'number' && c.relativeError > 0 && c.relativeError < 0.5)).toBe(true);
-    // State and warm-up scratch are gone; the model says what it is.
-    expect((await fsp.readdir(one)).sort()).toEqual(['cmd-model.safetensors', 'report.json', 'run-info.json', 'sampled-corr.npy', 'samples.json', 'snap'].sort());
+    // State and warm-up scratch are gone; the model says what it is (run-info.json is the run layer's).
+    expect((await fsp.readdir(one)).sort()).toEqual(['cmd-model.safetensors', 'report.json', 'sampled-corr.npy', 'samples.json', 'snap'].sort());
     const model = await openCmdModel(path.join(one, MODEL_FILE));
     try {
       expect(model.params.variant).toBe('online');
@@ -320,7 +320,7 @@ describe('reconstruct --online', () => {
   it('writes the online model at each chosen checkpoint (the checkpoint itself before F), with the reported error', async () => {
     const set = await loadCheckpointSet(fixture('lenet5-fmnist', 'npz'), { to: 8 });
     const out = path.join(tempDir('cmd-online-rec-'), 'out');
-    await reconstructOnlineCommand(set, { out, modes: 5, samples: 300, seed: 0, workers: 1, warmup: 4, checkpoints: '3,6,8', outputFormat: 'same', avgLast: 0, json: true, quiet: true });
+    await reconstruct(fixture('lenet5-fmnist', 'npz'), { to: 8, online: true, out, modes: 5, samples: 300, seed: 0, workers: 1, warmup: 4, checkpoints: '3,6,8', outputFormat: 'same', avgLast: 0 });
     const report = await readReport(path.join(out, 'report.json'));
     expect(report.outputs.reconstructed).toEqual(['reconstructed/epoch_003.npz', 'reconstructed/epoch_006.npz', 'reconstructed/epoch_008.npz']);
     const rec = await loadCheckpointSet(path.join(out, 'reconstructed'));

@@ -46,7 +46,7 @@ describe('cmd analyze determinism', () => {
     expect(runs[1]).toEqual(runs[0]);
     expect(runs[2]).toEqual(runs[0]);
     // The worker count did take effect (run-info records it), so the runs really differed.
-    const workers = ['1', '2', '3'].map((w) => JSON.parse(fs.readFileSync(path.join(dir, `w${w}`, 'run-info.json'), 'utf8')).workers);
+    const workers = ['1', '2', '3'].map((w) => JSON.parse(fs.readFileSync(path.join(dir, `w${w}`, 'run-info.json'), 'utf8')).analyze.workers);
     expect(workers).toEqual([1, 2, 3]);
   });
 

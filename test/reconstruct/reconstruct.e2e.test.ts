@@ -138,7 +138,7 @@ describe('cmd reconstruct', () => {
   it('--eval-cmd runs the command on original, CMD and averaged checkpoints', async () => {
     const out = path.join(tempDir(), 'out');
     const script = path.join(repoRoot, 'test', 'fixtures-scripts', 'checkpoint-score.mjs');
-    const r = runCli(['reconstruct', fixture('lenet5-fmnist', 'npz'), '--to', '5', '-o', out, '--samples', '300', '--modes', '4', '--avg-last', '3', '--eval-cmd', `node ${script} {checkpoint}`, '--eval-jobs', '2', '--json', '-q']);
+    const r = runCli(['reconstruct', fixture('lenet5-fmnist', 'npz'), '--to', '5', '-o', out, '--samples', '300', '--modes', '4', '--avg-last', '3', '--eval-cmd', `node ${script} {checkpoint}`, '--eval-every', '1', '--eval-jobs', '2', '--json', '-q']);
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report.evaluation.checkpoints).toHaveLength(5);

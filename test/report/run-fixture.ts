@@ -47,7 +47,7 @@ export function analyzeLenet(args: string[] = ['--modes', '10']): AnalyzedRun {
     dir,
     reportFile,
     report: JSON.parse(readFileSync(reportFile, 'utf8')) as RunReport,
-    seconds: (JSON.parse(readFileSync(path.join(dir, 'run-info.json'), 'utf8')) as { seconds: number }).seconds,
+    seconds: (JSON.parse(readFileSync(path.join(dir, 'run-info.json'), 'utf8')) as { analyze: { seconds: number } }).analyze.seconds,
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
 }

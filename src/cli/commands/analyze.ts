@@ -1,109 +1,26 @@
-import { promises as fsp } from 'node:fs';
-import { loadCheckpointSet, type CheckpointSet } from '../../checkpoints/checkpoint-set.ts';
-import { UsageError, InputError } from '../../errors.ts';
-import { analyzeCheckpoints, type AnalysisResult, type BaselineKind } from '../../pipeline/analyze.ts';
-import { StagedDir } from '../../output/atomic.ts';
-import { inputPaths } from '../../checkpoints/input-paths.ts';
-import { refuseInputOverlap } from '../../output/input-guard.ts';
 import type { RunReport } from '../../output/report-schema.ts';
-import { loadOptionsFrom, type SelectionFlags } from '../options.ts';
+import { analyze } from '../../run/analyze.ts';
+import type { AnalyzeRunOptions } from '../../run/options.ts';
 import { createProgress } from '../progress.ts';
 import { interruptSignal } from '../signals.ts';
 import { chalkFor, formatBytes, formatTable, logLine, writeOut } from '../terminal.ts';
 
-export interface AnalyzeFlags extends SelectionFlags {
+export interface AnalyzeFlags extends AnalyzeRunOptions {
   out: string;
-  /** Leave parameters with NaN/±Inf out of the model instead of failing. */
-  skipNonfinite?: boolean;
-  /** Baselines beside CMD in the same pass: avg-last-k, ema, pca, dmd. */
-  baselines?: BaselineKind[];
-  avgLast?: number;
-  emaBeta?: number;
-  /** Extra mode counts of a sweep, fitted in the same pass. */
-  sweepModes?: number[];
-  /** Online CMD: modes and references from the first warm-up checkpoints, then running a, b. */
-  online?: boolean;
-  warmup?: number;
-  modes: number;
-  samples?: number;
-  seed?: number;
-  samplesFrom?: string;
-  workers?: number;
-  chunkSize?: number;
-  force?: boolean;
   json?: boolean;
   quiet?: boolean;
   html?: string;
 }
 
-/** Parses a samples file: a JSON array of [tensorName, elementOffset] pairs. */
-export async function readSamplesFile(file: string): Promise<[string, number][]> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await fsp.readFile(file, 'utf8'));
-  } catch (e) {
-    throw new InputError(file, `cannot read samples (${(e as Error).message.split('\n')[0]})`, 'bad-samples');
-  }
-  if (!Array.isArray(json) || !json.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && Number.isInteger(p[1]) && p[1] >= 0)) {
-    throw new InputError(file, 'must be a JSON array of [tensorName, elementOffset] pairs', 'bad-samples');
-  }
-  return json as [string, number][];
-}
-
-/** Runs the decomposition into a staging folder and writes its side files; returns the report. */
-export async function runAnalysis(set: CheckpointSet, flags: AnalyzeFlags, stagingDir: string, samplesFrom?: [string, number][]): Promise<{ report: RunReport; result: AnalysisResult }> {
-  const started = performance.now();
-  // The report code (zod) loads while the workers run, off the critical path.
-  const reporting = Promise.all([import('../../output/report.ts'), import('../../output/run-outputs.ts')]);
-  const seed = flags.seed ?? 0;
-  const samples = flags.samples ?? 1000;
-  const result = await analyzeCheckpoints(set, stagingDir, {
-    modes: flags.modes,
-    sweepModes: flags.sweepModes,
-    skipNonFinite: flags.skipNonfinite,
-    baselines: flags.baselines?.length ? { kinds: flags.baselines, lastK: flags.avgLast ?? 5, beta: flags.emaBeta ?? 0.9 } : undefined,
-    samples: samplesFrom ? samplesFrom.length : Math.min(samples, set.space.total),
-    seed,
-    samplesFrom,
-    workers: flags.workers,
-    chunkSize: flags.chunkSize,
-    signal: interruptSignal,
-    progress: createProgress(flags),
-  });
-  const [{ buildReport }, { writeHeatmap, writeReport, writeRunInfo, writeSamples }] = await reporting;
-  const report = buildReport({ set, result, seed: samplesFrom ? null : seed, samplesRequested: samplesFrom ? samplesFrom.length : samples });
-  await writeSamples(stagingDir, set, result.sampleIndices);
-  await writeHeatmap(stagingDir, result);
-  await writeReport(stagingDir, report);
-  await writeRunInfo(stagingDir, { seconds: (performance.now() - started) / 1000, result, checkpointBytes: report.storage.checkpointsBytes });
-  return { report, result };
-}
-
-export function checkSampleFlags(flags: AnalyzeFlags): void {
-  if (flags.samplesFrom && (flags.samples !== undefined || flags.seed !== undefined)) {
-    throw new UsageError('--samples-from fixes the samples; --samples and --seed cannot be combined with it');
-  }
+/** The hooks every run command lends the run layer: Ctrl-C, stderr lines, progress bars. */
+export function cliHooks(flags: { quiet?: boolean; json?: boolean }) {
+  return { signal: interruptSignal, log: logLine, progress: createProgress(flags) };
 }
 
 export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<void> {
-  checkSampleFlags(flags);
-  if (flags.online && flags.skipNonfinite) throw new UsageError('--skip-nonfinite is not supported with --online');
-  const samplesFrom = flags.samplesFrom ? await readSamplesFile(flags.samplesFrom) : undefined;
-  const set = await loadCheckpointSet(dir, await loadOptionsFrom(flags));
-  for (const n of set.notes) logLine(`note: ${n}`);
-  if (flags.html) await refuseInputOverlap(flags.html, inputPaths(set), '--html');
-  const staged = await StagedDir.create(flags.out, flags.force, inputPaths(set));
-  try {
-    const { report } = flags.online
-      ? await (await import('../../online/run-online.ts')).runOnlineAnalysis(set, flags, staged.path, samplesFrom)
-      : await runAnalysis(set, flags, staged.path, samplesFrom);
-    await staged.commit();
-    if (flags.html) await (await import('../../report/html.ts')).writeHtmlReport(flags.out, flags.html);
-    writeOut(flags.json ? (await import('../../output/report.ts')).serializeReport(report) : renderSummary(report, flags.out));
-  } catch (e) {
-    await staged.abort();
-    throw e;
-  }
+  const { report, out } = await analyze(dir, flags, cliHooks(flags));
+  if (flags.html) await (await import('../../report/html.ts')).writeHtmlReport(out, flags.html);
+  writeOut(flags.json ? (await import('../../output/report.ts')).serializeReport(report) : renderSummary(report, out));
 }
 
 function pct(x: number | string): string {

@@ -3,7 +3,7 @@ import type { FormatName } from '../../formats/types.ts';
 import { watchCheckpoints } from '../../online/watch.ts';
 import { interruptSignal } from '../signals.ts';
 import { logLine, writeOut } from '../terminal.ts';
-import { readSamplesFile } from './analyze.ts';
+import { readSamplesFile } from '../../run/options.ts';
 import { UsageError } from '../../errors.ts';
 
 export interface WatchFlags {

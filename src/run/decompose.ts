@@ -1,0 +1,99 @@
+/**
+ * One decomposition (post-hoc or online) into a staging folder: the model, samples.json, the
+ * heatmap and report.json with its provenance; returns the run-info facts and the input key.
+ * Shared by `analyze` and by `reconstruct` when it cannot reuse a model.
+ */
+import path from 'node:path';
+import type { CheckpointSet, LoadOptions } from '../checkpoints/checkpoint-set.ts';
+import { UsageError } from '../errors.ts';
+import { analyzeCheckpoints } from '../pipeline/analyze.ts';
+import { MODEL_FILE } from '../pipeline/model-file.ts';
+import type { RunReport } from '../output/report-schema.ts';
+import { DEFAULTS } from './defaults.ts';
+import type { ResolvedHooks } from './hooks.ts';
+import type { AnalyzeRunOptions } from './options.ts';
+import { decompositionKey, fileSha256, inputsHash, type DecompositionKey, type KeyRequest } from './provenance.ts';
+
+export interface Decomposition {
+  report: RunReport;
+  key: DecompositionKey;
+  /** For run-info.json. */
+  facts: Record<string, unknown>;
+}
+
+/** The key request of these options (what a model computed with them would record). */
+export function keyRequest(o: AnalyzeRunOptions, load: LoadOptions, samplesFrom: [string, number][] | undefined, set: CheckpointSet, warmup?: number): KeyRequest {
+  return {
+    variant: o.online ? 'online' : 'post-hoc',
+    modesRequested: o.modes ?? DEFAULTS.modes,
+    samplesRequested: samplesFrom ? null : (o.samples ?? DEFAULTS.samples),
+    seed: samplesFrom ? null : (o.seed ?? DEFAULTS.seed),
+    samplesFrom,
+    warmup: o.online ? (warmup ?? Math.min(o.warmup ?? DEFAULTS.warmup, set.checkpoints.length - 1)) : null,
+    skipNonfinite: Boolean(o.skipNonfinite),
+    load,
+  };
+}
+
+/** Adds the provenance (input key hash, model file hash) and writes the report. */
+async function finish(stagingDir: string, report: RunReport, key: DecompositionKey): Promise<RunReport> {
+  const { writeReport } = await import('../output/run-outputs.ts');
+  const { RunReportSchema } = await import('../output/report-schema.ts');
+  const withProvenance = RunReportSchema.parse({ ...report, provenance: { inputs: inputsHash(key), model: await fileSha256(path.join(stagingDir, MODEL_FILE)) } });
+  await writeReport(stagingDir, withProvenance);
+  return withProvenance;
+}
+
+export async function decompose(set: CheckpointSet, o: AnalyzeRunOptions, load: LoadOptions, stagingDir: string, samplesFrom: [string, number][] | undefined, hooks: ResolvedHooks): Promise<Decomposition> {
+  if (o.online) return decomposeOnline(set, o, load, stagingDir, samplesFrom, hooks);
+  const started = performance.now();
+  // The report code (zod) loads while the workers run, off the critical path.
+  const reporting = Promise.all([import('../output/report.ts'), import('../output/run-outputs.ts')]);
+  const seed = o.seed ?? DEFAULTS.seed;
+  const samples = o.samples ?? DEFAULTS.samples;
+  const result = await analyzeCheckpoints(set, stagingDir, {
+    modes: o.modes ?? DEFAULTS.modes,
+    sweepModes: o.sweepModes,
+    skipNonFinite: o.skipNonfinite,
+    baselines: o.baselines?.length ? { kinds: o.baselines, lastK: o.avgLast ?? DEFAULTS.avgLast, beta: o.emaBeta ?? DEFAULTS.emaBeta } : undefined,
+    samples: samplesFrom ? samplesFrom.length : Math.min(samples, set.space.total),
+    seed,
+    samplesFrom,
+    workers: o.workers,
+    chunkSize: o.chunkSize,
+    signal: hooks.signal,
+    progress: hooks.progress,
+  });
+  const [{ buildReport }, { writeHeatmap, writeSamples }] = await reporting;
+  const built = buildReport({ set, result, seed: samplesFrom ? null : seed, samplesRequested: samplesFrom ? samplesFrom.length : samples });
+  await writeSamples(stagingDir, set, result.sampleIndices);
+  await writeHeatmap(stagingDir, result);
+  const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set), Array.from(result.sampleIndices));
+  const report = await finish(stagingDir, built, key);
+  const seconds = (performance.now() - started) / 1000;
+  const checkpointBytes = report.storage.checkpointsBytes;
+  return { report, key, facts: { seconds, stageMilliseconds: result.timings, workers: result.workers, bytesRead: result.bytesRead, checkpointBytes, gbPerSecond: checkpointBytes / 1e9 / seconds } };
+}
+
+async function decomposeOnline(set: CheckpointSet, o: AnalyzeRunOptions, load: LoadOptions, stagingDir: string, samplesFrom: [string, number][] | undefined, hooks: ResolvedHooks): Promise<Decomposition> {
+  const { onlineAnalysis, onlineOptions, resolveWarmup } = await import('../online/run-online.ts');
+  const { resolveEmbedOptions } = await import('../online/embedded-flags.ts');
+  if (o.sweepModes?.length) throw new UsageError('--online fits one mode count; a --modes list (sweep) is post-hoc only');
+  const embed = resolveEmbedOptions(o);
+  const F = resolveWarmup(o.warmup, set.checkpoints.length);
+  const options = onlineOptions(o, F, samplesFrom, set.space.total);
+  const run = await onlineAnalysis(set, { ...options, signal: hooks.signal, progress: hooks.progress }, stagingDir, undefined, embed);
+  const { openCmdModel } = await import('../output/model-reader.ts');
+  const model = await openCmdModel(path.join(stagingDir, MODEL_FILE));
+  const sampleIndex = model.sampleIndex;
+  model.close();
+  const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set, F), sampleIndex);
+  const report = await finish(stagingDir, run.report, key);
+  if (report.embedded) {
+    const e = report.embedded;
+    const last = e.checkpoints[e.checkpoints.length - 1];
+    const pct = (x: number | string) => (typeof x === 'number' ? `${(100 * x).toFixed(2)}%` : x);
+    hooks.log(`embedded CMD (simulation, L = ${e.window}, P = ${e.percent}%${e.relative ? ' relative' : ''}): saved ${pct(e.saved)}; last checkpoint ${last ? `${pct(last.embeddedFraction)} embedded, error ${pct(last.relativeError)}` : '—'}; client bytes ${e.bytesSentTotal} vs ${e.bytesFullTotal} after warm-up`);
+  }
+  return { report, key, facts: run.facts };
+}

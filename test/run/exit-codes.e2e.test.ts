@@ -1,0 +1,107 @@
+/**
+ * The exit-code matrix of issue 9 (defect 6): every run command exits 0 on success, 2 on bad
+ * input or usage with its `-o` left as it was, and 130 when interrupted with its `-o` left as it
+ * was; `cmd report` exits 0, 1 (a gate failed) and 2. analyze's and watch's 130 are proven on
+ * larger runs in test/pipeline/interrupt.test.ts and test/online/watch.test.ts.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.ts';
+import { fixture, repoRoot, tempDir } from '../helpers/tmp.ts';
+
+function hashes(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const n of fs.readdirSync(d).sort()) {
+      const p = path.join(d, n);
+      if (fs.statSync(p).isDirectory()) walk(p);
+      else out[path.relative(dir, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const oneLine = (stderr: string) => stderr.trim().split('\n');
+
+describe('exit codes', () => {
+  it('inspect: 0, and 2 with one line for a missing folder', () => {
+    expect(runCli(['inspect', fixture('resnet20-bn-safetensors')]).status).toBe(0);
+    const r = runCli(['inspect', path.join(tempDir(), 'nothing-here')]);
+    expect(r.status).toBe(2);
+    expect(oneLine(r.stderr)).toHaveLength(1);
+  });
+
+  it('analyze and reconstruct: 2 on bad input or usage, with -o left byte-identical', () => {
+    const out = path.join(tempDir(), 'out');
+    expect(runCli(['analyze', fixture('resnet20-bn-safetensors'), '-o', out, '--samples', '300', '--modes', '4', '-q']).status).toBe(0);
+    const before = hashes(out);
+    const bad = [
+      ['analyze', path.join(out, 'missing'), '-o', out, '--force'],
+      ['reconstruct', '-o', out, '--eval-data', fixture('fmnist-mlp', 'test')],
+      ['reconstruct', '-o', out, '--samples-from', path.join(out, 'no-such.json')],
+      ['reconstruct', '-o', out, '--checkpoints', '99'],
+    ];
+    for (const args of bad) {
+      const r = runCli(args);
+      expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(oneLine(r.stderr).at(-1)).toMatch(/^cmd: /);
+      expect(hashes(out)).toEqual(before);
+    }
+    expect(fs.readdirSync(path.dirname(out))).toEqual(['out']);
+  });
+
+  it('reconstruct: 130 when interrupted during evaluation, with -o left byte-identical', async () => {
+    const parent = tempDir();
+    const out = path.join(parent, 'out');
+    const ckpts = fixture('fmnist-mlp', 'checkpoints');
+    expect(runCli(['analyze', ckpts, '-o', out, '--samples', '300', '--modes', '4', '-q']).status).toBe(0);
+    const before = hashes(out);
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'cmd.js'), 'reconstruct', '-o', out, '--checkpoints', 'all', '--eval-data', fixture('fmnist-mlp', 'test'), '--eval-every', '1', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const ended = new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGINT' ? 130 : -1))));
+    let exited = false;
+    void ended.then(() => (exited = true));
+    // The evaluation starts once every reconstruction and the average are staged.
+    const staged = () => fs.readdirSync(parent).some((d) => d.startsWith('.') && fs.existsSync(path.join(parent, d, 'reconstructed')) && fs.readdirSync(path.join(parent, d, 'reconstructed')).some((n) => n.startsWith('avg-last-')));
+    const deadline = Date.now() + 60_000;
+    while (!staged()) {
+      if (exited) throw new Error(`reconstruct ended before it could be interrupted: ${stderr}`);
+      if (Date.now() > deadline) throw new Error('reconstruct never reached the evaluation');
+      await sleep(10);
+    }
+    await sleep(200);
+    expect(exited, 'reconstruct finished before the signal').toBe(false);
+    child.kill('SIGINT');
+    expect(await ended).toBe(130);
+    expect(stderr).toMatch(/interrupted/);
+    expect(hashes(out)).toEqual(before);
+    expect(fs.readdirSync(parent)).toEqual(['out']);
+  });
+
+  it('watch: 0 with --until, 2 on a non-empty -o without a state (left as it was)', () => {
+    const dir = tempDir();
+    const out = path.join(dir, 'w');
+    const r = runCli(['watch', fixture('lenet5-fmnist', 'npz'), '-o', out, '--warmup', '3', '--until', '5', '--samples', '200', '--modes', '3', '--poll-ms', '10', '-q']);
+    expect(r.status, r.stderr).toBe(0);
+    const other = path.join(dir, 'other');
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(other, 'keep.txt'), 'x');
+    const bad = runCli(['watch', fixture('lenet5-fmnist', 'npz'), '-o', other, '--warmup', '3', '--until', '5', '-q']);
+    expect(bad.status).toBe(2);
+    expect(hashes(other)).toEqual({ 'keep.txt': createHash('sha256').update('x').digest('hex') });
+  });
+
+  it('report: 0 without gates, 1 when a gate fails, 2 on a missing report', () => {
+    const out = path.join(tempDir(), 'out');
+    expect(runCli(['analyze', fixture('resnet20-bn-safetensors'), '-o', out, '--samples', '300', '--modes', '4', '-q']).status).toBe(0);
+    expect(runCli(['report', out]).status).toBe(0);
+    expect(runCli(['report', out, '--max-recon-error', '0.000001']).status).toBe(1);
+    expect(runCli(['report', path.join(out, 'nope.json')]).status).toBe(2);
+  });
+});
