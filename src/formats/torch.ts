@@ -63,6 +63,8 @@ interface TensorRef {
 }
 
 class Interpreter {
+  /** Nesting of parameter/subclass wrappers around one tensor (a memo cycle must not recurse forever). */
+  depth = 0;
   constructor(readonly file: string) {}
 
   fail(rule: string, message: string): never {
@@ -84,6 +86,7 @@ class Interpreter {
         return this.view(name, args);
       case 'torch._utils._rebuild_parameter':
       case 'torch._utils._rebuild_parameter_with_state':
+        if (++this.depth > 8) this.fail('torch-corrupt', `'${name}': tensor rebuilt from itself`);
         return this.tensor(name, args[0] ?? null);
       case 'torch._tensor._rebuild_from_type_v2': {
         // (func, type, args, state): a plain Tensor or Parameter rebuilt by func(*args).
@@ -91,6 +94,7 @@ class Interpreter {
         if (!(type instanceof PyGlobal) || !ALLOWED_TENSOR_TYPES.has(type.qualified)) {
           this.fail('torch-global-refused', `'${name}': tensor subclass ${type instanceof PyGlobal ? type.qualified : 'of unknown type'} is not allowed on a tensor's path`);
         }
+        if (++this.depth > 8) this.fail('torch-corrupt', `'${name}': tensor rebuilt from itself`);
         return this.tensor(name, new PyObject(func ?? null, inner ?? null));
       }
       default:
@@ -146,8 +150,11 @@ function walkKey(root: PyDict, key: string): PyValue | undefined {
   return undefined;
 }
 
-function hasTensor(d: PyDict, interp: Interpreter): boolean {
-  return d.entries.some(([, v]) => interp.isTensor(v) || (v instanceof PyDict && hasTensor(v, interp)));
+/** Does a dict hold a tensor at any depth? `seen` stops at cycles, which the memo can build. */
+function hasTensor(d: PyDict, interp: Interpreter, seen = new Set<PyDict>()): boolean {
+  if (seen.has(d)) return false;
+  seen.add(d);
+  return d.entries.some(([, v]) => interp.isTensor(v) || (v instanceof PyDict && hasTensor(v, interp, seen)));
 }
 
 function describeValue(v: PyValue): string {
@@ -193,7 +200,10 @@ export function collectTensors(file: string, tree: PyDict, atTop: boolean): { na
   const interp = new Interpreter(file);
   const named: { name: string; ref: TensorRef }[] = [];
   const ignored: IgnoredItem[] = [];
+  const visiting = new Set<PyDict>();
   const visit = (d: PyDict, prefix: string, top: boolean): void => {
+    if (visiting.has(d)) interp.fail('torch-corrupt', `'${prefix.slice(0, -1)}' contains itself`);
+    visiting.add(d);
     for (const [k, v] of d.entries) {
       const name = `${prefix}${typeof k === 'string' ? k : String(k)}`;
       if (typeof k !== 'string') {
@@ -205,6 +215,7 @@ export function collectTensors(file: string, tree: PyDict, atTop: boolean): { na
         continue;
       }
       if (v instanceof PyObject && v.callee instanceof PyGlobal && (TENSOR_CALLS.has(v.callee.qualified) || /^torch\._utils\._rebuild_/.test(v.callee.qualified))) {
+        interp.depth = 0;
         named.push({ name, ref: interp.tensor(name, v) });
       } else if (v instanceof PyDict) {
         if (hasTensor(v, interp)) visit(v, `${name}.`, false);
@@ -216,6 +227,7 @@ export function collectTensors(file: string, tree: PyDict, atTop: boolean): { na
         ignored.push({ name, reason: `not a tensor (${describeValue(v)})` });
       }
     }
+    visiting.delete(d);
   };
   visit(tree, '', true);
   return { named, ignored };
@@ -271,7 +283,8 @@ async function materialize(file: string, name: string, start: number, ref: Tenso
   let src: Buffer;
   try {
     src = Buffer.alloc((maxEl - offset + 1) * bytes);
-    await fh.read(src, 0, src.length, start + offset * bytes);
+    const { bytesRead } = await fh.read(src, 0, src.length, start + offset * bytes);
+    if (bytesRead !== src.length) throw new InputError(file, `tensor '${name}': file ended while its storage was being read (truncated?)`, 'torch-storage-truncated');
   } finally {
     await fh.close();
   }

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.ts';
 import { readNpzCheckpoint } from '../../src/formats/npz.ts';
 import { PickleError, PyDict, PyGlobal, PyObject, PyTuple, readPickle } from '../../src/formats/pickle.ts';
-import { readShardedTorch, readTorchCheckpoint } from '../../src/formats/torch.ts';
+import { collectTensors, readShardedTorch, readTorchCheckpoint, selectTensorTree } from '../../src/formats/torch.ts';
 import type { StoredTensor } from '../../src/formats/types.ts';
 import { haveTools, PYTHON } from '../helpers/optional-tools.ts';
 import { fixture, tempDir } from '../helpers/tmp.ts';
@@ -204,7 +204,7 @@ describe('recognised by content, never by extension', () => {
 });
 
 describe('pickle reader under corruption', () => {
-  it('every mutated data.pkl is read or refused with a PickleError, never anything else', async () => {
+  it('every mutated data.pkl is read or refused with a PickleError or InputError, never anything else', async () => {
     const { openTorchArchive } = await import('../../src/formats/torch-zip.ts');
     const archive = await openTorchArchive(torchFixture('lightning', 'checkpoints', 'epoch=0-step=100.ckpt'));
     const original = archive.pickle;
@@ -221,12 +221,26 @@ describe('pickle reader under corruption', () => {
       for (let e = 0; e < edits; e++) data[rand(data.length)] = rand(256);
       const cut = rand(4) === 0 ? data.subarray(0, rand(data.length)) : data;
       try {
-        readPickle(cut);
+        // The torch layer must turn any surviving tree into tensors or an InputError, nothing else.
+        const { tree, key } = selectTensorTree('x.ckpt', readPickle(cut), {});
+        collectTensors('x.ckpt', tree, key === '');
       } catch (err) {
-        if (!(err instanceof PickleError)) throw new Error(`mutation ${k}: ${String(err)}`);
+        if (!(err instanceof PickleError) && !(err instanceof InputError)) throw new Error(`mutation ${k}: ${String(err)}`);
         refused++;
       }
     }
     expect(refused).toBeGreaterThan(0);
+  });
+});
+
+describe('cyclic trees', () => {
+  it('a dict that contains itself (via the memo) is refused, not recursed forever', () => {
+    // PROTO 2, EMPTY_DICT, BINPUT 0, 'a', BINGET 0, SETITEM, STOP  →  d = {}; d['a'] = d
+    const data = Uint8Array.from([0x80, 2, 0x7d, 0x71, 0, 0x8c, 1, 0x61, 0x68, 0, 0x73, 0x2e]);
+    const root = readPickle(data);
+    expect(() => selectTensorTree('cycle.pt', root, {})).toThrow(InputError);
+    expect(() => selectTensorTree('cycle.pt', root, { stateKey: 'a.a.a' })).not.toThrow();
+    const { tree } = selectTensorTree('cycle.pt', root, { stateKey: 'a' });
+    expect(() => collectTensors('cycle.pt', tree, false)).not.toThrow();
   });
 });
