@@ -159,3 +159,21 @@ describe.skipIf(!haveTools('python3-h5py'))('Keras 3 .weights.h5 run', () => {
     expect(b.stdout).toBe('');
   });
 });
+
+describe('--step-pattern', () => {
+  it('is suggested when names give every checkpoint the same step, and fixes the order', () => {
+    const dir = path.join(tempDir(), 'lr-sweep');
+    mkdirSync(dir);
+    const src = fixture('lenet5-fmnist', 'npz');
+    for (const [i, f] of readdirSync(src).sort().slice(0, 3).entries()) copyFileSync(path.join(src, f), path.join(dir, `w_${(i + 1) * 10}_0.5.npz`));
+    const bad = runCli(['inspect', dir]);
+    expect(bad.status).toBe(2);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toContain('--step-pattern');
+    expect(inspectJson(dir, ['--step-pattern', '^w_(\\d+)_']).checkpoints.map((c) => c.step)).toEqual([10, 20, 30]);
+    const usage = runCli(['inspect', dir, '--step-pattern', 'w_\\d+']);
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toContain('capture group');
+  });
+});
