@@ -229,7 +229,7 @@ async function holdsNestedNpy(dir: string, entries: { name: string; isDir: boole
 /** Folder entries that a training run leaves beside its checkpoints and that are never read. */
 function layoutIgnoreReason(name: string, isDir: boolean): string | undefined {
   // The HF Trainer saves into tmp-checkpoint-N and renames it when complete (docs/formats.md).
-  if (isDir && /^tmp-checkpoint-\d+$/.test(name)) return 'unfinished Hugging Face Trainer save (tmp-checkpoint-N)';
+  if (isDir && /^tmp-checkpoint-\d+$/.test(name)) return 'unfinished save of the Hugging Face Trainer';
   return undefined;
 }
 
@@ -243,7 +243,7 @@ function setAsideFinalExports(sources: CheckpointSource[], folders: Set<string>,
   if (stepFolders.length === 0) return sources;
   return sources.filter((s) => {
     if (folders.has(s.name) || stepFromName(s.name, pattern) !== undefined) return true;
-    ignored.push({ name: s.name, reason: 'final export beside step-numbered checkpoint folders (not a training step)' });
+    ignored.push({ name: s.name, reason: 'final export beside the step-numbered checkpoint folders, not a training step' });
     return false;
   });
 }

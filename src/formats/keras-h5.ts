@@ -21,6 +21,7 @@ import { pipeline } from 'node:stream/promises';
 import yauzl from 'yauzl';
 import { InputError, UsageError } from '../errors.ts';
 import { DTYPES, elementCount, type DType } from './dtype.ts';
+import { zeroObjectTimes } from './hdf5-times.ts';
 import { scratchPath } from './scratch.ts';
 import type { CheckpointContents, StoredTensor, TensorToWrite } from './types.ts';
 
@@ -248,7 +249,8 @@ function copyTree(lib: H5, from: H5Group, to: H5Group, prefix: string, replace: 
 /**
  * Writes `tensors` as a `.weights.h5` with the exact group/dataset layout and attributes of
  * the Keras file `sourceH5`: weight datasets get the new values, everything else (optimizer
- * variables, empty `vars` groups) is copied unchanged. Written to a temp name, then renamed.
+ * variables, empty `vars` groups) is copied unchanged. Written to a temp name, object header
+ * times zeroed (same bytes on every run), then renamed.
  */
 export async function writeKerasWeights(dest: string, tensors: readonly TensorToWrite[], sourceH5: string): Promise<void> {
   const replace = new Map(tensors.map((t) => [t.name, t]));
@@ -267,6 +269,7 @@ export async function writeKerasWeights(dest: string, tensors: readonly TensorTo
     }
     const missing = tensors.find((t) => !used.has(t.name));
     if (missing) throw new UsageError(`tensor ${missing.name} has no dataset in the Keras file it is written like (${sourceH5})`);
+    await zeroObjectTimes(tmp);
     await rename(tmp, dest);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
