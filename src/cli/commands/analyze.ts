@@ -3,6 +3,7 @@ import { loadCheckpointSet, type CheckpointSet } from '../../checkpoints/checkpo
 import { UsageError, InputError } from '../../errors.ts';
 import { analyzeCheckpoints, type AnalysisResult, type BaselineKind } from '../../pipeline/analyze.ts';
 import { StagedDir } from '../../output/atomic.ts';
+import { placeScratchForRun } from '../../output/run-scratch.ts';
 import { inputPaths } from '../../checkpoints/input-paths.ts';
 import { refuseInputOverlap } from '../../output/input-guard.ts';
 import type { RunReport } from '../../output/report-schema.ts';
@@ -89,6 +90,7 @@ export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<
   checkSampleFlags(flags);
   if (flags.online && flags.skipNonfinite) throw new UsageError('--skip-nonfinite is not supported with --online');
   const samplesFrom = flags.samplesFrom ? await readSamplesFile(flags.samplesFrom) : undefined;
+  await placeScratchForRun(flags.out, dir);
   const set = await loadCheckpointSet(dir, await loadOptionsFrom(flags));
   for (const n of set.notes) logLine(`note: ${n}`);
   if (flags.html) await refuseInputOverlap(flags.html, inputPaths(set), '--html');

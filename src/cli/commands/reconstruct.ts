@@ -5,6 +5,7 @@ import { stripCheckpointSuffix } from '../../checkpoints/naming.ts';
 import { InputError, UsageError } from '../../errors.ts';
 import { evaluateRun, evaluationPositions, type EvalSpec } from '../../eval/evaluate-run.ts';
 import { StagedDir } from '../../output/atomic.ts';
+import { placeScratchForRun } from '../../output/run-scratch.ts';
 import { inputPaths } from '../../checkpoints/input-paths.ts';
 import { refuseInputOverlap } from '../../output/input-guard.ts';
 import { MODEL_FILE, SWEEP_DIR } from '../../pipeline/model-file.ts';
@@ -93,6 +94,7 @@ export async function reconstructCommand(dirArg: string | undefined, flags: Reco
     if (!candidate) throw new UsageError(`no checkpoint folder given and no ${outModel} to take it from`);
     dir = (await openCmdModel(candidate)).source.dir;
   }
+  await placeScratchForRun(flags.out, dir);
   const set = await loadCheckpointSet(dir, await loadOptionsFrom(flags));
   for (const n of set.notes) logLine(`note: ${n}`);
   if (flags.html) await refuseInputOverlap(flags.html, inputPaths(set), '--html');
