@@ -80,4 +80,20 @@ describe('scratch space', () => {
     expect(lines[0]).toMatch(/epoch_003\.npz: member 'w\.npy': declares 67109008 bytes inflated but its npy header \(shape and dtype\) needs 144$/);
     expect(readdirSync(root)).toEqual(['ck']);
   });
+
+  it('a full scratch disk names the scratch file, not the input, and leaves nothing', () => {
+    const root = tempDir();
+    const tmp = path.join(root, 'tmp');
+    mkdirSync(tmp);
+    const ck = path.join(root, 'ck');
+    mkdirSync(ck);
+    for (const i of [1, 2, 3]) copyFileSync(fixture('npz-bombs', 'big.npz'), path.join(ck, `epoch_00${i}.npz`));
+    const r = run(['inspect', ck], { TMPDIR: tmp }, 1024);
+    expect(r.status, r.stderr).toBe(2);
+    const lines = r.stderr.split('\n').filter(Boolean);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^cmd: .*\/cmd-scratch-\d+-[0-9a-f]+\/[0-9a-f]+-w\.npy: cannot write scratch space \(inflating member 'w\.npy' of .*epoch_001\.npz\): file too large .*\(EFBIG\)$/);
+    expect(lines[0]).not.toMatch(/^cmd: [^ ]*epoch_001\.npz:/);
+    expect(readdirSync(tmp)).toEqual([]);
+  });
 });

@@ -4,6 +4,7 @@ their npy header needs (issue 12, point 3). Run with Debian's python3 (numpy):
 - bomb.npz:       member w.npy = a real (4,) float32 npy followed by 64 MiB of zeros (~64 KB deflated)
 - huge-shape.npz: member w.npy whose header declares shape (2**40,) float32 but holds 16 bytes
 - ok.npz:         np.savez_compressed of the same (4,) array, for contrast
+- big.npz:        an honest 2.4 MB member (zeros), deflated to a few KB
 - deflated/:      three tiny checkpoints from np.savez_compressed (their members get inflated)
 """
 import io
@@ -32,6 +33,10 @@ np.lib.format.write_array_header_1_0(hdr, {'descr': '<f4', 'fortran_order': Fals
 write('huge-shape.npz', hdr.getvalue() + arr.tobytes())
 
 np.savez_compressed(os.path.join(out, 'ok.npz'), w=arr)
+
+# big.npz: an honest member (600,000 float32 zeros, 2.4 MB inflated, ~2.4 KB deflated) for the
+# full-scratch-disk case: its inflation fails on the disk, not on the archive.
+np.savez_compressed(os.path.join(out, 'big.npz'), w=np.zeros(600_000, dtype='<f4'))
 
 # deflated/epoch_00{1,2,3}.npz: a tiny trajectory written by np.savez_compressed, so reading it
 # inflates members into scratch space (the lenet5 fixtures are stored, not deflated).
