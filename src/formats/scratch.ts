@@ -6,10 +6,11 @@
  * Where it lives (docs/formats.md, "Scratch space"): a run that writes an output folder places
  * it beside that folder's staging folder (`.<out>.scratch-<pid>-<hex>`, see `placeScratchBeside`),
  * on the disk the user chose for outputs and with the same lifetime; commands without an output
- * folder (inspect) use a private folder under the system temp folder. Either way, scratch left
+ * folder (inspect), or whose output's parent folder does not exist yet, use a private folder
+ * under the system temp folder. Either way, scratch left
  * by a process that no longer runs (kill -9) is removed by the next run, which says so.
  */
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -67,8 +68,11 @@ function removeStale(parent: string, prefix: string): void {
 /** The scratch folder, created on first use; removed synchronously when the process exits. */
 export function scratchDir(): string {
   if (dir === undefined) {
-    const parent = beside === undefined ? tmpdir() : dirname(beside);
-    const prefix = beside === undefined ? 'cmd-scratch-' : `.${basename(beside)}.scratch-`;
+    // The output's parent may not exist yet (StagedDir makes it later); creating it here would
+    // leave an empty folder behind a run refused for bad input, so scratch falls back to temp.
+    const useBeside = beside !== undefined && existsSync(dirname(beside));
+    const parent = useBeside ? dirname(beside as string) : tmpdir();
+    const prefix = useBeside ? `.${basename(beside as string)}.scratch-` : 'cmd-scratch-';
     removeStale(parent, prefix);
     const d = join(parent, `${prefix}${process.pid}-${randomBytes(4).toString('hex')}`);
     mkdirSync(d, { recursive: false, mode: 0o700 });

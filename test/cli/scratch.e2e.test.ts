@@ -96,4 +96,23 @@ describe('scratch space', () => {
     expect(lines[0]).not.toMatch(/^cmd: [^ ]*epoch_001\.npz:/);
     expect(readdirSync(tmp)).toEqual([]);
   });
+
+  it('an -o whose parent does not exist yet: scratch falls back to the temp folder, no folder made on refusal', () => {
+    const root = tempDir();
+    const tmp = path.join(root, 'tmp');
+    mkdirSync(tmp);
+    const ck = deflatedCheckpoints(root);
+    const ok = run(['analyze', ck, '-o', path.join(root, 'a', 'b', 'out'), '-k', '40', '-m', '2', '-q'], { TMPDIR: tmp });
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stderr).toBe('');
+    expect(readdirSync(path.join(root, 'a', 'b'))).toEqual(['out']);
+    expect(readdirSync(tmp)).toEqual([]);
+    // Refused for bad input after two members were inflated: the missing parent is not created.
+    copyFileSync(fixture('npz-bombs', 'huge-shape.npz'), path.join(ck, 'epoch_003.npz'));
+    const bad = run(['analyze', ck, '-o', path.join(root, 'c', 'd', 'out'), '-k', '40', '-m', '2', '-q'], { TMPDIR: tmp });
+    expect(bad.status, bad.stderr).toBe(2);
+    expect(bad.stderr).toMatch(/epoch_003\.npz: member 'w\.npy': declares 144 bytes/);
+    expect(readdirSync(tmp)).toEqual([]);
+    expect(existsSync(path.join(root, 'c'))).toBe(false);
+  });
 });
