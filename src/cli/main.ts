@@ -9,6 +9,7 @@ import { CancelledError, CmdError, RuntimeError } from '../errors.ts';
 import { diskErrorText, reviveWorkerError } from '../io/disk-errors.ts';
 import { addOutputOptions, addSamplingOptions, addSelectionOptions, addWorkerOptions, baselinesArg, floatArg, intArg, modesArg } from './options.ts';
 import { setQuiet } from './terminal.ts';
+import { setScratchNote } from '../formats/scratch.ts';
 import { interruptSignal, installSignalHandlers } from './signals.ts';
 import type { InspectFlags } from './commands/inspect.ts';
 import type { AnalyzeFlags } from './commands/analyze.ts';
@@ -153,7 +154,11 @@ function exitCodeOf(error: unknown): number {
 export async function main(argv: string[]): Promise<void> {
   installSignalHandlers();
   const program = buildProgram();
-  if (argv.includes('--quiet') || argv.includes('-q')) setQuiet(true);
+  if (argv.includes('--quiet') || argv.includes('-q')) {
+    setQuiet(true);
+    // -q promises no notes on stderr, including those about removed scratch leftovers.
+    setScratchNote(() => undefined);
+  }
   try {
     await program.parseAsync(argv);
   } catch (thrown) {

@@ -10,13 +10,14 @@ import { pipeline } from 'node:stream/promises';
 import { crc32, deflateRawSync } from 'node:zlib';
 import yauzl from 'yauzl';
 import type { Entry, ZipFile } from 'yauzl';
-import { InputError } from '../errors.ts';
+import { InputError, RuntimeError } from '../errors.ts';
 import { elementCount } from './dtype.ts';
-import { checkWritableNames, npyHeaderBytes, npyTensor, writeBytesAt } from './npy.ts';
+import { checkWritableNames, npyHeaderBytes, npyTensor, parseNpyHeaderText, writeBytesAt } from './npy.ts';
+import { diskErrorText } from '../io/disk-errors.ts';
 import { writeFileAtomicWith as writeFileAtomic } from '../io/atomic-file.ts';
 import { scratchPath } from './scratch.ts';
-import { openRegular } from '../io/open-regular.ts';
-import type { FileHandle } from 'node:fs/promises';
+import { closeSync } from 'node:fs';
+import { openRegularSync } from '../io/open-regular.ts';
 import type { CheckpointContents, StoredTensor, TensorToWrite } from './types.ts';
 import { DTYPES } from './dtype.ts';
 
@@ -32,7 +33,81 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Inflates a deflated member into a scratch file, checking its size (yauzl) and CRC-32 (here). */
+/** The npy header is read before anything is inflated to disk; numpy's are far below this. */
+const MAX_NPY_PREFIX = (1 << 20) + 12;
+const NPY_MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
+
+/**
+ * The full byte size of the .npy that starts with `head` (prefix + header + product(shape) ×
+ * itemsize), or undefined while `head` is too short to tell. Throws InputError for a header
+ * that is not an npy header.
+ */
+function npyTotalBytes(head: Buffer, path: string, member: string): number | undefined {
+  if (head.length < 10) return undefined;
+  if (!head.subarray(0, 6).equals(NPY_MAGIC)) throw memberError(path, member, 'npy-magic', `not an .npy member: expected magic \\x93NUMPY, found ${head.subarray(0, 8).toString('hex')}`);
+  const major = head[6];
+  if ((major !== 1 && major !== 2 && major !== 3) || head[7] !== 0) throw memberError(path, member, 'npy-version', `unsupported .npy format version ${major}.${head[7]}`);
+  const prefix = major === 1 ? 10 : 12;
+  if (head.length < prefix) return undefined;
+  const headerLen = major === 1 ? head.readUInt16LE(8) : head.readUInt32LE(8);
+  if (prefix + headerLen > MAX_NPY_PREFIX) throw memberError(path, member, 'npy-header-too-large', `npy header length ${headerLen} exceeds the ${MAX_NPY_PREFIX - 12}-byte limit`);
+  if (head.length < prefix + headerLen) return undefined;
+  const raw = head.subarray(prefix, prefix + headerLen);
+  const text = major === 3 ? raw.toString('utf8') : raw.toString('latin1');
+  const { descr, shape } = parseNpyHeaderText(text, { file: path, member });
+  const dataBytes = elementCount(shape) * DTYPES[descr.dtype].bytes;
+  if (!Number.isSafeInteger(dataBytes)) throw memberError(path, member, 'npy-shape', `shape (${shape.join(', ')}) has too many elements`);
+  return prefix + headerLen + dataBytes;
+}
+
+/**
+ * Passes the inflated bytes through only once the member's npy header is known, and only as
+ * many as that header's shape and dtype need: a member whose declared size differs from what
+ * its header needs is refused before a byte reaches the disk, and inflation stops at the bound
+ * (a zip bomb never fills the scratch disk). docs/formats.md, npz.
+ */
+function boundedByNpyHeader(path: string, entry: Entry): Transform {
+  const member = entry.fileName;
+  let head: Buffer | undefined = Buffer.alloc(0);
+  let limit = Infinity;
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > limit) return done(memberError(path, member, 'npz-member-size', `inflates past the ${limit} bytes its npy header (shape and dtype) needs`));
+      if (head === undefined) return done(null, chunk);
+      head = Buffer.concat([head, chunk]);
+      let need: number | undefined;
+      try {
+        need = npyTotalBytes(head, path, member);
+      } catch (e) {
+        return done(e as Error);
+      }
+      if (need === undefined) {
+        if (head.length >= MAX_NPY_PREFIX) return done(memberError(path, member, 'npy-header-too-large', 'no complete npy header in its first MiB'));
+        return done();
+      }
+      if (need !== entry.uncompressedSize) {
+        return done(memberError(path, member, 'npz-member-size', `declares ${entry.uncompressedSize} bytes inflated but its npy header (shape and dtype) needs ${need}`));
+      }
+      limit = need;
+      if (seen > limit) return done(memberError(path, member, 'npz-member-size', `inflates past the ${limit} bytes its npy header (shape and dtype) needs`));
+      const all = head;
+      head = undefined;
+      done(null, all);
+    },
+    flush(done) {
+      // Shorter than its header needs: reported by the npy reader as truncated data.
+      done(null, head?.length ? head : undefined);
+    },
+  });
+}
+
+/**
+ * Inflates a deflated member into a scratch file, bounded by its npy header, checking its
+ * size (yauzl) and CRC-32 (here). A disk error on the scratch file names the scratch file,
+ * not the input (the archive is fine; the disk is full).
+ */
 async function inflateToScratch(path: string, zip: ZipFile, entry: Entry): Promise<string> {
   const out = scratchPath(entry.fileName);
   let crc = 0;
@@ -44,9 +119,12 @@ async function inflateToScratch(path: string, zip: ZipFile, entry: Entry): Promi
         done(null, chunk);
       },
     });
-    await pipeline(stream, checksum, createWriteStream(out, { flags: 'wx' }));
+    await pipeline(stream, boundedByNpyHeader(path, entry), checksum, createWriteStream(out, { flags: 'wx' }));
   } catch (e) {
     await unlink(out).catch(() => undefined);
+    if (e instanceof InputError) throw e;
+    const disk = diskErrorText(e);
+    if (disk !== undefined) throw new RuntimeError(`${out}: cannot write scratch space (inflating member '${entry.fileName}' of ${path}): ${disk}`);
     const msg = errorText(e);
     const rule = /not enough bytes|unexpected end|overflows file bounds/i.test(msg) ? 'npz-member-truncated' : 'npz-member-corrupt';
     throw memberError(path, entry.fileName, rule, `cannot inflate (${msg})`);
@@ -100,9 +178,10 @@ async function memberTensor(path: string, zip: ZipFile, entry: Entry, name: stri
  * `.npy` is removed), in archive order. Errors name the archive and the member.
  */
 export async function readNpzCheckpoint(path: string): Promise<CheckpointContents> {
-  let fh: FileHandle;
+  // A raw descriptor: once yauzl has it, zip.close() closes it (FdSlicer.unref).
+  let fd: number;
   try {
-    fh = await openRegular(path);
+    fd = openRegularSync(path);
   } catch (e) {
     if (e instanceof InputError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
@@ -110,9 +189,9 @@ export async function readNpzCheckpoint(path: string): Promise<CheckpointContent
   }
   let zip: ZipFile;
   try {
-    zip = await yauzl.fromFdPromise(fh.fd, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true });
+    zip = await yauzl.fromFdPromise(fd, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true });
   } catch (e) {
-    await fh.close();
+    closeSync(fd);
     throw new InputError(path, `not a readable zip archive (${errorText(e)})`, 'npz-corrupt');
   }
   try {
@@ -143,9 +222,7 @@ export async function readNpzCheckpoint(path: string): Promise<CheckpointContent
     // `np.savez_compressed` deflates every member; writers keep that choice (docs/formats.md).
     return { format: 'npz', files: [path], tensors, metadata: {}, extras: { compressed } };
   } finally {
-    // yauzl's fromFd leaves the descriptor to its owner (FdSlicer without autoClose).
     zip.close();
-    await fh.close();
   }
 }
 

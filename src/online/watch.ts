@@ -18,6 +18,7 @@ import { CancelledError, InputError, UsageError } from '../errors.ts';
 import type { FormatName, StoredTensor } from '../formats/types.ts';
 import { MODEL_FILE } from '../pipeline/model-file.ts';
 import { refuseInputOverlap } from '../output/input-guard.ts';
+import { placeScratchBeside } from '../formats/scratch.ts';
 import { RunLock } from '../output/run-lock.ts';
 import { writeHeatmap, writeReport, writeSamples } from '../output/run-outputs.ts';
 import { OnlineEngine, type NewCheckpoint, type OnlineOptions, type WarmUp } from './engine.ts';
@@ -142,6 +143,7 @@ function checkSameRun(engine: OnlineEngine, o: WatchOptions): void {
 export async function watchCheckpoints(o: WatchOptions): Promise<WatchEnd> {
   // The watched folder is the input: -o is refused when it is, holds or lies inside it (--force too).
   const out = await refuseInputOverlap(o.out, [o.dir]);
+  placeScratchBeside(out);
   const lock = await RunLock.acquire(out, o.log);
   try {
     return await watchLocked(o, out);

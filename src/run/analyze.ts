@@ -11,6 +11,7 @@ import { resolveHooks, type RunHooks } from './hooks.ts';
 import { checkSampleFlags, loadOptionsFrom, readSamplesFile, type AnalyzeRunOptions } from './options.ts';
 import { processFacts, writeRunInfo } from './run-info.ts';
 import { stageOutput } from './staging.ts';
+import { placeScratchForRun } from '../output/run-scratch.ts';
 
 export interface AnalyzeRun {
   /** The output folder as given. */
@@ -25,6 +26,7 @@ export async function analyze(dir: string, options: AnalyzeRunOptions = {}, runH
   if (options.online && options.skipNonfinite) throw new UsageError('--skip-nonfinite is not supported with --online');
   const samplesFrom = options.samplesFrom ? await readSamplesFile(options.samplesFrom) : undefined;
   const load = await loadOptionsFrom(options);
+  await placeScratchForRun(out, dir);
   const set = await loadCheckpointSet(dir, load);
   for (const n of set.notes) hooks.log(`note: ${n}`);
   const staged = await stageOutput(out, Boolean(options.force), set, [options.samplesFrom, options.tensorTable], options.html);

@@ -25,6 +25,7 @@ import { checkSampleFlags, loadOptionsFrom, readSamplesFile, type ReconstructRun
 import { decompositionKey, keyDifference, type DecompositionKey } from './provenance.ts';
 import { processFacts, readRunInfo, writeRunInfo, type RunInfo } from './run-info.ts';
 import { stageOutput } from './staging.ts';
+import { placeScratchForRun } from '../output/run-scratch.ts';
 
 export interface ReconstructRun {
   out: string;
@@ -219,6 +220,7 @@ export async function reconstruct(dirArg: string | undefined, options: Reconstru
     m.close();
   }
   const load = await loadOptionsFrom(options);
+  await placeScratchForRun(out, dir);
   const set = await loadCheckpointSet(dir, load);
   for (const n of set.notes) hooks.log(`note: ${n}`);
   if (options.online) return (await import('./online.ts')).reconstructOnline(set, options, load, samplesFrom, spec, hooks);
