@@ -125,7 +125,7 @@ export async function runOnlineAnalysis(set: CheckpointSet, flags: AnalyzeFlags,
   const options = onlineOptions(flags, F, samplesFrom, set.space.total);
   const { report } = await onlineAnalysis(
     set,
-    { ...options, signal: interruptSignal, progress: createProgress(flags) },
+    { ...options, signal: interruptSignal, progress: createProgress(flags), onNote: (await import('../cli/terminal.ts')).warn },
     stagingDir,
     undefined,
     embed,

@@ -7,7 +7,7 @@ import type { RunReport } from '../../output/report-schema.ts';
 import { loadOptionsFrom, type SelectionFlags } from '../options.ts';
 import { createProgress } from '../progress.ts';
 import { interruptSignal } from '../signals.ts';
-import { chalkFor, formatBytes, formatTable, logLine, writeOut } from '../terminal.ts';
+import { chalkFor, formatBytes, formatTable, logLine, warn, writeOut } from '../terminal.ts';
 
 export interface AnalyzeFlags extends SelectionFlags {
   out: string;
@@ -61,6 +61,8 @@ export async function runAnalysis(set: CheckpointSet, flags: AnalyzeFlags, stagi
     skipNonFinite: flags.skipNonfinite,
     baselines: flags.baselines?.length ? { kinds: flags.baselines, lastK: flags.avgLast ?? 5, beta: flags.emaBeta ?? 0.9 } : undefined,
     samples: samplesFrom ? samplesFrom.length : Math.min(samples, set.space.total),
+    samplesRequested: samplesFrom ? samplesFrom.length : samples,
+    onNote: warn,
     seed,
     samplesFrom,
     workers: flags.workers,
