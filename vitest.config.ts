@@ -9,6 +9,9 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Two test files at a time even on a 2-core machine (vitest's default there is one): the e2e
+    // files spend most of their time waiting on the CLI child they spawned.
+    maxWorkers: 2,
     // The JSON file gives .ci/run the plain "N passed, N failed" line the landing check reads.
     reporters: ['default', 'json'],
     outputFile: { json: '.vitest-results.json' },

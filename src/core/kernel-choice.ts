@@ -14,7 +14,8 @@ export type KernelChoice = 'auto' | 'js';
 /** The environment variable that carries the choice into worker threads (and from a shell). */
 export const KERNEL_ENV = 'CMD_KERNEL';
 
-function fromEnv(value: string | undefined): KernelChoice {
+/** The choice a CMD_KERNEL value asks for; anything but auto, wasm, js or empty is a usage error. */
+export function parseKernelEnv(value: string | undefined): KernelChoice {
   if (value === undefined || value === '' || value === 'auto' || value === 'wasm') return 'auto';
   if (value === 'js') return 'js';
   throw new UsageError(`${KERNEL_ENV} must be auto, wasm or js, got '${value}'`);
@@ -24,7 +25,7 @@ let choice: KernelChoice | undefined;
 
 /** The choice in force on this thread (read from CMD_KERNEL until setKernel is called). */
 export function kernelChoice(): KernelChoice {
-  choice ??= fromEnv(process.env[KERNEL_ENV]);
+  choice ??= parseKernelEnv(process.env[KERNEL_ENV]);
   return choice;
 }
 

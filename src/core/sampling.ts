@@ -80,6 +80,22 @@ export function planBalancedSample(layerSizes: readonly number[], k: number): Ba
   return { counts, countsBeforeRemainder, remainder, remainderLayer, total };
 }
 
+/**
+ * The warning when fewer parameters were sampled than asked for, or undefined when K is what
+ * was asked. Two caps can apply: K cannot exceed the N modelled parameters, and the balanced
+ * scheme drops a layer's proportional share that does not fit in it (see
+ * {@link planBalancedSample}), so a large K on a small model gives fewer samples. Both change
+ * K, which the user chose, so they are said, never silent (issue 9, defect 10).
+ */
+export function sampleShortfallNote(requested: number, used: number, N: number, scheme: SamplingScheme | 'file'): string | undefined {
+  if (used >= requested) return undefined;
+  const why =
+    requested > N
+      ? `only ${N} parameters are modelled${used < N ? `, and the ${scheme} sampling scheme places ${used} of them` : ''}`
+      : `the ${scheme} sampling scheme (balanced per layer) drops a layer's proportional share that does not fit in the layer`;
+  return `--samples ${requested} gives ${used} sampled parameters (K = ${used}): ${why}; report.json records both (method.samplesRequested, method.samples)`;
+}
+
 /** Options of {@link drawSamples}. */
 export interface DrawSamplesOptions {
   /** Sizes of the layers (tensors) in vector order. */

@@ -33,6 +33,8 @@ export interface OnlineOptions {
   samples: number;
   /** What the report calls samplesRequested (default: `samples`, or the file's count). */
   samplesRequested?: number;
+  /** Told when the warm-up departs from what was asked (fewer samples than requested). */
+  onNote?: (line: string) => void;
   seed: number;
   samplesFrom?: [string, number][];
   workers?: number;
@@ -133,7 +135,7 @@ export class OnlineEngine {
     const F = options.warmup;
     const window = { from: 0, to: F + 1 };
     const threads = Math.max(1, options.workers ?? defaultWorkerCount());
-    const decomposeOptions = { modes: options.modes, samples: options.samples, seed: options.seed, samplesFrom: options.samplesFrom, window, signal: options.signal, progress: options.progress };
+    const decomposeOptions = { modes: options.modes, samples: options.samples, samplesRequested: options.samplesRequested, onNote: options.onNote, seed: options.seed, samplesFrom: options.samplesFrom, window, signal: options.signal, progress: options.progress };
     const plan = planTrajectory(set);
     plan.stored = plan.stored.slice(0, F + 1);
     const rest = extra.continueWith;

@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import type { CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 import { globalIndex, locate } from '../checkpoints/parameter-space.ts';
 import { absCorrelation, rowDistances, splitRowsByPairs, condensedLength } from '../core/correlation.ts';
-import { drawSamples } from '../core/sampling.ts';
+import { drawSamples, sampleShortfallNote } from '../core/sampling.ts';
 import { linkageComplete } from '../core/linkage.ts';
 import { fclusterMaxclust } from '../core/fcluster.ts';
 import { numberModes, pickReferences } from '../core/modes.ts';
@@ -35,8 +35,12 @@ export interface AnalyzeOptions {
   modes: number;
   /** More mode counts fitted in the same pass (a sweep); their models go to `sweep/`. */
   sweepModes?: number[];
-  /** K, the number of sampled parameters. */
+  /** K, the number of sampled parameters (the sampling may give fewer: see `samplesRequested`). */
   samples: number;
+  /** K as the user asked for it, before any cap (default: `samples`); a shortfall goes to `onNote`. */
+  samplesRequested?: number;
+  /** Called with one line when the run departs from what was asked (e.g. fewer samples than requested). */
+  onNote?: (line: string) => void;
   seed: number;
   /** Use these samples ([tensor, element] pairs, in order) instead of drawing them. */
   samplesFrom?: [string, number][];
@@ -177,6 +181,10 @@ export async function decompose(set: CheckpointSet, options: AnalyzeOptions, poo
   let indices = resolved.indices;
   const sampling = resolved.sampling;
   let K = indices.length;
+  if (sampling !== 'file') {
+    const note = sampleShortfallNote(options.samplesRequested ?? options.samples, K, N, sampling);
+    if (note) options.onNote?.(note);
+  }
   validateSizes(N, T, K, options.modes);
   const reader = new TrajectoryReader(planTrajectory(set));
   try {

@@ -11,10 +11,10 @@ import { formatGateValue, type GateResult, type ReportRun } from './gates.ts';
 import { loadHeatmap, loadReferences, type HeatmapData, type Loaded, type References } from './html-data.ts';
 import { loadRun } from './load.ts';
 import { baselineRows, ratio, seriesErrors, sweepRows } from './compare-rows.ts';
-import { finalAccuracy, fixed, lastRelativeError, pct, plural } from './metrics.ts';
+import { finalAccuracy, fixed, lastRelativeError, pct, plural, samplesText } from './metrics.ts';
 import { encodePngRgb } from './png.ts';
 import { sweepCharts } from './sweep-charts.ts';
-import { emptyChart, esc, heatmapChart, lineChart, seriesColour, shareBarChart, viridis, type LineSeries } from './svg.ts';
+import { emptyChart, esc, heatmapChart, lineChart, seriesColour, shareBarChart, viridis, W, type LineSeries } from './svg.ts';
 
 export interface HtmlInputs {
   run: ReportRun;
@@ -178,7 +178,7 @@ function facts(inp: HtmlInputs): string {
   const a = finalAccuracy(r);
   const items = [
     ['modes', `${r.method.modes} (${r.method.modesRequested} requested)`],
-    ['samples', `${r.method.samples} (${r.method.sampling}, seed ${r.method.seed ?? 'from file'})`],
+    ['samples', `${samplesText(r)} (${r.method.sampling}, seed ${r.method.seed ?? 'from file'})`],
     ['parameters', `${r.input.modelledParameters.toLocaleString('en-US')} in ${r.input.modelledTensors} tensors`],
     ['checkpoints', `${r.checkpoints.length} (${r.input.format})`],
     ['last relative error', pct(lastRelativeError(r))],
@@ -196,8 +196,12 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;bac
 h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px}
 .sub{color:#666;margin:0 0 16px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0 0 16px} dt{color:#666} dd{margin:0}
-.charts{display:grid;grid-template-columns:repeat(2,${600}px);gap:16px 24px}
-.charts .wide{grid-column:1/-1} .pair{display:flex;gap:24px}
+h1,.sub,dd{overflow-wrap:anywhere}
+/* Two ${W}px chart columns where they fit, else one; below ${W}px the charts scale down (docs/report.md, "HTML report"). */
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,${W}px),${W}px));gap:16px 24px}
+.charts .wide{grid-column:1/-1} .pair{display:flex;flex-wrap:wrap;gap:24px}
+svg{max-width:100%;height:auto}
+table{display:block;max-width:100%;overflow-x:auto}
 figure{margin:0} figcaption{margin-bottom:4px} figcaption span{color:#666;font-size:12px}
 svg{display:block;background:#fff;overflow:visible}
 svg text{font-size:11px;fill:#333} svg .label{font-size:12px;fill:#222} svg .empty{font-size:13px;fill:#888}

@@ -47,6 +47,12 @@ export function fixed(x: number | undefined, digits = 4): string {
   return Number.isFinite(x) ? x.toFixed(digits) : String(x);
 }
 
+/** "2161 sampled", or "2161 sampled (100000 requested)" when the sampling gave fewer than asked. */
+export function samplesText(r: RunReport): string {
+  const { samples, samplesRequested } = r.method;
+  return samples < samplesRequested ? `${samples} sampled (${samplesRequested} requested)` : `${samples} sampled`;
+}
+
 /** "1 gate" / "3 gates". */
 export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;

@@ -6,7 +6,7 @@ import { formatBytes } from './text.ts';
 import { fromNum, type NumValue } from '../output/report-schema.ts';
 import { formatGateValue, gateLine, type GateResult, type ReportRun } from './gates.ts';
 import { baselineRows, ratio, seriesErrors, sweepRows } from './compare-rows.ts';
-import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct, plural } from './metrics.ts';
+import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct, plural, samplesText } from './metrics.ts';
 
 /** Pipes and newlines would break a table row. */
 function cell(s: string): string {
@@ -30,7 +30,7 @@ export function renderMarkdown(run: ReportRun, gates: readonly GateResult[], bas
   const r = run.report;
   const out: string[] = [gateHeadline(gates), ''];
   out.push(
-    `\`${run.file}\`: ${r.method.modes} modes from ${r.method.samples} sampled of ${r.input.modelledParameters.toLocaleString('en-US')} parameters over ${r.checkpoints.length} checkpoints (${r.input.format}); ` +
+    `\`${run.file}\`: ${r.method.modes} modes from ${samplesText(r)} of ${r.input.modelledParameters.toLocaleString('en-US')} parameters over ${r.checkpoints.length} checkpoints (${r.input.format}); ` +
       `relative reconstruction error last ${pct(lastRelativeError(r))}, mean ${pct(finiteMean(r.checkpoints.map((c) => fromNum(c.relativeError))))}; ` +
       `model ${formatBytes(r.storage.modelBytes)} vs ${formatBytes(r.storage.checkpointsBytes)} of checkpoints.`,
     '',

@@ -4,7 +4,7 @@ import { formatBytes, formatTable } from './text.ts';
 import { fromNum, type NumValue, type RunReport } from '../output/report-schema.ts';
 import { formatGateValue, type GateResult, type ReportRun } from './gates.ts';
 import { baselineRows, ratio, seriesErrors, sweepRows } from './compare-rows.ts';
-import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct, plural } from './metrics.ts';
+import { finalAccuracy, finiteMean, fixed, lastRelativeError, pct, plural, samplesText } from './metrics.ts';
 
 type Metrics = { accuracy?: NumValue; loss?: NumValue; error?: string };
 
@@ -22,7 +22,7 @@ function ptsCell(orig: Metrics, cmd: Metrics): string {
 }
 
 function headline(r: RunReport, file: string): string {
-  return `${file}: ${r.method.modes} modes (${r.method.modesRequested} requested), ${r.method.samples} sampled of ${r.input.modelledParameters.toLocaleString('en-US')} parameters, ${r.checkpoints.length} checkpoints (${r.input.format}, ${r.tool.name} ${r.tool.version})`;
+  return `${file}: ${r.method.modes} modes (${r.method.modesRequested} requested), ${samplesText(r)} of ${r.input.modelledParameters.toLocaleString('en-US')} parameters, ${r.checkpoints.length} checkpoints (${r.input.format}, ${r.tool.name} ${r.tool.version})`;
 }
 
 function modesTable(r: RunReport): string {

@@ -57,6 +57,8 @@ export async function decompose(set: CheckpointSet, o: AnalyzeRunOptions, load: 
     skipNonFinite: o.skipNonfinite,
     baselines: o.baselines?.length ? { kinds: o.baselines, lastK: o.avgLast ?? DEFAULTS.avgLast, beta: o.emaBeta ?? DEFAULTS.emaBeta } : undefined,
     samples: samplesFrom ? samplesFrom.length : Math.min(samples, set.space.total),
+    samplesRequested: samplesFrom ? samplesFrom.length : samples,
+    onNote: hooks.warn,
     seed,
     samplesFrom,
     workers: o.workers,
@@ -82,7 +84,7 @@ async function decomposeOnline(set: CheckpointSet, o: AnalyzeRunOptions, load: L
   const embed = resolveEmbedOptions(o);
   const F = resolveWarmup(o.warmup, set.checkpoints.length);
   const options = onlineOptions(o, F, samplesFrom, set.space.total);
-  const run = await onlineAnalysis(set, { ...options, signal: hooks.signal, progress: hooks.progress }, stagingDir, undefined, embed);
+  const run = await onlineAnalysis(set, { ...options, signal: hooks.signal, progress: hooks.progress, onNote: hooks.warn }, stagingDir, undefined, embed);
   const { openCmdModel } = await import('../output/model-reader.ts');
   const model = await openCmdModel(path.join(stagingDir, MODEL_FILE));
   const sampleIndex = model.sampleIndex;

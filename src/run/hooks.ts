@@ -8,15 +8,19 @@ export interface RunHooks {
   signal?: AbortSignal;
   /** One line of notes or decisions (never the product). */
   log?: (line: string) => void;
+  /** A warning: the run goes on but did something other than asked (e.g. fewer samples). */
+  warn?: (line: string) => void;
   progress?: ProgressSink;
 }
 
 export interface ResolvedHooks {
   signal: AbortSignal;
   log: (line: string) => void;
+  warn: (line: string) => void;
   progress?: ProgressSink;
 }
 
 export function resolveHooks(h: RunHooks = {}): ResolvedHooks {
-  return { signal: h.signal ?? new AbortController().signal, log: h.log ?? (() => {}), progress: h.progress };
+  const log = h.log ?? (() => {});
+  return { signal: h.signal ?? new AbortController().signal, log, warn: h.warn ?? log, progress: h.progress };
 }

@@ -47,7 +47,7 @@ export async function reconstructOnline(set: CheckpointSet, o: ReconstructRunOpt
     const evalPositions = spec ? evaluationScope(positions, set.checkpoints.length, o.evalEvery) : [];
     const run = await onlineAnalysis(
       set,
-      { ...options, signal: hooks.signal, progress: hooks.progress },
+      { ...options, signal: hooks.signal, progress: hooks.progress, onNote: hooks.warn },
       staged.path,
       { positions: new Set([...positions, ...evalPositions].filter((p) => p >= F)), dir: snapshotDir },
     );

@@ -2,7 +2,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { activeDistanceKernel } from '../../src/core/correlation.ts';
 import { activeFitKernel } from '../../src/core/fit.ts';
-import { activeKernel, kernelChoice, setKernel, workerEnv } from '../../src/core/kernel-choice.ts';
+import { activeKernel, kernelChoice, parseKernelEnv, setKernel, workerEnv } from '../../src/core/kernel-choice.ts';
+import { UsageError } from '../../src/errors.ts';
 import { createPool } from '../../src/pipeline/pool.ts';
 
 afterEach(() => {
@@ -32,5 +33,11 @@ describe('setKernel', () => {
     expect(await workerKernels()).toEqual({ fit: 'js', distances: 'js' });
     setKernel('auto');
     expect(await workerKernels()).toEqual({ fit: 'wasm', distances: 'wasm' });
+  });
+
+  it('reads CMD_KERNEL: auto, wasm or empty mean WebAssembly where possible, js forces JavaScript, anything else is a usage error', () => {
+    expect([undefined, '', 'auto', 'wasm', 'js'].map(parseKernelEnv)).toEqual(['auto', 'auto', 'auto', 'auto', 'js']);
+    expect(() => parseKernelEnv('JS ')).toThrow(UsageError);
+    expect(() => parseKernelEnv('simd')).toThrow(/CMD_KERNEL must be auto, wasm or js, got 'simd'/);
   });
 });

@@ -129,12 +129,13 @@ describe('runEvalCommands', () => {
     }
   });
 
-  it('kills the whole process group on timeout', async () => {
+  // The hang command sleeps 60 s; the 30 s test timeout is the guard that it was really stopped
+  // (no assertion on wall-clock time), and a signal, not an exit status, ended it.
+  it('kills the whole process group on timeout', { timeout: 30_000 }, async () => {
     const pidFile = join(tmp, 'grandchild.pid');
     const ck = [{ index: 0, step: 1, name: 'hang', path: pidFile }];
-    const t0 = Date.now();
     const [r] = await runEvalCommands({ template: `${NODE} ${FAKE} hang {checkpoint}`, checkpoints: ck, timeoutMs: 700 });
-    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(r.exitCode).toBeNull();
     expect(r.timedOut).toBe(true);
     expect(r.error).toBe('timed out after 700 ms');
     expect(r.stderrTail).toEqual(['hanging']);
@@ -158,14 +159,12 @@ describe('runEvalCommands', () => {
     expect(peak).toBe(2);
   });
 
-  it('kills running commands and rejects when aborted', async () => {
+  it('kills running commands and rejects when aborted', { timeout: 30_000 }, async () => {
     const controller = new AbortController();
     const pidFile = join(tmp, 'abort.pid');
     const ck = [{ index: 0, step: 1, name: 'hang', path: pidFile }];
     setTimeout(() => controller.abort(), 500);
-    const t0 = Date.now();
     await expect(runEvalCommands({ template: `${NODE} ${FAKE} hang {checkpoint}`, checkpoints: ck, signal: controller.signal })).rejects.toBeInstanceOf(CancelledError);
-    expect(Date.now() - t0).toBeLessThan(10_000);
     await new Promise((res) => setTimeout(res, 200));
     expect(isAlive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
   });

@@ -5,10 +5,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
+import fs, { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { fixture, repoRoot, tempDir } from '../helpers/tmp.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixture, repoRoot } from '../helpers/tmp.ts';
 
 const cli = path.join(repoRoot, 'bin', 'cmd.js');
 const input = fixture('lenet5-fmnist', 'npz');
@@ -18,8 +19,7 @@ const STABLE = ['cmd-model.safetensors', 'report.json', 'samples.json', 'sampled
 
 function analyze(out: string, ...extra: string[]): Record<string, string> {
   const r = spawnSync(process.execPath, [cli, 'analyze', input, '-o', out, '--modes', '10', '--samples', '1000', '--chunk-size', String(CHUNK), '--quiet', ...extra], { encoding: 'utf8' });
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
+  if (r.status !== 0 || r.stderr !== '') throw new Error(`cmd analyze ${extra.join(' ')} exited ${r.status}: ${r.stderr}`);
   return Object.fromEntries(STABLE.map((f) => [f, createHash('sha256').update(fs.readFileSync(path.join(out, f))).digest('hex')]));
 }
 
@@ -33,16 +33,26 @@ function sampleIndex(out: string): BigInt64Array {
 }
 
 describe('cmd analyze determinism', () => {
+  // Four runs shared by the tests: seed 7 with 1, 2 and 3 workers (three separate processes, so
+  // also the repeat of one seed), and seed 8 with the default worker count.
+  let dir: string;
+  let runs: Record<string, string>[];
+  let other: Record<string, string>;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'cmd-determinism-'));
+    runs = ['1', '2', '3'].map((w) => analyze(path.join(dir, `w${w}`), '--workers', w, '--seed', '7'));
+    other = analyze(path.join(dir, 'seed8'), '--seed', '8');
+  });
+  afterAll(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('the input spans at least 8 chunks', () => {
-    const dir = tempDir();
-    analyze(path.join(dir, 'o'), '--workers', '1');
-    const report = JSON.parse(fs.readFileSync(path.join(dir, 'o', 'report.json'), 'utf8'));
+    const report = JSON.parse(fs.readFileSync(path.join(dir, 'w1', 'report.json'), 'utf8'));
     expect(Math.ceil(report.input.modelledParameters / CHUNK)).toBeGreaterThanOrEqual(8);
   });
 
   it('gives byte-identical model and report with 1, 2 and 3 workers', () => {
-    const dir = tempDir();
-    const runs = ['1', '2', '3'].map((w) => analyze(path.join(dir, `w${w}`), '--workers', w));
     expect(runs[1]).toEqual(runs[0]);
     expect(runs[2]).toEqual(runs[0]);
     // The worker count did take effect (run-info records it), so the runs really differed.
@@ -51,15 +61,12 @@ describe('cmd analyze determinism', () => {
   });
 
   it('repeats itself for the same seed and draws other samples for another seed', () => {
-    const dir = tempDir();
-    const a = analyze(path.join(dir, 'a'), '--seed', '7');
-    const b = analyze(path.join(dir, 'b'), '--seed', '7');
-    const c = analyze(path.join(dir, 'c'), '--seed', '8');
+    const [a, b] = runs;
     expect(b).toEqual(a);
-    expect(c['samples.json']).not.toBe(a['samples.json']);
-    expect(c['cmd-model.safetensors']).not.toBe(a['cmd-model.safetensors']);
-    const sa = sampleIndex(path.join(dir, 'a'));
-    const sc = sampleIndex(path.join(dir, 'c'));
+    expect(other['samples.json']).not.toBe(a['samples.json']);
+    expect(other['cmd-model.safetensors']).not.toBe(a['cmd-model.safetensors']);
+    const sa = sampleIndex(path.join(dir, 'w1'));
+    const sc = sampleIndex(path.join(dir, 'seed8'));
     expect(sa).toHaveLength(1000);
     expect(sc).toHaveLength(1000);
     // Different draws, not a permutation of the same ones.

@@ -39,7 +39,8 @@ const hasStaging = (parent: string) => fs.readdirSync(parent).some((d) => d.star
 
 /**
  * Starts analyze, waits for `ready(parent)` (polling) and `delayMs` more, sends SIGINT and reports how the
- * process ended and how long it took after the signal.
+ * process ended. A run that ignores SIGINT fails the 15 s hang guard below (a guard against a
+ * stuck process, not an assertion on speed: the run would otherwise finish with outputs).
  */
 async function interruptWhen(ready: (parent: string) => boolean, delayMs: number, extra: string[]) {
   const parent = tempDir('cmd-interrupt-out-');
@@ -58,7 +59,6 @@ async function interruptWhen(ready: (parent: string) => boolean, delayMs: number
   }
   await sleep(delayMs);
   if (exitedEarly) throw new Error(`analyze ended before it could be interrupted: ${stderr}`);
-  const sentAt = Date.now();
   child.kill('SIGINT');
   const end = await Promise.race([ended, sleep(15_000).then(() => undefined)]);
   if (!end) {
@@ -67,7 +67,7 @@ async function interruptWhen(ready: (parent: string) => boolean, delayMs: number
   }
   // A shell reports death by SIGINT as 128 + 2 = 130, same as exiting with 130.
   const status = end.code ?? (end.signal === 'SIGINT' ? 130 : -1);
-  return { status, seconds: (Date.now() - sentAt) / 1000, stderr, left: fs.readdirSync(parent) };
+  return { status, stderr, left: fs.readdirSync(parent) };
 }
 
 describe('cmd analyze on SIGINT', () => {
@@ -75,7 +75,6 @@ describe('cmd analyze on SIGINT', () => {
     // Pass 2 has started once the pre-sized model file exists; let it run a little longer.
     const r = await interruptWhen((p) => stagedModel(p) !== '', 100, ['--workers', '1', '--chunk-size', '5000']);
     expect(r.status).toBe(130);
-    expect(r.seconds).toBeLessThan(5);
     expect(r.left).toEqual([]);
     expect(r.stderr).toMatch(/interrupted/);
   });
@@ -83,7 +82,6 @@ describe('cmd analyze on SIGINT', () => {
   it('exits 130 and leaves nothing behind when interrupted before pass 2', async () => {
     const r = await interruptWhen(hasStaging, 0, ['--workers', '2']);
     expect(r.status).toBe(130);
-    expect(r.seconds).toBeLessThan(5);
     expect(r.left).toEqual([]);
   });
 });

@@ -27,11 +27,11 @@ const HEIGHT = 4000;
 const CHARTS = ['accuracy', 'reconstruction-error', 'mode-sizes', 'references', 'correlation'];
 
 
-function runChromium(bin: string, profile: string, args: string[], url: string): string {
+function runChromium(bin: string, profile: string, args: string[], url: string, width = WIDTH): string {
   // One run can do both --dump-dom and --screenshot (same layout, half the browser start-ups).
   const r = spawnSync(
     bin,
-    ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--hide-scrollbars', '--force-device-scale-factor=1', `--user-data-dir=${profile}`, `--window-size=${WIDTH},${HEIGHT}`, ...args, url],
+    ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--hide-scrollbars', '--force-device-scale-factor=1', `--user-data-dir=${profile}`, `--window-size=${width},${HEIGHT}`, ...args, url],
     { encoding: 'utf8', timeout: 90_000, maxBuffer: 64 << 20 },
   );
   if (r.status !== 0) throw new Error(`chromium ${args.join(' ')} exited ${r.status}: ${r.stderr.split('\n').slice(-5).join(' | ')}`);
@@ -45,9 +45,9 @@ interface Page {
 }
 
 /** Renders `htmlFile` once: the serialized DOM and a screenshot (copied to $CMD_TEST_ARTIFACTS when set). */
-function renderPage(bin: string, root: string, htmlFile: string, artifact: string): Page {
+function renderPage(bin: string, root: string, htmlFile: string, artifact: string, width = WIDTH): Page {
   const png = path.join(root, artifact);
-  const dom = runChromium(bin, path.join(root, `profile-${artifact}`), ['--dump-dom', `--screenshot=${png}`], pathToFileURL(htmlFile).href);
+  const dom = runChromium(bin, path.join(root, `profile-${artifact}`), ['--dump-dom', `--screenshot=${png}`], pathToFileURL(htmlFile).href, width);
   const keep = process.env.CMD_TEST_ARTIFACTS;
   if (keep) {
     mkdirSync(keep, { recursive: true });
@@ -92,6 +92,8 @@ describe.skipIf(!haveTools('chromium'))('HTML report rendered by headless Chromi
   let charts: Map<string, Chart>;
   let shot: Image;
   let sweepPage: Page;
+  let htmlFile: string;
+  let sweepFile: string;
 
   beforeAll(() => {
     const chromium = 'chromium';
@@ -108,11 +110,11 @@ describe.skipIf(!haveTools('chromium'))('HTML report rendered by headless Chromi
     }
     report = JSON.parse(readFileSync(path.join(run, 'report.json'), 'utf8'));
     baseline = JSON.parse(readFileSync(path.join(base, 'report.json'), 'utf8'));
-    const htmlFile = path.join(root, 'report.html');
+    htmlFile = path.join(root, 'report.html');
     const r = cmd(['report', run, '--baseline', base, '--max-recon-error', '1', '--html', htmlFile]);
     if (r.status !== 0) throw new Error(`cmd report failed (${r.status}): ${r.stderr}`);
     ({ html, charts, shot } = renderPage(chromium, root, htmlFile, 'report.png'));
-    const sweepFile = path.join(root, 'sweep.html');
+    sweepFile = path.join(root, 'sweep.html');
     const s = cmd(['report', base, '--html', sweepFile]);
     if (s.status !== 0) throw new Error(`cmd report (sweep) failed (${s.status}): ${s.stderr}`);
     sweepPage = renderPage(chromium, root, sweepFile, 'report-sweep.png');
@@ -196,6 +198,26 @@ describe.skipIf(!haveTools('chromium'))('HTML report rendered by headless Chromi
     const [left, top, w, h] = charts.get('correlation')!.box;
     expect(left + 2 * w).toBeLessThan(WIDTH);
     expect(colouredPixels(shot, [left + w + 30, top, w, h])).toBe(0);
+  });
+
+  it('reflows to the window: one chart column at 800 px with nothing cut off, two at 1400 px', () => {
+    for (const [width, columns] of [[800, 1], [1400, 2]] as const) {
+      for (const [file, name] of [[htmlFile, 'report'], [sweepFile, 'report-sweep']] as const) {
+        const page = renderPage('chromium', root, file, `${name}-${width}.png`, width);
+        const boxes = [...page.charts.entries()];
+        expect(boxes.length).toBeGreaterThanOrEqual(name === 'report' ? CHARTS.length : 2);
+        for (const [id, { box: [left, , w] }] of boxes) {
+          expect(left, `${name} ${id} at ${width} px`).toBeGreaterThanOrEqual(0);
+          expect(left + w, `${name} ${id} at ${width} px`).toBeLessThanOrEqual(width);
+          // Ink inside each box with data: the chart is drawn where its box says, not clipped away.
+          const chart = page.charts.get(id)!;
+          if (!chart.text.includes('class="empty"')) expect(colouredPixels(page.shot, chart.box), `${name} ${id} at ${width} px`).toBeGreaterThan(300);
+        }
+        const lefts = new Set(boxes.map(([, c]) => c.box[0]));
+        if (name === 'report') expect(lefts.size, `chart columns of ${name} at ${width} px`).toBe(columns);
+        else if (columns === 1) expect(lefts.size, `the Choosing M pair at ${width} px stacks`).toBe(1);
+      }
+    }
   });
 
   describe('the mode-sweep page', () => {

@@ -3,7 +3,7 @@ import { analyze } from '../../run/analyze.ts';
 import type { AnalyzeRunOptions } from '../../run/options.ts';
 import { createProgress } from '../progress.ts';
 import { interruptSignal } from '../signals.ts';
-import { chalkFor, formatBytes, formatTable, logLine, writeOut } from '../terminal.ts';
+import { chalkFor, formatBytes, formatTable, logLine, warn, writeOut } from '../terminal.ts';
 
 export interface AnalyzeFlags extends AnalyzeRunOptions {
   out: string;
@@ -14,7 +14,7 @@ export interface AnalyzeFlags extends AnalyzeRunOptions {
 
 /** The hooks every run command lends the run layer: Ctrl-C, stderr lines, progress bars. */
 export function cliHooks(flags: { quiet?: boolean; json?: boolean }) {
-  return { signal: interruptSignal, log: logLine, progress: createProgress(flags) };
+  return { signal: interruptSignal, log: logLine, warn, progress: createProgress(flags) };
 }
 
 export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<void> {
