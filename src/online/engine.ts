@@ -12,7 +12,7 @@ import { locate } from '../checkpoints/parameter-space.ts';
 import { CancelledError, InputError } from '../errors.ts';
 import { encodeFloats } from '../formats/dtype.ts';
 import type { StoredTensor } from '../formats/types.ts';
-import { decompose, distancesWantPool, modelMetadata, type AnalysisResult, type ProgressSink } from '../pipeline/analyze.ts';
+import { decompose, distancesWantPool, modelMetadata, type ProgressSink } from '../pipeline/analyze.ts';
 import { createPool } from '../pipeline/pool.ts';
 import type { PoolData } from '../pipeline/worker.ts';
 import type { Heatmap } from '../core/heatmap.ts';
@@ -20,6 +20,7 @@ import { chunkElements, planChunks, type Chunk } from '../pipeline/chunks.ts';
 import { createModelFile, modeDtypeFor, planModelFile, syncFile, writeAtPosition, type ModelLayout } from '../pipeline/model-file.ts';
 import { defaultWorkerCount } from '../pipeline/pool.ts';
 import type { RunReport } from '../output/report-schema.ts';
+import type { ReportResult, ReportSource } from '../output/report.ts';
 import { TrajectoryReader, planTrajectory } from '../trajectory/trajectory-reader.ts';
 import { addReferences, createModeSums, modeFit, solveChunk, type ModeFit, type ModeSums } from './kernel.ts';
 import { createTaskRunner, type TaskRunner } from './online-pool.ts';
@@ -450,16 +451,13 @@ export class OnlineEngine {
     const { buildReport } = await import('../output/report.ts');
     const { meta, state } = this;
     const T = state.t + 1;
-    // buildReport reads only these fields of the set (dir, format, checkpoint identities, space).
-    const set = {
+    const set: ReportSource = {
       dir: meta.source.dir,
       format: meta.source.format,
       checkpoints: state.checkpoints,
       space: { tensors: meta.tensors, carried: meta.carried, total: meta.N },
-      ignored: [],
-      notes: [],
-    } as unknown as CheckpointSet;
-    const result: AnalysisResult = {
+    };
+    const result: ReportResult = {
       modesRequested: meta.modesRequested,
       modes: meta.modes.map((m, i) => ({
         mode: i,
@@ -470,17 +468,12 @@ export class OnlineEngine {
       })),
       sampleIndices: Float64Array.from(meta.sampleIndex),
       sampling: meta.sampling,
-      refs: new Float32Array(0),
       checkpointErrors: state.errors.map((e) => ratio(e.errSq, e.normSq)),
       tensorErrors: meta.tensors.map((t, k) => ({ name: t.name, parameters: t.count, relativeError: ratio(state.tensorErrors[k].errSq, state.tensorErrors[k].normSq) })),
       modelPath: '',
       modelBytes: this.modelBytes(T),
       sweep: [],
       window: { from: 0, to: T },
-      heatmap: { size: 0, values: new Float32Array(0), modeStarts: [] },
-      timings: {},
-      bytesRead: state.bytesRead,
-      workers: this.runner.threads,
     };
     return buildReport({ set, result, seed: meta.seed, samplesRequested: meta.samplesRequested, variant: 'online', warmup: meta.warmup });
   }

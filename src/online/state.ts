@@ -14,8 +14,11 @@
  */
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
 import type { CarriedTensor, ModelledTensor } from '../checkpoints/parameter-space.ts';
 import { writeFullySync } from '../io/atomic-file.ts';
+import { InputError } from '../errors.ts';
+import { DTYPES, type DType } from '../formats/dtype.ts';
 import { writeFileAtomic } from '../output/atomic.ts';
 import { writingToSync } from '../io/disk-errors.ts';
 import type { ChunkSums, ModeSums } from './kernel.ts';
@@ -114,7 +117,7 @@ export function readAllSync(file: string, bytes: number, position = 0): ArrayBuf
     let done = 0;
     while (done < bytes) {
       const n = fs.readSync(fd, view, done, bytes - done, position + done);
-      if (n === 0) throw new Error(`online state file ${file} is shorter than ${position + bytes} bytes`);
+      if (n === 0) throw new InputError(file, `online state file is shorter than ${position + bytes} bytes (corrupt; start over with --force)`, 'bad-state');
       done += n;
     }
   } finally {
@@ -146,13 +149,78 @@ export function readChunk(dir: string, chunk: number, t: number, n: number, mode
   };
 }
 
-async function readJson<T>(file: string): Promise<T | undefined> {
+const int = z.number().int().nonnegative();
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+const dtype = z.string().refine((d) => d in DTYPES, 'must be a dtype') as unknown as z.ZodType<DType>;
+const MetaSchema = z.object({
+  version: z.literal(STATE_VERSION),
+  warmup: int,
+  N: int,
+  M: z.number().int().positive(),
+  K: z.number().int().positive(),
+  chunkSize: z.number().int().positive(),
+  modeBytes: z.union([z.literal(1), z.literal(2)]),
+  float64: z.boolean(),
+  source: z.object({ dir: z.string(), format: z.string() }),
+  tensors: z.array(z.object({ name: z.string(), shape: z.array(int), dtype, offset: int, count: int })),
+  carried: z.array(z.object({ name: z.string(), shape: z.array(int), dtype, reason: z.enum(['scalar', 'integer', 'bool', 'excluded', 'empty']) })),
+  refIndex: z.array(int),
+  sampleIndex: z.array(int),
+  metadata: z.record(z.string(), z.string()),
+  modesRequested: z.number().int().positive(),
+  samplesRequested: int,
+  sampling: z.enum(['U_B', 'U', 'file']),
+  seed: z.number().int().nullable(),
+  modes: z.array(z.object({ sampledCount: int, reference: z.object({ tensor: z.string(), element: int, index: int }) })),
+});
+const ErrSums = z.object({ errSq: finite, normSq: finite });
+const CommitSchema = z.object({
+  version: z.literal(STATE_VERSION),
+  t: int,
+  checkpoints: z.array(z.object({ index: int, step: z.number().int(), name: z.string(), bytes: int })),
+  modeSums: z.object({ n: int, shift: z.array(finite), R1: z.array(finite), R2: z.array(finite) }),
+  refs: z.array(z.array(finite)),
+  errors: z.array(ErrSums),
+  tensorErrors: z.array(ErrSums),
+  modeCount: z.array(int),
+  r2Sum: z.array(z.number()),
+  bytesRead: int,
+});
+
+/** Parses and validates a state JSON file; undefined when it does not exist, an InputError naming it when it is bad. */
+async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  let text: string;
   try {
-    return JSON.parse(await fsp.readFile(file, 'utf8')) as T;
+    text = await fsp.readFile(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+    throw new InputError(file, `cannot read the online state (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'bad-state');
   }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new InputError(file, `online state file is not JSON (${(e as Error).message}); start over with --force`, 'bad-state');
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InputError(file, `is not a valid online state file: ${issue.message} at ${issue.path.join('.') || '(root)'}; start over with --force`, 'bad-state');
+  }
+  return parsed.data;
+}
+
+/** The sizes the two files must agree on (a state edited or mixed from two runs is refused). */
+function checkConsistent(dir: string, meta: OnlineMeta, commit: OnlineCommit): void {
+  const bad = (file: string, why: string) => new InputError(path.join(dir, file), `online state is inconsistent: ${why}; start over with --force`, 'bad-state');
+  const last = meta.tensors[meta.tensors.length - 1];
+  if ((last ? last.offset + last.count : 0) !== meta.N) throw bad(META_FILE, `tensors cover ${last ? last.offset + last.count : 0} parameters, N is ${meta.N}`);
+  if (meta.refIndex.length !== meta.M || meta.modes.length !== meta.M) throw bad(META_FILE, `${meta.refIndex.length} references for M = ${meta.M}`);
+  if (meta.refIndex.some((g) => g >= meta.N) || meta.sampleIndex.some((g) => g >= meta.N)) throw bad(META_FILE, 'an index lies outside the parameters');
+  if (commit.checkpoints.length !== commit.t + 1 || commit.refs.length !== commit.t + 1 || commit.errors.length !== commit.t + 1) throw bad(COMMIT_FILE, `t = ${commit.t} but ${commit.checkpoints.length} checkpoints, ${commit.refs.length} reference rows, ${commit.errors.length} errors`);
+  if (commit.t < meta.warmup) throw bad(COMMIT_FILE, `t = ${commit.t} is before the warm-up end ${meta.warmup}`);
+  if (commit.refs.some((r) => r.length !== meta.M) || commit.modeCount.length !== meta.M || commit.r2Sum.length !== meta.M || commit.modeSums.shift.length !== meta.M) throw bad(COMMIT_FILE, `per-mode arrays do not have M = ${meta.M} entries`);
+  if (commit.tensorErrors.length !== meta.tensors.length) throw bad(COMMIT_FILE, `${commit.tensorErrors.length} tensor error sums for ${meta.tensors.length} tensors`);
 }
 
 export async function writeMeta(dir: string, meta: OnlineMeta): Promise<void> {
@@ -166,10 +234,10 @@ export async function writeCommit(dir: string, commit: OnlineCommit): Promise<vo
 
 /** The committed state, or undefined when there is none (no warm-up committed yet). */
 export async function readState(dir: string): Promise<{ meta: OnlineMeta; commit: OnlineCommit } | undefined> {
-  const meta = await readJson<OnlineMeta>(path.join(dir, META_FILE));
-  const commit = await readJson<OnlineCommit>(path.join(dir, COMMIT_FILE));
+  const meta = await readJson<OnlineMeta>(path.join(dir, META_FILE), MetaSchema as unknown as z.ZodType<OnlineMeta>);
+  const commit = await readJson<OnlineCommit>(path.join(dir, COMMIT_FILE), CommitSchema as unknown as z.ZodType<OnlineCommit>);
   if (!meta || !commit) return undefined;
-  if (meta.version !== STATE_VERSION || commit.version !== STATE_VERSION) throw new Error(`online state in ${dir} has version ${meta.version}/${commit.version}, expected ${STATE_VERSION}`);
+  checkConsistent(dir, meta, commit);
   return { meta, commit };
 }
 

@@ -1,7 +1,6 @@
 /** Building, serializing and reading back `report.json`. */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 import { InputError } from '../errors.ts';
 import type { AnalysisResult } from '../pipeline/analyze.ts';
 import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
@@ -11,9 +10,20 @@ export const REPORT_FILE = 'report.json';
 export const SAMPLES_FILE = 'samples.json';
 export const RUN_INFO_FILE = 'run-info.json';
 
+/** What a report says about its input: the folder, the checkpoints and the parameter space. */
+export interface ReportSource {
+  dir: string;
+  format: string;
+  checkpoints: readonly { index: number; step: number; name: string; bytes: number }[];
+  space: { total: number; tensors: readonly unknown[]; carried: readonly { name: string; reason: string }[] };
+}
+
+/** The decomposition's results a report is built from. */
+export type ReportResult = Pick<AnalysisResult, 'modesRequested' | 'modes' | 'sampleIndices' | 'sampling' | 'checkpointErrors' | 'tensorErrors' | 'modelPath' | 'modelBytes' | 'sweep' | 'window' | 'baselines' | 'skippedNonFinite'>;
+
 export interface ReportInputs {
-  set: CheckpointSet;
-  result: AnalysisResult;
+  set: ReportSource;
+  result: ReportResult;
   seed: number | null;
   samplesRequested: number;
   variant?: 'post-hoc' | 'online';
@@ -78,7 +88,7 @@ export function buildReport({ set, result, seed, samplesRequested, variant = 'po
 }
 
 /** The report's `baselines`: one entry per baseline and rank, with its per-checkpoint error. */
-function baselineSection(b: NonNullable<AnalysisResult['baselines']>, window: CheckpointSet['checkpoints']): NonNullable<RunReport['baselines']> {
+function baselineSection(b: NonNullable<AnalysisResult['baselines']>, window: ReportSource['checkpoints']): NonNullable<RunReport['baselines']> {
   const series = (rel: Float64Array) => window.map((c, t) => ({ index: c.index, step: c.step, name: c.name, relativeError: num(rel[t]) }));
   const out: NonNullable<RunReport['baselines']> = [];
   const r = b.results;

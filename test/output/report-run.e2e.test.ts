@@ -25,8 +25,8 @@ describe('report.json of a real run', () => {
     expect(report.storage.modelBytes).toBeGreaterThan(0);
     expect(report.storage.checkpointsBytes).toBe(report.input.checkpoints.reduce((s, c) => s + c.bytes, 0));
     const info = JSON.parse(readFileSync(path.join(out, 'run-info.json'), 'utf8'));
-    expect(info.seconds).toBeGreaterThan(0);
-    expect(info.peakRssBytes).toBeGreaterThan(0);
+    expect(info.analyze.seconds).toBeGreaterThan(0);
+    expect(info.analyze.peakRssBytes).toBeGreaterThan(0);
     const samples = JSON.parse(readFileSync(path.join(out, 'samples.json'), 'utf8'));
     expect(samples).toHaveLength(500);
   });

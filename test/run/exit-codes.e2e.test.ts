@@ -97,6 +97,34 @@ describe('exit codes', () => {
     expect(hashes(other)).toEqual({ 'keep.txt': createHash('sha256').update('x').digest('hex') });
   });
 
+  it('watch: a corrupt or truncated online state is bad input (2) naming the file, not an internal error (defect 11)', () => {
+    const out = path.join(tempDir(), 'w');
+    const args = ['watch', fixture('lenet5-fmnist', 'npz'), '-o', out, '--warmup', '3', '--until', '5', '--samples', '200', '--modes', '3', '--poll-ms', '10', '-q'];
+    expect(runCli(args).status).toBe(0);
+    const state = path.join(out, '.online-state');
+    const commit = path.join(state, 'commit.json');
+    const good = fs.readFileSync(commit, 'utf8');
+    const cases: [string, () => void, RegExp][] = [
+      ['not JSON', () => fs.writeFileSync(commit, '{"version": 1, "t": '), /commit\.json: online state file is not JSON/],
+      ['wrong field', () => fs.writeFileSync(commit, good.replace(/"t":\d+/, '"t":"five"')), /commit\.json: is not a valid online state file: .* at t/],
+      ['inconsistent', () => fs.writeFileSync(commit, good.replace(/"t":(\d+)/, (_, t) => `"t":${Number(t) + 7}`)), /commit\.json: online state is inconsistent/],
+    ];
+    for (const [label, corrupt, message] of cases) {
+      corrupt();
+      const r = runCli(args);
+      expect(r.status, `${label}: ${r.stderr}`).toBe(2);
+      expect(oneLine(r.stderr), label).toHaveLength(1);
+      expect(r.stderr, label).toMatch(message);
+      expect(r.stderr).not.toMatch(/internal error/);
+      fs.writeFileSync(commit, good);
+    }
+    const sums = fs.readdirSync(state).find((n) => n.startsWith('sums-'))!;
+    fs.truncateSync(path.join(state, sums), 10);
+    const r = runCli(args);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`${sums}: online state file is shorter than`);
+  });
+
   it('report: 0 without gates, 1 when a gate fails, 2 on a missing report', () => {
     const out = path.join(tempDir(), 'out');
     expect(runCli(['analyze', fixture('resnet20-bn-safetensors'), '-o', out, '--samples', '300', '--modes', '4', '-q']).status).toBe(0);

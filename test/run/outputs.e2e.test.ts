@@ -152,6 +152,18 @@ describe('evaluations belong to the run that measured them (defects 2 and 5)', (
     expect(before.toString()).not.toMatch(/seconds|"node"|pid|host/i);
   });
 
+  it('by default evaluates what was written: the chosen checkpoints, their originals and the average (defect 5)', () => {
+    const dir = tempDir();
+    const log = path.join(dir, 'evals.log');
+    const r = runCli(['reconstruct', fixture('resnet20-bn-safetensors'), '-o', path.join(dir, 'out'), ...small, '--checkpoints', '2', '--avg-last', '2', '--eval-cmd', `node ${evalScript} {checkpoint}`, '--json'], { env: { CMD_EVAL_LOG: log } });
+    ok(r);
+    const report = JSON.parse(r.stdout);
+    expect(report.evaluation.checkpoints.map((c: { step: number }) => c.step)).toEqual([2]);
+    expect(report.evaluation.average.lastK).toBe(2);
+    // original and CMD at step 2, and the average: three runs of the command, not 2 × 3 + 1.
+    expect(fs.readFileSync(log, 'utf8').trim().split('\n')).toHaveLength(3);
+  });
+
   it('--eval-every widens the evaluation to every k-th checkpoint', () => {
     const dir = tempDir();
     const log = path.join(dir, 'evals.log');
