@@ -10,6 +10,7 @@ import { diskErrorText, reviveWorkerError } from '../io/disk-errors.ts';
 import { addOutputOptions, addSamplingOptions, addSelectionOptions, addWorkerOptions, baselinesArg, floatArg, intArg, modesArg } from './options.ts';
 import { setQuiet } from './terminal.ts';
 import { setScratchNote } from '../formats/scratch.ts';
+import { setCleanupNote } from '../output/run-lock.ts';
 import { interruptSignal, installSignalHandlers } from './signals.ts';
 import type { InspectFlags } from './commands/inspect.ts';
 import type { AnalyzeFlags } from './commands/analyze.ts';
@@ -158,6 +159,7 @@ export async function main(argv: string[]): Promise<void> {
     setQuiet(true);
     // -q promises no notes on stderr, including those about removed scratch leftovers.
     setScratchNote(() => undefined);
+    setCleanupNote(() => undefined);
   }
   try {
     await program.parseAsync(argv);

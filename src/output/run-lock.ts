@@ -19,7 +19,12 @@ export interface LockHolder {
 
 /** Notes about cleanups go to stderr unless a command routes them elsewhere. */
 export type Log = (line: string) => void;
-export const stderrLog: Log = (line) => process.stderr.write(`cmd: note: ${line}\n`);
+let note: Log = (line) => process.stderr.write(`cmd: note: ${line}\n`);
+/** The default route of cleanup notes; `-q` replaces it with silence (src/cli/main.ts). */
+export function setCleanupNote(log: Log): void {
+  note = log;
+}
+export const stderrLog: Log = (line) => note(line);
 
 /** Is `pid` a live process on this host? (EPERM: alive, owned by someone else.) */
 export function pidAlive(pid: number): boolean {

@@ -82,5 +82,11 @@ describe('run lock on the output folder', () => {
     expect(r.status, r.stderr).toBe(0);
     for (const s of stale) expect(r.stderr).toContain(`removed ${path.join(root, s)}, left by process ${dead}`);
     expect(readdirSync(root).sort()).toEqual(['.out.partial-' + process.pid + '-deadbeef', 'ck', 'out'].sort());
+    // -q removes leftovers too, silently.
+    mkdirSync(path.join(root, stale[0]));
+    const quiet = runCli(['analyze', 'ck', '-o', 'out', '--force', '-q', ...small], { cwd: root });
+    expect(quiet.status, quiet.stderr).toBe(0);
+    expect(quiet.stderr).toBe('');
+    expect(existsSync(path.join(root, stale[0]))).toBe(false);
   }, 60_000);
 });
