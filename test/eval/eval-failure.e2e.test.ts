@@ -5,9 +5,10 @@
  * read and kept in report.json as "NaN".
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.ts';
 import { PYTHON } from '../helpers/optional-tools.ts';
 import { fixture, tempDir } from '../helpers/tmp.ts';
@@ -46,6 +47,20 @@ function hashTree(dir: string): Record<string, string> {
 }
 
 describe('cmd reconstruct --eval-cmd when the evaluation fails', () => {
+  // One successful run (NaN losses) shared by the two tests that need an evaluated folder.
+  let shared: string;
+  let nanRun: { out: string; script: string; status: number | null; stderr: string };
+  beforeAll(() => {
+    shared = mkdtempSync(path.join(os.tmpdir(), 'cmd-eval-fail-'));
+    const script = evalScript(shared);
+    const out = path.join(shared, 'out');
+    const r = reconstruct(out, `${PYTHON} ${script} nan-loss {checkpoint}`);
+    nanRun = { out, script, status: r.status, stderr: r.stderr };
+  });
+  afterAll(() => {
+    if (shared) rmSync(shared, { recursive: true, force: true });
+  });
+
   it('a crashing eval script: exit 2, one line naming the checkpoint, the command and its last stderr line; nothing written', () => {
     const tmp = tempDir();
     const script = evalScript(tmp);
@@ -61,15 +76,13 @@ describe('cmd reconstruct --eval-cmd when the evaluation fails', () => {
   });
 
   it('leaves an existing output folder byte-identical', () => {
-    const tmp = tempDir();
-    const script = evalScript(tmp);
-    const out = path.join(tmp, 'out');
-    expect(reconstruct(out, `${PYTHON} ${script} nan-loss {checkpoint}`).status).toBe(0);
+    const { out, script } = nanRun;
+    expect(nanRun.status, nanRun.stderr).toBe(0);
     const before = hashTree(out);
     const r = reconstruct(out, `${PYTHON} ${script} crash {checkpoint}`, ['--force']);
     expect(r.status).toBe(2);
     expect(hashTree(out)).toEqual(before);
-    expect(readdirSync(tmp).sort()).toEqual(['eval.py', 'out']);
+    expect(readdirSync(shared).sort()).toEqual(['eval.py', 'out']);
   });
 
   it('a NaN accuracy is a failed evaluation (exit 2), not a result', () => {
@@ -83,11 +96,8 @@ describe('cmd reconstruct --eval-cmd when the evaluation fails', () => {
   });
 
   it("reads Python's {\"accuracy\": 0.1, \"loss\": NaN} and keeps the NaN loss in report.json", () => {
-    const tmp = tempDir();
-    const script = evalScript(tmp);
-    const out = path.join(tmp, 'out');
-    const r = reconstruct(out, `${PYTHON} ${script} nan-loss {checkpoint}`);
-    expect(r.status, r.stderr).toBe(0);
+    const { out } = nanRun;
+    expect(nanRun.status, nanRun.stderr).toBe(0);
     const text = readFileSync(path.join(out, 'report.json'), 'utf8');
     const report = JSON.parse(text);
     expect(report.evaluation.final.cmd).toEqual({ accuracy: 0.1, loss: 'NaN' });
