@@ -39,3 +39,4 @@ export { reconstruct, type ReconstructRun } from './run/reconstruct.ts';
 export type { AnalyzeRunOptions, ReconstructRunOptions, SelectionFlags } from './run/options.ts';
 export type { RunHooks } from './run/hooks.ts';
 export { DEFAULTS } from './run/defaults.ts';
+export { watch, type WatchRunOptions } from './run/watch.ts';

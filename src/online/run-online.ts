@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { modelledTensors, type CheckpointInfo, type CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 import { CancelledError, UsageError } from '../errors.ts';
-import { DEFAULTS } from '../run/defaults.ts';
+import { DEFAULTS } from '../defaults.ts';
 import { MODEL_FILE } from '../pipeline/model-file.ts';
 import type { RunReport } from '../output/report-schema.ts';
 import { OnlineEngine, type NewCheckpoint, type OnlineOptions } from './engine.ts';

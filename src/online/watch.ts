@@ -127,13 +127,42 @@ async function prepareOut(o: WatchOptions, stateDir: string): Promise<void> {
   if (!hasState && entries.length > 0) throw new UsageError(`${o.out} is not empty and holds no online state to resume; use another -o or --force`);
 }
 
-function checkSameRun(engine: OnlineEngine, o: WatchOptions): void {
+/**
+ * Why the state in `o.out` is not the run these options ask for (undefined: resume). Options
+ * are compared by value and the samples by content (a samples file of the same length with other
+ * pairs is another run); committed checkpoints still in the folder must have their sizes (ones rotated away are fine). Their
+ * values are not re-read: resuming never opens an earlier checkpoint (see the header).
+ */
+async function sameRunDifference(engine: OnlineEngine, o: WatchOptions): Promise<string | undefined> {
   const m = engine.meta;
-  const want = { warmup: o.warmup, modes: o.modes, seed: o.samplesFrom ? null : (o.seed ?? 0), samples: o.samplesFrom ? o.samplesFrom.length : (o.samples ?? 1000) };
-  const have = { warmup: m.warmup, modes: m.modesRequested, seed: m.seed, samples: m.samplesRequested };
-  for (const k of Object.keys(want) as (keyof typeof want)[]) {
-    if (want[k] !== have[k]) throw new UsageError(`${o.out} holds an online run with ${k} ${have[k]}, not ${want[k]}; use the same options to resume, another -o, or --force to start over`);
+  const want = { warmup: o.warmup, modes: o.modes, seed: o.samplesFrom ? null : (o.seed ?? 0), samples: o.samplesFrom ? o.samplesFrom.length : (o.samples ?? 1000), sampling: o.samplesFrom ? 'file' : 'drawn' };
+  const have = { warmup: m.warmup, modes: m.modesRequested, seed: m.seed, samples: m.samplesRequested, sampling: m.sampling === 'file' ? 'file' : 'drawn' };
+  for (const k of Object.keys(want) as (keyof typeof want)[]) if (want[k] !== have[k]) return `it holds an online run with ${k} ${have[k]}, not ${want[k]}`;
+  if (o.samplesFrom) {
+    const index = o.samplesFrom.map(([tensor, element]) => {
+      const t = m.tensors.find((x) => x.name === tensor);
+      return t && element < t.count ? t.offset + element : -1;
+    });
+    if (index.length !== m.sampleIndex.length || index.some((g, i) => g !== m.sampleIndex[i])) return 'its samples are not the pairs of the given samples file (same count, other content)';
   }
+  for (const c of engine.checkpoints) {
+    let bytes: number | undefined;
+    try {
+      bytes = await entryBytes(path.join(o.dir, c.name));
+    } catch {
+      // Training jobs rotate old checkpoints away; the state holds all that was needed of them.
+      continue;
+    }
+    if (bytes !== undefined && bytes !== c.bytes) return `its committed checkpoint ${c.name} now has ${bytes} bytes, ${c.bytes} when it was added`;
+  }
+  return undefined;
+}
+
+/** Bytes of a folder entry (a file, or a checkpoint folder's files); undefined when not comparable. */
+async function entryBytes(entry: string): Promise<number | undefined> {
+  const st = await fsp.stat(entry);
+  if (!st.isDirectory()) return st.size;
+  return undefined;
 }
 
 /**
@@ -157,14 +186,19 @@ async function watchLocked(o: WatchOptions, out: string): Promise<WatchEnd> {
   await prepareOut({ ...o, out }, stateDir);
   let engine = await OnlineEngine.resume(stateDir, { workers: o.workers, signal: o.signal });
   if (engine) {
-    checkSameRun(engine, o);
+    const why = await sameRunDifference(engine, o);
+    if (why) {
+      await engine.close();
+      throw new UsageError(`${o.out} cannot be resumed: ${why}; use the same options to resume, another -o, or --force to start over`);
+    }
     const last = engine.checkpoints[engine.checkpoints.length - 1];
-    o.log(`resuming after ${last.name} (step ${last.step}, ${engine.checkpoints.length} checkpoints committed)`);
+    o.log(`resuming after ${last.name} (step ${last.step}, ${engine.checkpoints.length} checkpoints committed): same options, samples and committed checkpoints (names, sizes of those still present)`);
     // The outputs may lag the state after a crash between commit and rename: rewrite them from the state alone.
     await publishModel(out, (f) => engine!.writeModel(f));
     await writeReport(out, await engine.buildReport());
   } else {
     await fsp.rm(stateDir, { recursive: true, force: true });
+    o.log(`starting a new online run: no committed state in ${o.out}`);
   }
   const F = o.warmup;
   const previous = new Map<string, string>();

@@ -82,7 +82,7 @@ describe('cmd analyze at 10^8 parameters', () => {
     expect(run.code).toBe(0);
 
     const runInfo = JSON.parse(fs.readFileSync(path.join(out, 'run-info.json'), 'utf8'));
-    const peak = Math.max(run.polledPeak, runInfo.peakRssBytes);
+    const peak = Math.max(run.polledPeak, runInfo.analyze.peakRssBytes);
     expect(run.polledPeak).toBeGreaterThan(0); // the poll did see the process
     expect(peak).toBeLessThanOrEqual(RSS_LIMIT);
 

@@ -115,6 +115,31 @@ describe('reuse only when every input is the same (defect 3)', () => {
   });
 });
 
+describe('cmd watch resumes only the same run (defect 3)', () => {
+  it('a samples file of the same length with other pairs is not resumed, and says why; the same file is', () => {
+    const dir = tempDir();
+    const input = fixture('lenet5-fmnist', 'npz');
+    const pairs = (seed: string) => {
+      const o = path.join(dir, `s${seed}`);
+      ok(runCli(['analyze', input, '-o', o, '--to', '4', '--samples', '200', '--modes', '3', '--seed', seed, '-q']));
+      return path.join(o, 'samples.json');
+    };
+    const a = pairs('0');
+    const b = pairs('1');
+    const out = path.join(dir, 'w');
+    const args = (samples: string, until: string) => ['watch', input, '-o', out, '--warmup', '3', '--until', until, '--modes', '3', '--samples-from', samples, '--poll-ms', '10'];
+    const first = runCli(args(a, '5'));
+    ok(first);
+    expect(first.stderr).toMatch(/starting a new online run/);
+    const other = runCli(args(b, '6'));
+    expect(other.status).toBe(2);
+    expect(other.stderr).toMatch(/cannot be resumed: its samples are not the pairs of the given samples file/);
+    const same = runCli(args(a, '6'));
+    ok(same);
+    expect(same.stderr).toMatch(/resuming after epoch_005\.npz .*same options, samples/);
+  });
+});
+
 describe('evaluations belong to the run that measured them (defects 2 and 5)', () => {
   it('a reuse without eval flags carries no evaluation; --avg-last 3 reports avg last 3; reports have no times', () => {
     const dir = tempDir();
