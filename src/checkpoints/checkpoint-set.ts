@@ -45,16 +45,26 @@ export interface LoadOptions extends DiscoverOptions, StepFilter, SpaceOptions, 
 
 const OPEN_CONCURRENCY = 16;
 
+/**
+ * `fn` over `items`, at most `limit` at a time. When several fail, the error of the first item
+ * in folder order is thrown, so the one-line message does not depend on which read finished first.
+ */
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
+  const failed: { i: number; error: unknown }[] = [];
   let next = 0;
   const run = async () => {
-    while (next < items.length) {
+    while (next < items.length && failed.length === 0) {
       const i = next++;
-      out[i] = await fn(items[i], i);
+      try {
+        out[i] = await fn(items[i], i);
+      } catch (error) {
+        failed.push({ i, error });
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+  if (failed.length) throw failed.reduce((a, b) => (b.i < a.i ? b : a)).error;
   return out;
 }
 

@@ -30,7 +30,7 @@ function withoutSource(v: unknown): unknown {
   if (v && typeof v === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
-      if (['dir', 'format', 'bytes', 'storage'].includes(k)) continue;
+      if (['dir', 'format', 'bytes', 'storage', 'provenance'].includes(k)) continue;
       out[k] = k === 'name' && typeof x === 'string' ? x.replace(/\.(pt|safetensors)$/, '') : withoutSource(x);
     }
     return out;

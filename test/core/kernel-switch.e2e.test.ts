@@ -16,7 +16,7 @@ describe('CMD_KERNEL', () => {
     const js = runCli(args(path.join(dir, 'js')), { env: { CMD_KERNEL: 'js' } });
     const wasm = runCli(args(path.join(dir, 'wasm')), { env: { CMD_KERNEL: 'wasm' } });
     expect([js.status, wasm.status], js.stderr + wasm.stderr).toEqual([0, 0]);
-    expect(JSON.parse(readFileSync(path.join(dir, 'wasm', 'run-info.json'), 'utf8')).workers).toBe(2);
+    expect(JSON.parse(readFileSync(path.join(dir, 'wasm', 'run-info.json'), 'utf8')).analyze.workers).toBe(2);
     const model = (k: string) => readFileSync(path.join(dir, k, 'cmd-model.safetensors'));
     expect(model('js').equals(model('wasm'))).toBe(true); // modes, a, b, refs: bit-identical by design
     const errors = (k: string) => (JSON.parse(readFileSync(path.join(dir, k, 'report.json'), 'utf8')).checkpoints as { relativeError: number }[]).map((c) => c.relativeError);
