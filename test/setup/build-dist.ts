@@ -7,8 +7,13 @@
  *   (cmd-out/, demo-out/, test-artifacts/, …) or an untracked one outside the source folders
  *   that appears during the run fails it. Untracked files under src/, test/, docs/ and scripts/
  *   are left out: a developer may be creating them while the tests run.
+ * - Guards "inputs are never modified" (docs/formats.md) across every end-to-end run: the
+ *   committed fixtures, which many tests give to the CLI as its input folder, must keep every
+ *   byte, mode and mtime; a run that changed one fails the suite.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,12 +36,32 @@ function strayFiles(): Set<string> | undefined {
   return out;
 }
 
+/** One hash over every path, mode, size, mtime and byte under `dir` (links by their target). */
+function treeHash(dir: string): string {
+  const h = createHash('sha256');
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = path.join(d, name);
+      const st = lstatSync(p);
+      h.update(`${path.relative(root, p)}\0${st.mode}\0${st.size}\0${st.mtimeMs}\0`);
+      if (st.isDirectory()) walk(p);
+      else if (st.isSymbolicLink()) h.update(readlinkSync(p));
+      else if (st.isFile()) h.update(readFileSync(p));
+    }
+  };
+  walk(dir);
+  return h.digest('hex');
+}
+
 export default function setup(): () => void {
+  const fixtures = path.join(root, 'fixtures');
+  const fixturesBefore = treeHash(fixtures);
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`building dist/ for the e2e tests failed (tsc exit ${r.status}):\n${r.stdout}${r.stderr}`);
   const before = strayFiles();
   return () => {
+    if (treeHash(fixtures) !== fixturesBefore) throw new Error('an end-to-end run changed a file under fixtures/ (inputs are never modified: docs/formats.md)');
     const after = strayFiles();
     if (!before || !after) return;
     const added = [...after].filter((f) => !before.has(f));
