@@ -26,6 +26,7 @@ import { addReferences, createModeSums, modeFit, solveChunk, type ModeFit, type 
 import { createTaskRunner, type TaskRunner } from './online-pool.ts';
 import type { InitTask, ModelOut, TaskContext, TaskResult } from './online-tasks.ts';
 import { readChunk, readState, removeStaleFiles, writeCommit, writeMeta, STATE_VERSION, type CheckpointSummary, type OnlineCommit, type OnlineMeta } from './state.ts';
+import { addPieceErrors, relativeError } from '../pipeline/merge-errors.ts';
 
 export interface OnlineOptions {
   /** F: checkpoints 0..F are the warm-up. */
@@ -70,7 +71,6 @@ export interface WarmUp {
   bytesRead: number;
 }
 
-const ratio = (e: number, w: number) => (w > 0 ? Math.sqrt(e / w) : e > 0 ? Infinity : 0);
 
 function nonFiniteError(file: string, tensor: string, element: number, value: number, step: number): InputError {
   return new InputError(file, `tensor ${tensor} element ${element} is ${value} (non-finite) at step ${step}`, 'non-finite');
@@ -300,12 +300,7 @@ export class OnlineEngine {
     const r2Sum = new Array<number>(M).fill(0);
     let bytesRead = 0;
     for (const r of results) {
-      for (const p of r.pieces) {
-        total.errSq += p.errSq;
-        total.normSq += p.normSq;
-        perTensor[p.tensor].errSq += p.errSq;
-        perTensor[p.tensor].normSq += p.normSq;
-      }
+      addPieceErrors(perTensor, r.pieces, total);
       r.modeCount.forEach((c, m) => (modeCount[m] += c));
       r.r2Sum.forEach((c, m) => (r2Sum[m] += c));
       bytesRead += r.bytesRead;
@@ -468,8 +463,8 @@ export class OnlineEngine {
       })),
       sampleIndices: Float64Array.from(meta.sampleIndex),
       sampling: meta.sampling,
-      checkpointErrors: state.errors.map((e) => ratio(e.errSq, e.normSq)),
-      tensorErrors: meta.tensors.map((t, k) => ({ name: t.name, parameters: t.count, relativeError: ratio(state.tensorErrors[k].errSq, state.tensorErrors[k].normSq) })),
+      checkpointErrors: state.errors.map((e) => relativeError(e.errSq, e.normSq)),
+      tensorErrors: meta.tensors.map((t, k) => ({ name: t.name, parameters: t.count, relativeError: relativeError(state.tensorErrors[k].errSq, state.tensorErrors[k].normSq) })),
       modelPath: '',
       modelBytes: this.modelBytes(T),
       sweep: [],

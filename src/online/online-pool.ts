@@ -1,11 +1,11 @@
 /**
- * Where online chunk tasks run: a piscina pool of online-worker threads, or inline on the
+ * Where online chunk tasks run: the pipeline's worker pool (src/pipeline/pool.ts) running the
+ * online worker module, or inline on the
  * calling thread when one thread is asked for (no worker start-up cost, same results: tasks
  * are independent and merged in chunk order either way).
  */
-import { Piscina } from 'piscina';
-import { workerEnv } from '../core/kernel-choice.ts';
 import { CancelledError } from '../errors.ts';
+import { createPool, runAll, workerModule } from '../pipeline/pool.ts';
 import type { OnlineTask, SharedData, TaskResult } from './online-tasks.ts';
 
 export interface TaskRunner {
@@ -13,12 +13,6 @@ export interface TaskRunner {
   /** Runs every task, at most 2 × threads in flight; results in task order. */
   runAll(count: number, makeTask: (i: number) => OnlineTask, onDone?: (i: number, r: TaskResult) => void): Promise<TaskResult[]>;
   destroy(): Promise<void>;
-}
-
-function workerFile(): { filename: string; execArgv: string[] } {
-  const fromSource = import.meta.url.endsWith('.ts');
-  const filename = new URL(fromSource ? './online-worker.ts' : './online-worker.js', import.meta.url).href;
-  return { filename, execArgv: fromSource ? ['--import', 'tsx'] : [] };
 }
 
 /**
@@ -49,28 +43,12 @@ export function createTaskRunner(threads: number, signal?: AbortSignal, shared?:
       async destroy() {},
     };
   }
-  const { filename, execArgv } = workerFile();
-  // env: the workers run the kernels chosen here (core/kernel-choice.ts).
-  const pool = new Piscina({ filename, workerData: shared, env: workerEnv(), minThreads: threads, maxThreads: threads, execArgv, idleTimeout: 60_000 });
+  // The pipeline's pool and task loop, with the online worker module.
+  const pool = createPool(shared, threads, signal, workerModule(import.meta.url, 'online-worker'));
   return {
     threads,
     async runAll(count, makeTask, onDone) {
-      const results = new Array<TaskResult>(count);
-      let next = 0;
-      const lane = async () => {
-        while (next < count) {
-          const i = next++;
-          check();
-          try {
-            results[i] = (await pool.run(makeTask(i), { signal })) as TaskResult;
-          } catch (e) {
-            check();
-            throw e;
-          }
-          onDone?.(i, results[i]);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(count, threads * 2) }, lane));
+      const results = await runAll<TaskResult>(pool, count, makeTask, onDone);
       check();
       return results;
     },

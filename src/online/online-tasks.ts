@@ -14,9 +14,8 @@ import type { TensorSlots } from '../pipeline/worker.ts';
 import { TrajectoryReader } from '../trajectory/trajectory-reader.ts';
 import { openChunkKernel, type ChunkKernel, type RangeErrors } from './chunk-kernel.ts';
 import { fitTable, flatRows, solveChunk, sumsFinite, type ChunkSums, type ModeFit, type SolveStats } from './kernel.ts';
-import { writeFullySync } from '../io/atomic-file.ts';
 import { readChunk, writeChunkStatic, writeChunkSums } from './state.ts';
-import { writingToSync } from '../io/disk-errors.ts';
+import { writeParameterSlots } from '../pipeline/slot-writer.ts';
 
 /** Shared by all tasks of a run. */
 export interface TaskContext {
@@ -140,7 +139,6 @@ function findNonFinite(values: Float32Array | Float64Array, chunk: Chunk): TaskR
   return undefined;
 }
 
-const writeAt = (fd: number, bytes: Uint8Array, position: number): void => writeFullySync(fd, bytes, position);
 
 /** Per-thread float32 staging for model writes, kept across tasks (fresh 3 MB buffers per chunk make work for the GC). */
 let f32Scratch = new Float32Array(0);
@@ -157,11 +155,7 @@ function writeModel(out: ModelOut, chunk: Chunk, a: Float64Array, b: Float64Arra
       fa.set(a.subarray(i0, i0 + p.count));
       fb.set(b.subarray(i0, i0 + p.count));
       const m = sums.mode.subarray(i0, i0 + p.count);
-      writingToSync(out.path, () => {
-        writeAt(fd, new Uint8Array(fa.buffer, fa.byteOffset, fa.byteLength), slot.a + p.start * 4);
-        writeAt(fd, new Uint8Array(fb.buffer, fb.byteOffset, fb.byteLength), slot.b + p.start * 4);
-        writeAt(fd, new Uint8Array(m.buffer, m.byteOffset, p.count * modeBytes), slot.mode + p.start * modeBytes);
-      });
+      writeParameterSlots(fd, out.path, slot, p.start, p.count, fa, fb, m, modeBytes);
       i0 += p.count;
     }
   } finally {

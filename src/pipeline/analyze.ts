@@ -23,6 +23,7 @@ import { createPool, defaultWorkerCount, runAll, type WorkerPool } from './pool.
 import type { FitResult, FitTask, ModelFitResult, ModelTarget, PoolData } from './worker.ts';
 import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
 import { createBaselineAccumulators, finalizeBaselines, mergeBaselineAccumulators, type BaselineResults } from '../baselines/index.ts';
+import { addPieceErrors, relativeError } from './merge-errors.ts';
 
 export interface ProgressSink {
   start(stage: string, total: number): void;
@@ -360,12 +361,8 @@ async function summarizeModel(set: CheckpointSet, c: Clustering, modelPath: stri
   const perTensor = set.space.tensors.map(() => ({ errSq: 0, normSq: 0 }));
   for (const r of chunkResults) {
     mergeAccumulators(total, r.acc);
-    for (const p of r.pieces) {
-      perTensor[p.tensor].errSq += p.errSq;
-      perTensor[p.tensor].normSq += p.normSq;
-    }
+    addPieceErrors(perTensor, r.pieces);
   }
-  const ratio = (e: number, w: number) => (w > 0 ? Math.sqrt(e / w) : e > 0 ? Infinity : 0);
   const modes: ModeSummary[] = Array.from({ length: c.M }, (_, m) => {
     const loc = locate(set.space, c.refIndex[m]);
     const count = total.modeCount[m];
@@ -381,8 +378,8 @@ async function summarizeModel(set: CheckpointSet, c: Clustering, modelPath: stri
     modesRequested: c.modesRequested,
     modes,
     refs: Float32Array.from(c.refs),
-    checkpointErrors: Array.from(total.errSq, (e, t) => ratio(e, total.normSq[t])),
-    tensorErrors: set.space.tensors.map((t, k) => ({ name: t.name, parameters: t.count, relativeError: ratio(perTensor[k].errSq, perTensor[k].normSq) })),
+    checkpointErrors: Array.from(total.errSq, (e, t) => relativeError(e, total.normSq[t])),
+    tensorErrors: set.space.tensors.map((t, k) => ({ name: t.name, parameters: t.count, relativeError: relativeError(perTensor[k].errSq, perTensor[k].normSq) })),
     modelPath,
     modelBytes: (await fsp.stat(modelPath)).size,
   };

@@ -12,11 +12,13 @@ export function defaultWorkerCount(): number {
   return Math.max(1, os.availableParallelism());
 }
 
-function workerFile(): { filename: string; execArgv: string[] } {
-  // Run from source (tests, tsx) the worker is a .ts file that Node needs tsx to load.
-  const fromSource = import.meta.url.endsWith('.ts');
-  const filename = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url).href;
-  return { filename, execArgv: fromSource ? ['--import', 'tsx'] : [] };
+/**
+ * A worker module next to the calling module: `name` without extension. Run from source (tests,
+ * tsx) the worker is a .ts file that Node needs tsx to load.
+ */
+export function workerModule(base: string, name: string): { filename: string; execArgv: string[] } {
+  const fromSource = base.endsWith('.ts');
+  return { filename: new URL(`./${name}.${fromSource ? 'ts' : 'js'}`, base).href, execArgv: fromSource ? ['--import', 'tsx'] : [] };
 }
 
 export interface WorkerPool {
@@ -25,8 +27,12 @@ export interface WorkerPool {
   readonly threads: number;
 }
 
-export function createPool(workerData: unknown, threads: number, signal?: AbortSignal): WorkerPool {
-  const { filename, execArgv } = workerFile();
+/**
+ * The pool of worker threads every pass uses: post-hoc's fit/distance workers by default, or
+ * another worker module (the online tasks, src/online/online-worker.ts) given as `worker`.
+ */
+export function createPool(workerData: unknown, threads: number, signal?: AbortSignal, worker = workerModule(import.meta.url, 'worker')): WorkerPool {
+  const { filename, execArgv } = worker;
   // env: the workers run the kernels chosen here (core/kernel-choice.ts).
   const pool = new Piscina({ filename, workerData, env: workerEnv(), minThreads: threads, maxThreads: threads, execArgv, idleTimeout: 60_000 });
   return {

@@ -10,9 +10,8 @@ import { activeDistanceKernel, rowDistancesBlock } from '../core/correlation.ts'
 import { activeFitKernel, createAccumulators, fitAssign, mergeAccumulators, type FitAccumulators, type ReferenceStats } from '../core/fit.ts';
 import { TrajectoryReader, type TrajectoryPlan } from '../trajectory/trajectory-reader.ts';
 import { accumulateGram, accumulateSmoothing, createBaselineAccumulators, type BaselineAccumulators } from '../baselines/index.ts';
-import { writeFullySync } from '../io/atomic-file.ts';
 import type { Chunk } from './chunks.ts';
-import { writingToSync } from '../io/disk-errors.ts';
+import { writeParameterSlots } from './slot-writer.ts';
 
 export interface PoolData {
   plan: TrajectoryPlan;
@@ -92,7 +91,6 @@ function modelFd(p: string): number {
   return fd;
 }
 
-const writeAt = (fd: number, bytes: Uint8Array, position: number): void => writeFullySync(fd, bytes, position);
 
 function firstNonFinite(values: Float32Array | Float64Array, n: number): { t: number; i: number } | undefined {
   for (let k = 0; k < values.length; k++) {
@@ -165,11 +163,7 @@ function runFit(task: FitTask): FitResult {
         }
         const fd = modelFd(target.modelPath);
         const slot = target.slots[piece.tensor];
-        writingToSync(target.modelPath, () => {
-          writeAt(fd, new Uint8Array(a.buffer, 0, n * 4), slot.a + piece.start * 4);
-          writeAt(fd, new Uint8Array(b.buffer, 0, n * 4), slot.b + piece.start * 4);
-          writeAt(fd, new Uint8Array(mode.buffer, 0, n * target.modeBytes), slot.mode + piece.start * target.modeBytes);
-        });
+        writeParameterSlots(fd, target.modelPath, slot, piece.start, n, a, b, mode, target.modeBytes);
         let e = 0;
         let w = 0;
         for (let t = 0; t < T; t++) {
