@@ -1,7 +1,7 @@
 /**
  * The exit-code matrix of issue 9 (defect 6): every run command exits 0 on success, 2 on bad
  * input or usage with its `-o` left as it was, and 130 when interrupted with its `-o` left as it
- * was; `cmd report` exits 0, 1 (a gate failed) and 2. analyze's and watch's 130 are proven on
+ * was; `cmd report` exits 0, 1 (a gate failed) and 2. inspect's 130 is here; analyze's and watch's 130 are proven on
  * larger runs in test/pipeline/interrupt.test.ts and test/online/watch.test.ts.
  */
 import { spawn } from 'node:child_process';
@@ -34,6 +34,29 @@ describe('exit codes', () => {
     const r = runCli(['inspect', path.join(tempDir(), 'nothing-here')]);
     expect(r.status).toBe(2);
     expect(oneLine(r.stderr)).toHaveLength(1);
+  });
+
+  it('inspect: 130 and no listing when interrupted while it reads headers', async () => {
+    // 6,000 one-tensor safetensors files: reading their headers takes over a second, so the
+    // signal arrives mid-run (a listing on stdout and exit 0 would mean it was ignored).
+    const dir = tempDir();
+    const header = JSON.stringify({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } });
+    const padded = header + ' '.repeat((8 - (header.length % 8)) % 8);
+    const bytes = Buffer.alloc(8 + padded.length + 16);
+    bytes.writeBigUInt64LE(BigInt(padded.length), 0);
+    bytes.write(padded, 8);
+    for (let i = 0; i < 6000; i++) fs.writeFileSync(path.join(dir, `epoch_${String(i).padStart(5, '0')}.safetensors`), bytes);
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'cmd.js'), 'inspect', dir], { env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const ended = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await sleep(500);
+    child.kill('SIGINT');
+    expect(await ended, stderr).toBe(130);
+    expect(stdout).toBe('');
+    expect(oneLine(stderr)).toEqual(['cmd: interrupted']);
   });
 
   it('analyze and reconstruct: 2 on bad input or usage, with -o left byte-identical', () => {

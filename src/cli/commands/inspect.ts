@@ -2,6 +2,8 @@ import { loadCheckpointSet } from '../../checkpoints/checkpoint-set.ts';
 import { describeCheckpointSet, type FolderDescription } from '../../checkpoints/describe.ts';
 import { loadOptionsFrom, type SelectionFlags } from '../options.ts';
 import { chalkFor, formatBytes, formatTable, writeOut } from '../terminal.ts';
+import { interruptSignal } from '../signals.ts';
+import { CancelledError } from '../../errors.ts';
 
 export interface InspectFlags extends SelectionFlags {
   json?: boolean;
@@ -9,6 +11,8 @@ export interface InspectFlags extends SelectionFlags {
 
 export async function inspectCommand(dir: string, flags: InspectFlags): Promise<void> {
   const set = await loadCheckpointSet(dir, { ...(await loadOptionsFrom(flags)), minCheckpoints: 1 });
+  // Ctrl-C while the headers were read: no listing, exit 130 like every other command.
+  if (interruptSignal.aborted) throw new CancelledError();
   const d = describeCheckpointSet(set);
   writeOut(flags.json ? JSON.stringify(d, null, 2) : renderDescription(d));
 }
