@@ -32,11 +32,24 @@ export interface EvalPlan {
   extras?: { sweep?: { modesRequested: number; model: CmdModel }[]; emaBeta?: number; weighted?: { name: string; weights: number[] }[] };
   /** Scratch folder for checkpoints written only to be evaluated by a command. */
   scratchDir: string;
+  /**
+   * Files the run has already written (absolute paths, in the input's format): a command scores
+   * these very files rather than scratch copies, so the report's numbers belong to what is in
+   * `reconstructed/` (docs/report.md, "Evaluation"). Positions are the model window's.
+   */
+  written?: WrittenFiles;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
 
+/** The written reconstructions by model window position, and the averaged model. */
+export interface WrittenFiles {
+  cmd: Map<number, string>;
+  avg?: string;
+}
+
 type Metrics = { accuracy?: number; loss?: number; error?: string };
+type CommandVariant = { key: string; label: string; checkpoint: CheckpointInfo; file?: string; write?: () => Promise<string> };
 type Evaluation = NonNullable<RunReport['evaluation']>;
 
 function toReport(m: Metrics): { accuracy?: NumValue; loss?: NumValue; error?: string } {
@@ -85,12 +98,12 @@ async function evaluateWithTfjs(plan: EvalPlan, variants: { key: string; label: 
   return results;
 }
 
-async function evaluateWithCommand(plan: EvalPlan, variants: { key: string; label: string; checkpoint: CheckpointInfo; write?: () => Promise<string> }[]): Promise<Map<string, Metrics>> {
+async function evaluateWithCommand(plan: EvalPlan, variants: CommandVariant[]): Promise<Map<string, Metrics>> {
   const spec = plan.spec as Extract<EvalSpec, { kind: 'command' }>;
   const { runEvalCommands } = await import('./eval-cmd.ts');
   const inputs: { index: number; step: number; name: string; path: string }[] = [];
   for (const [i, v] of variants.entries()) {
-    const p = v.write ? await v.write() : v.checkpoint.entry;
+    const p = v.file ?? (v.write ? await v.write() : v.checkpoint.entry);
     inputs.push({ index: i, step: v.checkpoint.step, name: path.basename(p), path: p });
   }
   const results = await runEvalCommands({ template: spec.template, checkpoints: inputs, concurrency: spec.concurrency, timeoutMs: spec.timeoutMs, signal: plan.signal });
@@ -138,13 +151,14 @@ export async function evaluateRun(plan: EvalPlan): Promise<Evaluation & { extraM
     results = await evaluateWithTfjs(plan, variants);
   } else {
     await fsp.mkdir(plan.scratchDir, { recursive: true });
-    const variants: { key: string; label: string; checkpoint: CheckpointInfo; write?: () => Promise<string> }[] = positions.flatMap((p) => [
+    const written = plan.written;
+    const variants: CommandVariant[] = positions.flatMap((p) => [
       { key: `orig:${p}`, label: ckpt(p).entry, checkpoint: ckpt(p) },
-      { key: `cmd:${p}`, label: labels.cmd(ckpt(p)), checkpoint: ckpt(p), write: () => writeCheckpointLike(ckpt(p), path.join(plan.scratchDir, 'cmd'), reconstructedTensors(set, model, ckpt(p), p)) },
+      { key: `cmd:${p}`, label: labels.cmd(ckpt(p)), checkpoint: ckpt(p), file: written?.cmd.get(p), write: () => writeCheckpointLike(ckpt(p), path.join(plan.scratchDir, 'cmd'), reconstructedTensors(set, model, ckpt(p), p)) },
     ]);
     if (averaged.length) {
       const last = averaged[averaged.length - 1];
-      variants.push({ key: 'avg', label: labels.avg(averaged), checkpoint: last, write: () => writeCheckpointLike(last, path.join(plan.scratchDir, 'avg'), averagedTensors(averaged)) });
+      variants.push({ key: 'avg', label: labels.avg(averaged), checkpoint: last, file: written?.avg, write: () => writeCheckpointLike(last, path.join(plan.scratchDir, 'avg'), averagedTensors(averaged)) });
     }
     const lastPos = positions[positions.length - 1];
     const lastCkpt = ckpt(lastPos);

@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { CheckpointInfo, CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 import { UsageError } from '../errors.ts';
-import { evaluateRun, evaluationPositions, type EvalSpec } from '../eval/evaluate-run.ts';
+import { evaluateRun, evaluationPositions, type EvalSpec, type WrittenFiles } from '../eval/evaluate-run.ts';
 import type { CmdModel } from '../output/model-reader.ts';
 import type { RunReport } from '../output/report-schema.ts';
 import { DEFAULTS } from './defaults.ts';
@@ -59,6 +59,8 @@ export interface EvaluationInputs {
   stagingDir: string;
   /** Written files (relative to the output folder), hashed into the provenance. */
   written: string[];
+  /** Which of them are the reconstructions and the average, for an eval command to score. */
+  files?: WrittenFiles;
 }
 
 /** Evaluates and returns the report with `evaluation` (and baseline / sweep metrics) filled in. */
@@ -79,6 +81,7 @@ export async function evaluateInto(report: RunReport, e: EvaluationInputs, hooks
         weighted: (report.baselines ?? []).filter((b) => b.finalWeights?.length).map((b) => ({ name: b.name, weights: b.finalWeights! })),
       },
       scratchDir,
+      written: e.files,
       signal: hooks.signal,
       log: hooks.log,
     });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { CheckpointSet, LoadOptions } from '../checkpoints/checkpoint-set.ts';
 import { stripCheckpointSuffix } from '../checkpoints/naming.ts';
 import { CancelledError, UsageError } from '../errors.ts';
-import type { EvalSpec } from '../eval/evaluate-run.ts';
+import type { EvalSpec, WrittenFiles } from '../eval/evaluate-run.ts';
 import { MODEL_FILE, SWEEP_DIR } from '../pipeline/model-file.ts';
 import { openCmdModel, type CmdModel } from '../output/model-reader.ts';
 import { REPORT_FILE, RUN_INFO_FILE, SAMPLES_FILE } from '../output/report.ts';
@@ -54,6 +54,7 @@ export async function reconstructOnline(set: CheckpointSet, o: ReconstructRunOpt
     const recDir = staged.file('reconstructed');
     await fsp.mkdir(recDir, { recursive: true });
     const written: string[] = [];
+    const files: WrittenFiles = { cmd: new Map() };
     for (const p of positions) {
       if (hooks.signal.aborted) throw new CancelledError();
       const c = set.checkpoints[p];
@@ -68,20 +69,23 @@ export async function reconstructOnline(set: CheckpointSet, o: ReconstructRunOpt
           model.close();
         }
       }
-      written.push(path.relative(staged.path, await writeCheckpointLike(c, recDir, tensors, o.outputFormat ?? 'same')));
+      const file = await writeCheckpointLike(c, recDir, tensors, o.outputFormat ?? 'same');
+      files.cmd.set(p, file);
+      written.push(path.relative(staged.path, file));
     }
     const k = Math.min(o.avgLast ?? DEFAULTS.avgLast, set.checkpoints.length);
     const averaged = k > 0 ? set.checkpoints.slice(set.checkpoints.length - k) : [];
     if (averaged.length) {
       const last = averaged[averaged.length - 1];
       const name = `avg-last-${k}${last.name.slice(stripCheckpointSuffix(last.name).length)}`;
-      written.push(path.relative(staged.path, await writeCheckpointLike(last, recDir, averagedTensors(averaged), o.outputFormat ?? 'same', name)));
+      files.avg = await writeCheckpointLike(last, recDir, averagedTensors(averaged), o.outputFormat ?? 'same', name);
+      written.push(path.relative(staged.path, files.avg));
     }
     const model0 = await openCmdModel(staged.file(MODEL_FILE));
     const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set, F), model0.sampleIndex);
     model0.close();
     let report: RunReport = { ...run.report, provenance: { inputs: inputsHash(key), model: await fileSha256(staged.file(MODEL_FILE)) }, outputs: { ...run.report.outputs, reconstructed: written } };
-    if (spec) report = await evaluateOnline(report, set, run.snapshots, evalPositions, F, averaged, spec, staged.path, written, hooks);
+    if (spec) report = await evaluateOnline(report, set, run.snapshots, evalPositions, F, averaged, spec, staged.path, written, (o.outputFormat ?? 'same') === 'same' ? files : undefined, hooks);
     await fsp.rm(snapshotDir, { recursive: true, force: true });
     report = RunReportSchema.parse(report);
     await writeReport(staged.path, report);
@@ -100,7 +104,7 @@ export async function reconstructOnline(set: CheckpointSet, o: ReconstructRunOpt
  * Evaluates each position with the online model of that position (its snapshot); before the
  * warm-up end the online model is the checkpoint itself, so its CMD numbers are the original's.
  */
-async function evaluateOnline(report: RunReport, set: CheckpointSet, snapshots: Map<number, string>, positions: number[], F: number, averaged: CheckpointSet['checkpoints'], spec: EvalSpec, stagingDir: string, written: string[], hooks: ResolvedHooks): Promise<RunReport> {
+async function evaluateOnline(report: RunReport, set: CheckpointSet, snapshots: Map<number, string>, positions: number[], F: number, averaged: CheckpointSet['checkpoints'], spec: EvalSpec, stagingDir: string, written: string[], files: WrittenFiles | undefined, hooks: ResolvedHooks): Promise<RunReport> {
   const rows: NonNullable<RunReport['evaluation']>['checkpoints'] = [];
   let last: RunReport | undefined;
   const finalModel = await openCmdModel(path.join(stagingDir, MODEL_FILE));
@@ -111,7 +115,9 @@ async function evaluateOnline(report: RunReport, set: CheckpointSet, snapshots: 
       let model: CmdModel = finalModel;
       if (p >= F) model = await openCmdModel(snapshots.get(p)!);
       try {
-        const r = await evaluateInto(report, { set, model, positions: [p], averaged: isLast ? averaged : [], spec, stagingDir, written }, hooks);
+        // Before the warm-up end the written file is the checkpoint itself, so only later positions are scored from disk.
+        const own: WrittenFiles | undefined = files && { cmd: new Map(p >= F && files.cmd.has(p) ? [[p, files.cmd.get(p)!]] : []), avg: isLast ? files.avg : undefined };
+        const r = await evaluateInto(report, { set, model, positions: [p], averaged: isLast ? averaged : [], spec, stagingDir, written, files: own }, hooks);
         const row = r.evaluation!.checkpoints[0];
         rows.push(p < F ? { ...row, cmd: row.original } : row);
         if (isLast) last = r;

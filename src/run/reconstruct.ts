@@ -20,6 +20,7 @@ import { writeCheckpointLike } from '../reconstruct/write-checkpoint.ts';
 import { DEFAULTS } from './defaults.ts';
 import { decompose, keyRequest } from './decompose.ts';
 import { evalSpec, evaluateInto, evaluationScope, withoutEvaluation } from './evaluate.ts';
+import type { WrittenFiles } from '../eval/evaluate-run.ts';
 import { resolveHooks, type ResolvedHooks, type RunHooks } from './hooks.ts';
 import { checkSampleFlags, loadOptionsFrom, readSamplesFile, type ReconstructRunOptions } from './options.ts';
 import { decompositionKey, keyDifference, type DecompositionKey } from './provenance.ts';
@@ -274,12 +275,15 @@ export async function reconstruct(dirArg: string | undefined, options: Reconstru
       const recDir = staged.file(RECONSTRUCTED_DIR);
       await fsp.mkdir(recDir, { recursive: true });
       const written: string[] = [];
+      const files: WrittenFiles = { cmd: new Map() };
       const first = model.params.window.from;
       const format = options.outputFormat ?? 'same';
       for (const p of positions) {
         if (hooks.signal.aborted) throw new CancelledError();
         const c = set.checkpoints[first + p];
-        written.push(path.relative(staged.path, await writeCheckpointLike(c, recDir, reconstructedTensors(set, model, c, p), format)));
+        const file = await writeCheckpointLike(c, recDir, reconstructedTensors(set, model, c, p), format);
+        files.cmd.set(p, file);
+        written.push(path.relative(staged.path, file));
       }
       const window = set.checkpoints.slice(first, model.params.window.to);
       const k = Math.min(options.avgLast ?? DEFAULTS.avgLast, window.length);
@@ -287,7 +291,8 @@ export async function reconstruct(dirArg: string | undefined, options: Reconstru
       if (averaged.length) {
         const last = averaged[averaged.length - 1];
         const name = `avg-last-${k}${last.name.slice(stripCheckpointSuffix(last.name).length)}`;
-        written.push(path.relative(staged.path, await writeCheckpointLike(last, recDir, averagedTensors(averaged), format, name)));
+        files.avg = await writeCheckpointLike(last, recDir, averagedTensors(averaged), format, name);
+        written.push(path.relative(staged.path, files.avg));
       }
       report = { ...report, outputs: { ...report.outputs, reconstructed: written } };
       if (spec) {
@@ -299,7 +304,9 @@ export async function reconstruct(dirArg: string | undefined, options: Reconstru
             if (await exists(file)) sweep.push({ modesRequested: m.modesRequested, model: await openCmdModel(file) });
           }
           const evalPositions = evaluationScope(positions, model.checkpoints.length, options.evalEvery);
-          report = await evaluateInto(report, { set, model, positions: evalPositions, averaged, spec, stagingDir: staged.path, written }, hooks, sweep);
+          // An eval command scores the files just written when they are in the input's format
+          // (the form it was given for the originals); other formats get scratch copies.
+          report = await evaluateInto(report, { set, model, positions: evalPositions, averaged, spec, stagingDir: staged.path, written, files: format === 'same' ? files : undefined }, hooks, sweep);
         } finally {
           for (const sw of sweep) sw.model.close();
         }

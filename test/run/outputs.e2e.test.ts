@@ -189,6 +189,25 @@ describe('evaluations belong to the run that measured them (defects 2 and 5)', (
     expect(fs.readFileSync(log, 'utf8').trim().split('\n')).toHaveLength(3);
   });
 
+  for (const online of [false, true]) {
+    it(`an eval command scores the very files written in reconstructed/${online ? ' (--online)' : ''}`, () => {
+      const dir = tempDir();
+      const log = path.join(dir, 'evals.log');
+      const out = path.join(dir, 'out');
+      const r = runCli(['reconstruct', fixture('resnet20-bn-safetensors'), '-o', out, ...small, ...(online ? ['--online', '--warmup', '2'] : []), '--checkpoints', '3', '--avg-last', '2', '--eval-cmd', `node ${evalScript} {checkpoint}`, '--json'], { env: { CMD_EVAL_LOG: log } });
+      ok(r);
+      const report = JSON.parse(r.stdout);
+      const evaluated = fs.readFileSync(log, 'utf8').trim().split('\n');
+      const fromOutput = evaluated.filter((p) => path.basename(path.dirname(p)) === 'reconstructed').map((p) => path.basename(p)).sort();
+      expect(fromOutput).toEqual(['avg-last-2.safetensors', 'epoch_003.safetensors']);
+      expect(evaluated.filter((p) => p.startsWith(fixture('resnet20-bn-safetensors')))).toHaveLength(1);
+      // count-eval's accuracy is a function of the bytes it read: the report's numbers are those of the committed files.
+      const scoreOf = (f: string) => 0.5 + parseInt(createHash('sha256').update(fs.readFileSync(f)).digest('hex').slice(0, 4), 16) / 2 ** 17;
+      expect(report.evaluation.final.cmd.accuracy).toBe(scoreOf(path.join(out, 'reconstructed', 'epoch_003.safetensors')));
+      expect(report.evaluation.average.metrics.accuracy).toBe(scoreOf(path.join(out, 'reconstructed', 'avg-last-2.safetensors')));
+    });
+  }
+
   it('--eval-every widens the evaluation to every k-th checkpoint', () => {
     const dir = tempDir();
     const log = path.join(dir, 'evals.log');
