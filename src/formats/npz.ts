@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { crc32, deflateRawSync } from 'node:zlib';
 import yauzl from 'yauzl';
 import type { Entry, ZipFile } from 'yauzl';
+import { errorText, zipEntries } from './zip-entries.ts';
 import { InputError, RuntimeError } from '../errors.ts';
 import { elementCount } from './dtype.ts';
 import { checkWritableNames, npyHeaderBytes, npyTensor, parseNpyHeaderText, writeBytesAt } from './npy.ts';
@@ -27,10 +28,6 @@ const U32_MAX = 0xffffffff;
 
 function memberError(path: string, member: string, rule: string, message: string): InputError {
   return new InputError(path, `member '${member}': ${message}`, rule);
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** The npy header is read before anything is inflated to disk; numpy's are far below this. */
@@ -198,16 +195,7 @@ export async function readNpzCheckpoint(path: string): Promise<CheckpointContent
     const tensors: StoredTensor[] = [];
     const seen = new Set<string>();
     let compressed = false;
-    const entries = zip.eachEntry();
-    for (;;) {
-      let next: IteratorResult<Entry>;
-      try {
-        next = await entries.next();
-      } catch (e) {
-        throw new InputError(path, `corrupt zip central directory (${errorText(e)})`, 'npz-corrupt');
-      }
-      if (next.done) break;
-      const entry = next.value;
+    for await (const entry of zipEntries(zip, (msg) => new InputError(path, `corrupt zip central directory (${msg})`, 'npz-corrupt'))) {
       if (entry.fileName.endsWith('/')) continue; // a folder entry carries no data
       if (!entry.fileName.endsWith('.npy')) {
         throw memberError(path, entry.fileName, 'npz-member-name', 'is not a .npy file (an .npz checkpoint holds only <tensor>.npy members)');

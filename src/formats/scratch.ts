@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { pidAlive } from '../io/pid-alive.ts';
 
 let dir: string | undefined;
 let beside: string | undefined;
@@ -33,15 +34,6 @@ export function setScratchNote(log: (line: string) => void): void {
 export function placeScratchBeside(target: string): void {
   if (dir !== undefined) return; // already in use: spans point into it
   beside = target;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Removes entries of `parent` named `<prefix><pid>-…` whose pid no longer runs. */

@@ -8,6 +8,7 @@
 import { open } from 'node:fs/promises';
 import yauzl from 'yauzl';
 import type { Entry, ZipFile } from 'yauzl';
+import { errorText, zipEntries } from './zip-entries.ts';
 import { InputError } from '../errors.ts';
 
 const METHOD_STORED = 0;
@@ -26,10 +27,6 @@ export interface TorchArchive {
   /** Storage key → where its bytes start in the file and how many there are. */
   storage(key: string): Promise<{ start: number; length: number }>;
   close(): void;
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** What the first bytes say the file is, for discovery and for clear refusals. */
@@ -114,23 +111,14 @@ export async function openTorchArchive(path: string): Promise<TorchArchive> {
   let ok = false;
   try {
     const entries = new Map<string, Entry>();
-    const it = zip.eachEntry();
-    for (;;) {
-      let next: IteratorResult<Entry>;
-      try {
-        next = await it.next();
-      } catch (e) {
-        // yauzl refuses absolute and `..` names itself ("invalid relative path").
-        const msg = errorText(e);
-        const rule = /relative path|absolute path|backslash/i.test(msg) ? 'torch-path-traversal' : 'torch-corrupt';
-        throw new InputError(path, `zip entry refused (${msg})`, rule);
-      }
-      if (next.done) break;
-      const name = next.value.fileName;
+    // yauzl refuses absolute and `..` names itself ("invalid relative path").
+    const refuse = (msg: string) => new InputError(path, `zip entry refused (${msg})`, /relative path|absolute path|backslash/i.test(msg) ? 'torch-path-traversal' : 'torch-corrupt');
+    for await (const entry of zipEntries(zip, refuse)) {
+      const name = entry.fileName;
       if (name.split('/').some((part) => part === '..') || name.startsWith('/')) {
         throw new InputError(path, `zip entry '${name}' points outside the archive`, 'torch-path-traversal');
       }
-      entries.set(name, next.value);
+      entries.set(name, entry);
     }
     const pickles = [...entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
     if (pickles.length !== 1) {

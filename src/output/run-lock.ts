@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { UsageError } from '../errors.ts';
+import { pidAlive } from '../io/pid-alive.ts';
 
 export interface LockHolder {
   pid: number;
@@ -26,16 +27,6 @@ export function setCleanupNote(log: Log): void {
 }
 export const stderrLog: Log = (line) => note(line);
 
-/** Is `pid` a live process on this host? (EPERM: alive, owned by someone else.) */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function lockPath(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.lock`);

@@ -5,30 +5,14 @@
  * exit 2 with one stderr line, and the tree (listing, modes, mtimes, contents) must be unchanged.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync, symlinkSync, mkdirSync, existsSync } from 'node:fs';
+import { readdirSync, symlinkSync, mkdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { copyInto, fixture, repoRoot, tempDir } from '../helpers/tmp.ts';
+import { treeDigest } from '../helpers/tree-hash.ts';
 
 const bin = path.join(repoRoot, 'bin', 'cmd.js');
 const flat = fixture('lenet5-fmnist', 'flat');
-
-/** Every entry under `root`: path, type, mode, mtime, size and a hash of the bytes (or link target). */
-function treeDigest(root: string): string {
-  const lines: string[] = [];
-  const walk = (p: string) => {
-    const st = lstatSync(p);
-    const rel = path.relative(root, p) || '.';
-    let body = '';
-    if (st.isSymbolicLink()) body = `-> ${readlinkSync(p)}`;
-    else if (st.isFile()) body = createHash('sha256').update(readFileSync(p)).digest('hex');
-    lines.push(`${rel} ${st.mode.toString(8)} ${st.mtimeMs} ${st.size} ${body}`);
-    if (st.isDirectory()) for (const n of readdirSync(p).sort()) walk(path.join(p, n));
-  };
-  walk(root);
-  return lines.join('\n');
-}
 
 interface Result {
   code: number | null;

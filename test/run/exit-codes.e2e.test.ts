@@ -11,19 +11,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.ts';
 import { fixture, repoRoot, tempDir } from '../helpers/tmp.ts';
-
-function hashes(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const n of fs.readdirSync(d).sort()) {
-      const p = path.join(d, n);
-      if (fs.statSync(p).isDirectory()) walk(p);
-      else out[path.relative(dir, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-    }
-  };
-  walk(dir);
-  return out;
-}
+import { fileHashes } from '../helpers/tree-hash.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const oneLine = (stderr: string) => stderr.trim().split('\n');
@@ -62,7 +50,7 @@ describe('exit codes', () => {
   it('analyze and reconstruct: 2 on bad input or usage, with -o left byte-identical', () => {
     const out = path.join(tempDir(), 'out');
     expect(runCli(['analyze', fixture('resnet20-bn-safetensors'), '-o', out, '--samples', '300', '--modes', '4', '-q']).status).toBe(0);
-    const before = hashes(out);
+    const before = fileHashes(out);
     const bad = [
       ['analyze', path.join(out, 'missing'), '-o', out, '--force'],
       ['reconstruct', '-o', out, '--eval-data', fixture('fmnist-mlp', 'test')],
@@ -73,7 +61,7 @@ describe('exit codes', () => {
       const r = runCli(args);
       expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(oneLine(r.stderr).at(-1)).toMatch(/^cmd: /);
-      expect(hashes(out)).toEqual(before);
+      expect(fileHashes(out)).toEqual(before);
     }
     expect(fs.readdirSync(path.dirname(out))).toEqual(['out']);
   });
@@ -83,7 +71,7 @@ describe('exit codes', () => {
     const out = path.join(parent, 'out');
     const ckpts = fixture('fmnist-mlp', 'checkpoints');
     expect(runCli(['analyze', ckpts, '-o', out, '--samples', '300', '--modes', '4', '-q']).status).toBe(0);
-    const before = hashes(out);
+    const before = fileHashes(out);
     const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'cmd.js'), 'reconstruct', '-o', out, '--checkpoints', 'all', '--eval-data', fixture('fmnist-mlp', 'test'), '--eval-every', '1', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
@@ -103,7 +91,7 @@ describe('exit codes', () => {
     child.kill('SIGINT');
     expect(await ended).toBe(130);
     expect(stderr).toMatch(/interrupted/);
-    expect(hashes(out)).toEqual(before);
+    expect(fileHashes(out)).toEqual(before);
     expect(fs.readdirSync(parent)).toEqual(['out']);
   });
 
@@ -117,7 +105,7 @@ describe('exit codes', () => {
     fs.writeFileSync(path.join(other, 'keep.txt'), 'x');
     const bad = runCli(['watch', fixture('lenet5-fmnist', 'npz'), '-o', other, '--warmup', '3', '--until', '5', '-q']);
     expect(bad.status).toBe(2);
-    expect(hashes(other)).toEqual({ 'keep.txt': createHash('sha256').update('x').digest('hex') });
+    expect(fileHashes(other)).toEqual({ 'keep.txt': createHash('sha256').update('x').digest('hex') });
   });
 
   it('watch: a corrupt or truncated online state is bad input (2) naming the file, not an internal error (defect 11)', () => {

@@ -9,23 +9,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.ts';
 import { copyInto, fixture, repoRoot, tempDir } from '../helpers/tmp.ts';
+import { fileHashes } from '../helpers/tree-hash.ts';
 
 const evalScript = path.join(repoRoot, 'test', 'fixtures-scripts', 'count-eval.mjs');
 const small = ['--samples', '300', '--modes', '4'];
-
-/** sha256 of every file under `dir`, by relative path. */
-function hashes(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const n of fs.readdirSync(d).sort()) {
-      const p = path.join(d, n);
-      if (fs.statSync(p).isDirectory()) walk(p);
-      else out[path.relative(dir, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 function ok(r: { status: number | null; stderr: string }) {
   expect(r.status, r.stderr).toBe(0);
@@ -39,13 +26,13 @@ describe('reconstruct into an analyze folder (defect 4)', () => {
       const out = path.join(tempDir(), 'out');
       ok(runCli(['analyze', fixture('resnet20-bn-safetensors'), '-o', out, '--samples', '300', '--modes', '4,2', '-q']));
       fs.writeFileSync(path.join(out, 'notes.txt'), 'mine\n');
-      const before = hashes(out);
+      const before = fileHashes(out);
       expect(Object.keys(before)).toEqual(expect.arrayContaining(['run-info.json', 'sweep/cmd-model-M2.safetensors', 'cmd-model.safetensors', 'samples.json', 'sampled-corr.npy']));
       const analyzeInfo = readJson(path.join(out, 'run-info.json')).analyze;
       const r = runCli(['reconstruct', '-o', out, '--eval-cmd', `node ${evalScript} {checkpoint}`, ...(force ? ['--force'] : [])]);
       ok(r);
       expect(r.stderr).toMatch(/using the existing model .*same checkpoints/);
-      const after = hashes(out);
+      const after = fileHashes(out);
       for (const [f, h] of Object.entries(before)) if (f !== 'report.json' && f !== 'run-info.json') expect(after[f], f).toBe(h);
       expect(Object.keys(after).filter((f) => !(f in before)).every((f) => f.startsWith('reconstructed/'))).toBe(true);
       const info = readJson(path.join(out, 'run-info.json'));

@@ -12,11 +12,10 @@
  *   byte, mode and mtime; a run that changed one fails the suite.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { treeDigest } from '../helpers/tree-hash.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Written on purpose during a run: the build and the JSON results .ci/run reads. */
@@ -37,31 +36,15 @@ function strayFiles(): Set<string> | undefined {
 }
 
 /** One hash over every path, mode, size, mtime and byte under `dir` (links by their target). */
-function treeHash(dir: string): string {
-  const h = createHash('sha256');
-  const walk = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const p = path.join(d, name);
-      const st = lstatSync(p);
-      h.update(`${path.relative(root, p)}\0${st.mode}\0${st.size}\0${st.mtimeMs}\0`);
-      if (st.isDirectory()) walk(p);
-      else if (st.isSymbolicLink()) h.update(readlinkSync(p));
-      else if (st.isFile()) h.update(readFileSync(p));
-    }
-  };
-  walk(dir);
-  return h.digest('hex');
-}
-
 export default function setup(): () => void {
   const fixtures = path.join(root, 'fixtures');
-  const fixturesBefore = treeHash(fixtures);
+  const fixturesBefore = treeDigest(fixtures);
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`building dist/ for the e2e tests failed (tsc exit ${r.status}):\n${r.stdout}${r.stderr}`);
   const before = strayFiles();
   return () => {
-    if (treeHash(fixtures) !== fixturesBefore) throw new Error('an end-to-end run changed a file under fixtures/ (inputs are never modified: docs/formats.md)');
+    if (treeDigest(fixtures) !== fixturesBefore) throw new Error('an end-to-end run changed a file under fixtures/ (inputs are never modified: docs/formats.md)');
     const after = strayFiles();
     if (!before || !after) return;
     const added = [...after].filter((f) => !before.has(f));
