@@ -1,0 +1,24 @@
+/**
+ * A remote file as a byte source for the header readers (src/io/byte-source.ts): the first
+ * request asks for a small prefix, which also tells the file's size (Content-Range) and ETag;
+ * a header longer than the prefix costs one more request.
+ */
+import type { ByteSource } from '../io/byte-source.ts';
+import { remoteClient } from './http-range.ts';
+
+/** Enough for the header of a small checkpoint; a large model's header takes a second request. */
+export const REMOTE_PREFIX_BYTES = 4096;
+
+export async function openRemoteSource(url: string): Promise<ByteSource> {
+  const client = remoteClient();
+  const prefix = await client.range(url, 0, REMOTE_PREFIX_BYTES, true);
+  const size = client.facts(url)?.size ?? prefix.byteLength;
+  return {
+    size,
+    async read(position: number, length: number): Promise<Uint8Array> {
+      if (position + length <= prefix.byteLength) return prefix.subarray(position, position + length);
+      return client.range(url, position, length);
+    },
+    async close() {},
+  };
+}
