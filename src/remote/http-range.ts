@@ -303,3 +303,8 @@ export function closeRemoteClient(): void {
   shared?.close();
   shared = undefined;
 }
+
+/** Bytes this thread's client has received so far (0 when no remote file was read). */
+export function remoteFetchedBytes(): number {
+  return shared?.fetchedBytes ?? 0;
+}
