@@ -6,8 +6,8 @@
 import type { ByteSource } from '../io/byte-source.ts';
 import { remoteClient } from './http-range.ts';
 
-/** Enough for the header of a small checkpoint; a large model's header takes a second request. */
-export const REMOTE_PREFIX_BYTES = 4096;
+/** Holds a small model's header; a larger header takes a second request (≤ 1 KiB wasted per file, docs/scale-out.md). */
+export const REMOTE_PREFIX_BYTES = 1024;
 
 export async function openRemoteSource(url: string): Promise<ByteSource> {
   const client = remoteClient();

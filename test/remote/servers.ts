@@ -28,6 +28,8 @@ export interface Faults {
   noRange?: boolean;
   /** After this many requests of a file, its ETag changes. */
   etagChangeAfter?: number;
+  /** Ranges longer than this (pass 2's, not headers or sampled values) see a new ETag. */
+  etagChangeOnLargeRanges?: number;
   /** Fixed status for files whose name matches. */
   status?: { match: RegExp; code: number };
 }
@@ -82,10 +84,11 @@ export async function startStaticServer(root: string, faults: Faults = {}): Prom
       if (faults.fail503 && n <= faults.fail503) return send(503, { 'Content-Length': 0 });
       if (!rel.startsWith('/') || rel.includes('..') || !fs.existsSync(file) || !fs.statSync(file).isFile()) return send(404, { 'Content-Length': 0 });
       const data = fs.readFileSync(file);
-      const etag = `"${data.length}-${faults.etagChangeAfter !== undefined && n > faults.etagChangeAfter ? 'v2' : 'v1'}"`;
+      const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+      const large = faults.etagChangeOnLargeRanges !== undefined && m !== null && m[2] !== '' && Number(m[2]) - Number(m[1]) + 1 > faults.etagChangeOnLargeRanges;
+      const etag = `"${data.length}-${(faults.etagChangeAfter !== undefined && n > faults.etagChangeAfter) || large ? 'v2' : 'v1'}"`;
       const common = { ETag: etag, 'Last-Modified': new Date(1_700_000_000_000).toUTCString(), 'Accept-Ranges': 'bytes' };
       const cut = faults.truncate !== undefined && n <= faults.truncate;
-      const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
       if (!m || faults.noRange) return send(200, { ...common, 'Content-Length': data.length }, data, cut);
       const start = Number(m[1]);
       const end = Math.min(m[2] === '' ? data.length - 1 : Number(m[2]), data.length - 1);
