@@ -23,7 +23,8 @@ export function displayUrl(url: string): string {
 
 /** `text` with every http(s) URL in it reduced to {@link displayUrl}. */
 export function redactUrls(text: string): string {
-  return text.replace(/https?:\/\/[^\s"'<>]+/gi, (m) => displayUrl(m));
+  // A URL ends before whitespace, quotes, or the punctuation that follows it in a sentence ("<url>: …").
+  return text.replace(/https?:\/\/[^\s"'<>]*[^\s"'<>:,.;)\]]/gi, (m) => displayUrl(m));
 }
 
 /** The last path segment of a URL, percent-decoded (a checkpoint's file name). */
