@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lenetSafetensors, runCliAsync, startStaticServer, type Faults, type TestServer } from './servers.ts';
+import { lenetSafetensors, lenetSharded, runCliAsync, startStaticServer, type Faults, type TestServer } from './servers.ts';
 import { modelParts, outputsOf, safetensorsHeaderBytes } from './model-parts.ts';
 
 const SAMPLES = 300;
@@ -199,5 +199,41 @@ describe('faults of the server', () => {
     expect(lines[0]).toMatch(/^cmd: http:\/\/127\.0\.0\.1:\d+\/epoch_\d+\.safetensors: /);
     expect(r.stderr).not.toContain('SECRET');
     expect(fs.existsSync(out)).toBe(false);
+  });
+});
+
+describe('sharded checkpoints (*.safetensors.index.json) over HTTP', () => {
+  it('reads the index and its shards by URL and fits the model of the local folders', async () => {
+    const sharded = path.join(root, 'sharded');
+    fs.mkdirSync(sharded);
+    const folders = await lenetSharded(sharded, 4);
+    const s = await startStaticServer(sharded);
+    try {
+      const list = path.join(root, 'sharded-urls.txt');
+      fs.writeFileSync(list, folders.map((f) => `${s.base}/${f}/model.safetensors.index.json?sig=SECRET`).join('\n'));
+      const l = await runCliAsync(['analyze', sharded, '-o', path.join(root, 'sharded-local'), ...quick]);
+      expect(l.status, l.stderr).toBe(0);
+      const r = await runCliAsync(['analyze', '--urls', list, '-o', path.join(root, 'sharded-remote'), ...quick]);
+      expect(r.status, r.stderr).toBe(0);
+      const a = modelParts(path.join(root, 'sharded-local', 'cmd-model.safetensors'));
+      const b = modelParts(path.join(root, 'sharded-remote', 'cmd-model.safetensors'));
+      expect(b.dataSha256).toBe(a.dataSha256);
+      expect(b.metadata['cmd.checkpoints']).toBe(a.metadata['cmd.checkpoints']);
+      // Shards were fetched by Range, relative to the index URL, without its query string.
+      expect(s.log.some((e) => /model-00002-of-00002\.safetensors$/.test(e.path) && e.status === 206)).toBe(true);
+
+      // A shard path that leaves the index's folder is refused before anything is fetched from it.
+      const index = path.join(sharded, folders[0], 'model.safetensors.index.json');
+      const json = JSON.parse(fs.readFileSync(index, 'utf8'));
+      json.weight_map[Object.keys(json.weight_map)[0]] = '../checkpoint-2/model-00001-of-00002.safetensors';
+      fs.writeFileSync(index, JSON.stringify(json));
+      const bad = await runCliAsync(['inspect', '--urls', list]);
+      expect(bad.status, bad.stderr).toBe(2);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+      expect(bad.stderr).toMatch(/checkpoint-1\/model\.safetensors\.index\.json: shard path .* contains ".."/);
+      expect(bad.stderr).not.toContain('SECRET');
+    } finally {
+      await s.close();
+    }
   });
 });

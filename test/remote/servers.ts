@@ -12,6 +12,7 @@ import { readNpzCheckpoint } from '../../src/formats/npz.ts';
 import { writeSafetensors } from '../../src/formats/safetensors.ts';
 import { ElementReader } from '../../src/trajectory/element-reader.ts';
 import { DTYPES } from '../../src/formats/dtype.ts';
+import type { TensorToWrite } from '../../src/formats/types.ts';
 import { fileURLToPath } from 'node:url';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -142,17 +143,13 @@ export async function startHubServer(root: string, repo: string, files: TestServ
   return { base: `http://127.0.0.1:${port}`, port, log, faults: {}, close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }) };
 }
 
-/**
- * The held LeNet-5 trajectory (fixtures/lenet5-fmnist/npz) rewritten as safetensors by the
- * project's writer (byte-identical to the reference library's, test/formats/safetensors.test.ts):
- * `count` checkpoints `epoch_NNN.safetensors` in `dir`.
- */
-export async function lenetSafetensors(dir: string, count = 25): Promise<string[]> {
+/** The tensors of the held LeNet-5 checkpoints (fixtures/lenet5-fmnist/npz), first `count`, in file order. */
+async function lenetTensors(count: number): Promise<{ name: string; tensors: TensorToWrite[] }[]> {
   const src = path.join(repoRoot, 'fixtures', 'lenet5-fmnist', 'npz');
   const names = fs.readdirSync(src).filter((f) => f.endsWith('.npz')).sort().slice(0, count);
   const io = new ElementReader();
-  const out: string[] = [];
   try {
+    const out: { name: string; tensors: TensorToWrite[] }[] = [];
     for (const f of names) {
       const c = await readNpzCheckpoint(path.join(src, f));
       const tensors = c.tensors.map((t) => {
@@ -161,12 +158,48 @@ export async function lenetSafetensors(dir: string, count = 25): Promise<string[
         io.readRaw(t, 0, bytes, data);
         return { name: t.name, dtype: t.dtype, shape: t.shape, data };
       });
-      const name = f.replace(/\.npz$/, '.safetensors');
-      await writeSafetensors(path.join(dir, name), tensors);
-      out.push(name);
+      out.push({ name: f.replace(/\.npz$/, ''), tensors });
     }
+    return out;
   } finally {
     io.close();
+  }
+}
+
+/**
+ * The held LeNet-5 trajectory rewritten as safetensors by the project's writer (byte-identical
+ * to the reference library's, test/formats/safetensors.test.ts): `count` checkpoints
+ * `epoch_NNN.safetensors` in `dir`.
+ */
+export async function lenetSafetensors(dir: string, count = 25): Promise<string[]> {
+  const out: string[] = [];
+  for (const c of await lenetTensors(count)) {
+    await writeSafetensors(path.join(dir, `${c.name}.safetensors`), c.tensors);
+    out.push(`${c.name}.safetensors`);
+  }
+  return out;
+}
+
+/**
+ * The same checkpoints as Hugging Face sharded folders `checkpoint-<epoch>/` holding two shards
+ * and `model.safetensors.index.json` (tensors split in half by name order). Returns the folder names.
+ */
+export async function lenetSharded(dir: string, count: number): Promise<string[]> {
+  const out: string[] = [];
+  for (const c of await lenetTensors(count)) {
+    const folder = `checkpoint-${Number(c.name.replace(/\D/g, ''))}`;
+    fs.mkdirSync(path.join(dir, folder));
+    const sorted = [...c.tensors].sort((a, b) => (a.name < b.name ? -1 : 1));
+    const half = Math.ceil(sorted.length / 2);
+    const shards = [sorted.slice(0, half), sorted.slice(half)];
+    const weightMap: Record<string, string> = {};
+    for (const [i, part] of shards.entries()) {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      await writeSafetensors(path.join(dir, folder, file), part);
+      for (const t of part) weightMap[t.name] = file;
+    }
+    fs.writeFileSync(path.join(dir, folder, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }));
+    out.push(folder);
   }
   return out;
 }
