@@ -35,7 +35,7 @@ export function checkpointInput(dir: string | undefined, flags: { urls?: string;
     if (revisions?.length) throw new UsageError('--revisions goes with hf://org/model, not with --urls');
     return { kind: 'urls', file: path.resolve(flags.urls) };
   }
-  if (dir === undefined) throw new UsageError('missing the checkpoint folder (or --urls FILE, or hf://org/model --revisions a,b,c)');
+  if (dir === undefined) throw new UsageError("missing required argument 'dir': a checkpoint folder, --urls FILE, or hf://org/model --revisions a,b,c (run with --help for usage)");
   if (dir.startsWith('hf://')) {
     const repo = dir.slice('hf://'.length).replace(/\/+$/, '');
     if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new UsageError(`${dir}: expected hf://org/model`);

@@ -159,7 +159,7 @@ describe('remote names', () => {
     expect(checkpointInput(undefined, { urls: 'u.txt' })).toMatchObject({ kind: 'urls' });
     expect(checkpointInput('hf://org/model', { revisions: 'step1, step2' })).toEqual({ kind: 'hf', repo: 'org/model', revisions: ['step1', 'step2'] });
     expect(() => checkpointInput('runs/a', { urls: 'u.txt' })).toThrow(/not both/);
-    expect(() => checkpointInput(undefined, {})).toThrow(/missing the checkpoint folder/);
+    expect(() => checkpointInput(undefined, {})).toThrow(/missing required argument 'dir'/);
     expect(() => checkpointInput('hf://org', { revisions: 'a' })).toThrow(/expected hf:\/\/org\/model/);
     expect(() => checkpointInput('runs/a', { revisions: 'a' })).toThrow(/--revisions goes with hf:/);
   });
