@@ -17,7 +17,13 @@ export async function openRemoteSource(url: string): Promise<ByteSource> {
     size,
     async read(position: number, length: number): Promise<Uint8Array> {
       if (position + length <= prefix.byteLength) return prefix.subarray(position, position + length);
-      return client.range(url, position, length);
+      if (position >= prefix.byteLength) return client.range(url, position, length);
+      // A header longer than the prefix: fetch only what the prefix lacks.
+      const rest = await client.range(url, prefix.byteLength, position + length - prefix.byteLength);
+      const out = new Uint8Array(length);
+      out.set(prefix.subarray(position));
+      out.set(rest, prefix.byteLength - position);
+      return out;
     },
     async close() {},
   };

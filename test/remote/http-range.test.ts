@@ -11,6 +11,11 @@ import { RangeClient, hubAuthorization } from '../../src/remote/http-range.ts';
 import { coalesce, type ByteRange } from '../../src/trajectory/remote-bytes.ts';
 import { checkpointInput, remoteCheckpoint } from '../../src/remote/inputs.ts';
 import { displayUrl, redactUrls } from '../../src/remote/url.ts';
+import { REMOTE_PREFIX_BYTES } from '../../src/remote/remote-source.ts';
+import { readSafetensorsHeader, writeSafetensors } from '../../src/formats/safetensors.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import fs from 'node:fs';
+import path from 'node:path';
 
 const servers: http.Server[] = [];
 afterEach(async () => {
@@ -108,6 +113,31 @@ describe('RangeClient', () => {
     expect(auth(new URL('http://127.0.0.1:10/x'))).toBeUndefined();
     expect(auth(new URL('https://cdn.example/x'))).toBeUndefined();
     expect(hubAuthorization({})(new URL('https://huggingface.co/x'))).toBeUndefined();
+  });
+});
+
+describe('safetensors headers by Range requests', () => {
+  it('reads a header longer than the first request like the local reader, fetching each header byte once', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'long-header.safetensors');
+    const tensors = Array.from({ length: 60 }, (_, i) => ({ name: `layers.${i}.attention.query_key_value.weight`, dtype: 'F32' as const, shape: [2, 3], data: new Uint8Array(24).fill(i) }));
+    await writeSafetensors(file, tensors);
+    const bytes = fs.readFileSync(file);
+    const headerLength = 8 + Number(bytes.readBigUInt64LE(0));
+    expect(headerLength).toBeGreaterThan(REMOTE_PREFIX_BYTES);
+    const ranges: string[] = [];
+    const base = await serve((req, res) => {
+      ranges.push(req.headers.range ?? '');
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')!;
+      const [a, b] = [Number(m[1]), Math.min(Number(m[2]), bytes.length - 1)];
+      res.writeHead(206, { 'Content-Range': `bytes ${a}-${b}/${bytes.length}`, 'Content-Length': b - a + 1 }).end(bytes.subarray(a, b + 1));
+    });
+    const url = `${base}/long-header.safetensors?sig=1`;
+    const remote = await readSafetensorsHeader(url);
+    const local = await readSafetensorsHeader(file);
+    expect(remote.tensors.map((t) => ({ ...t, spans: t.spans.map((s) => ({ ...s, path: '' })) }))).toEqual(local.tensors.map((t) => ({ ...t, spans: t.spans.map((s) => ({ ...s, path: '' })) })));
+    expect(remote.tensors[0].spans[0].path).toBe(url);
+    expect(ranges).toEqual([`bytes=0-${REMOTE_PREFIX_BYTES - 1}`, `bytes=${REMOTE_PREFIX_BYTES}-${headerLength - 1}`]);
   });
 });
 
