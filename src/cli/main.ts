@@ -4,6 +4,7 @@
  * Command modules are imported lazily so `cmd inspect` never pays for tfjs.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { redactUrls } from '../remote/url.ts';
 import { readFileSync } from 'node:fs';
 import { CancelledError, CmdError, RuntimeError } from '../errors.ts';
 import { diskErrorText, reviveWorkerError } from '../io/disk-errors.ts';
@@ -180,7 +181,8 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`cmd: ${error instanceof CmdError ? message : `internal error: ${message.split('\n')[0]}`}\n`);
+    // CmdErrors are redacted when made; an unexpected error may carry a signed URL too.
+    process.stderr.write(`cmd: ${error instanceof CmdError ? message : `internal error: ${redactUrls(message.split('\n')[0])}`}\n`);
     if (!(error instanceof CmdError) && process.env.CMD_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
     process.exitCode = exitCodeOf(error);
   }

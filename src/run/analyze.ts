@@ -13,7 +13,14 @@ import { processFacts, writeRunInfo } from './run-info.ts';
 import { stageOutput } from './staging.ts';
 import { placeScratchForRun } from '../output/run-scratch.ts';
 import { checkpointInput } from '../remote/inputs.ts';
-import { remoteFetchedBytes } from '../remote/http-range.ts';
+import { closeRemoteClient, remoteFetchedBytes } from '../remote/http-range.ts';
+import { remoteBytes } from '../trajectory/remote-bytes.ts';
+
+/** A remote run's fetched values and keep-alive sockets are not kept past it. */
+function releaseRemote(): void {
+  remoteBytes.clear();
+  closeRemoteClient();
+}
 
 /** run-info.json's account of a remote run's traffic (docs/scale-out.md). */
 function remoteFacts(checkpoints: number, headerBytes: number, fetched: { pass1: number; pass2: number } | undefined): Record<string, number> {
@@ -42,8 +49,9 @@ export async function analyze(dir: string | undefined, options: AnalyzeRunOption
   const samplesFrom = options.samplesFrom ? await readSamplesFile(options.samplesFrom) : undefined;
   const load = await loadOptionsFrom(options);
   await placeScratchForRun(out, typeof input === 'string' ? input : input.kind === 'urls' ? input.file : undefined);
+  const fetchedBefore = remoteFetchedBytes();
   const set = await loadCheckpointSet(input, load);
-  const headerBytes = remoteFetchedBytes();
+  const headerBytes = remoteFetchedBytes() - fetchedBefore;
   for (const n of set.notes) hooks.log(`note: ${n}`);
   const staged = await stageOutput(out, Boolean(options.force), set, [options.samplesFrom, options.tensorTable], options.html);
   try {
@@ -56,5 +64,7 @@ export async function analyze(dir: string | undefined, options: AnalyzeRunOption
   } catch (e) {
     await staged.abort();
     throw e;
+  } finally {
+    if (typeof input !== 'string') releaseRemote();
   }
 }
