@@ -196,7 +196,7 @@ export async function decompose(set: CheckpointSet, options: AnalyzeOptions, poo
   try {
     // Pass 1: the K sampled trajectories only (remote checkpoints: fetched first by Range requests).
     let t0 = now();
-    const bytesFetched = await prefetchValues(reader.plan, indices, window.from, window.to);
+    const bytesFetched = await prefetchValues(reader.plan, indices, window.from, window.to, options.signal);
     let X = new Float64Array(K * T);
     reader.readParameters(indices, X, window.from, window.to);
     const keep: number[] = [];

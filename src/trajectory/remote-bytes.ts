@@ -7,6 +7,7 @@
  * pass-2 chunk with its spans as large ranges.
  */
 import { DTYPES } from '../formats/dtype.ts';
+import { CancelledError } from '../errors.ts';
 import type { StoredTensor } from '../formats/types.ts';
 import { remoteClient, type RangeClient } from '../remote/http-range.ts';
 import { isRemote } from '../remote/url.ts';
@@ -168,12 +169,14 @@ export function coalesce(ranges: ByteRange[], maxGap: number, maxLength = Infini
  * Fetches the ranges not already held into this thread's cache, `client.connections` at a
  * time. Returns the bytes received.
  */
-export async function prefetch(ranges: ByteRange[], maxGap: number, client: RangeClient = remoteClient(), maxLength = 64 << 20): Promise<number> {
+export async function prefetch(ranges: ByteRange[], maxGap: number, client: RangeClient = remoteClient(), maxLength = 64 << 20, signal?: AbortSignal): Promise<number> {
   const missing = coalesce(ranges.filter((r) => !remoteBytes.has(r)), maxGap, maxLength);
   const before = client.fetchedBytes;
   let next = 0;
   const lane = async () => {
     while (next < missing.length) {
+      // Ctrl-C stops between requests: pass 1 over a slow store can take minutes.
+      if (signal?.aborted) throw new CancelledError();
       const r = missing[next++];
       remoteBytes.add(r.path, r.start, await client.range(r.path, r.start, r.end - r.start));
     }
@@ -183,8 +186,8 @@ export async function prefetch(ranges: ByteRange[], maxGap: number, client: Rang
 }
 
 /** Pass 1 and the key's hashes: gaps up to one value merge, so at most twice the values' bytes are fetched. */
-export function prefetchValues(plan: TrajectoryPlan, indices: ArrayLike<number>, from: number, to: number): Promise<number> {
+export function prefetchValues(plan: TrajectoryPlan, indices: ArrayLike<number>, from: number, to: number, signal?: AbortSignal): Promise<number> {
   if (!planIsRemote(plan)) return Promise.resolve(0);
   const size = Math.max(...plan.stored[0].map((t) => DTYPES[t.encoding.dtype].bytes));
-  return prefetch(valueRanges(plan, indices, from, to), size);
+  return prefetch(valueRanges(plan, indices, from, to), size, remoteClient(), undefined, signal);
 }

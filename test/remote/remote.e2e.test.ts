@@ -3,6 +3,7 @@
  * equals the local run's, pass 1 fetches about K × T values plus headers, signatures never reach
  * an output, and the servers' faults give retries or one-line errors (exit 2, nothing written).
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lenetSafetensors, lenetSharded, runCliAsync, startStaticServer, type Faults, type TestServer } from './servers.ts';
 import { modelParts, outputsOf, safetensorsHeaderBytes } from './model-parts.ts';
 
+const repoRootOf = () => path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const SAMPLES = 300;
 const T = 10;
 let root: string;
@@ -172,6 +174,7 @@ describe('faults of the server', () => {
     ['503 twice, then answers', { fail503: 2 }],
     ['slower than the timeout once per file', { slowMs: 1500, slowCount: 1 }],
     ['cuts the first body of every file off halfway', { truncate: 1 }],
+    ['answers 503 to the first pass-2 range of every file (retried in the worker)', { fail503Large: 1 }],
   ] as [string, Faults][])('retries when the server %s, and fits the same model', async (label, faults) => {
     const { r, out, log } = await faulty(faults, label.replace(/\W+/g, '-'));
     expect(r.status, r.stderr).toBe(0);
@@ -199,6 +202,30 @@ describe('faults of the server', () => {
     expect(lines[0]).toMatch(/^cmd: http:\/\/127\.0\.0\.1:\d+\/epoch_\d+\.safetensors: /);
     expect(r.stderr).not.toContain('SECRET');
     expect(fs.existsSync(out)).toBe(false);
+  });
+});
+
+describe('interrupted while fetching', () => {
+  it('Ctrl-C during pass 1 over a slow server exits 130 and writes nothing', async () => {
+    const s = await startStaticServer(data, { slowMs: 300, slowCount: 1e9 });
+    const out = path.join(root, 'out-interrupted');
+    try {
+      const child = spawn(process.execPath, [path.join(repoRootOf(), 'bin', 'cmd.js'), 'analyze', '--urls', urlFile(s.base, root, 'urls-slow.txt'), '-o', out, ...quick], { env: { ...process.env, NO_COLOR: '1' } });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      // Interrupt once pass 1 has started: the server has seen a sampled-value range (4 bytes).
+      while (!s.log.some((e) => /^bytes=(\d+)-(\d+)$/.test(e.range ?? '') && Number(/-(\d+)$/.exec(e.range!)![1]) - Number(/=(\d+)/.exec(e.range!)![1]) < 16)) await new Promise((r) => setTimeout(r, 50));
+      const atKill = s.log.length;
+      child.kill('SIGINT');
+      const status = await new Promise<number | null>((r) => child.on('close', r));
+      expect(status, stderr).toBe(130);
+      // Pass 1 stops between requests: only those in flight (8 connections) or just started finish,
+      // not the hundreds left.
+      expect(s.log.length - atKill).toBeLessThanOrEqual(16);
+      expect(fs.existsSync(out)).toBe(false);
+    } finally {
+      await s.close();
+    }
   });
 });
 

@@ -31,6 +31,8 @@ export interface Faults {
   etagChangeAfter?: number;
   /** Ranges longer than this (pass 2's, not headers or sampled values) see a new ETag. */
   etagChangeOnLargeRanges?: number;
+  /** The first this-many ranges longer than 4 KiB (pass 2's) of each file answer 503. */
+  fail503Large?: number;
   /** Fixed status for files whose name matches. */
   status?: { match: RegExp; code: number };
 }
@@ -59,6 +61,7 @@ function listen(server: http.Server): Promise<number> {
 export async function startStaticServer(root: string, faults: Faults = {}): Promise<TestServer> {
   const log: RequestLog[] = [];
   const perFile = new Map<string, number>();
+  const largeSeen = new Map<string, number>();
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const rel = decodeURIComponent(url.pathname);
@@ -86,7 +89,13 @@ export async function startStaticServer(root: string, faults: Faults = {}): Prom
       if (!rel.startsWith('/') || rel.includes('..') || !fs.existsSync(file) || !fs.statSync(file).isFile()) return send(404, { 'Content-Length': 0 });
       const data = fs.readFileSync(file);
       const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-      const large = faults.etagChangeOnLargeRanges !== undefined && m !== null && m[2] !== '' && Number(m[2]) - Number(m[1]) + 1 > faults.etagChangeOnLargeRanges;
+      const length = m !== null && m[2] !== '' ? Number(m[2]) - Number(m[1]) + 1 : 0;
+      const large = faults.etagChangeOnLargeRanges !== undefined && length > faults.etagChangeOnLargeRanges;
+      if (faults.fail503Large && length > 4096) {
+        const k = (largeSeen.get(rel) ?? 0) + 1;
+        largeSeen.set(rel, k);
+        if (k <= faults.fail503Large) return send(503, { 'Content-Length': 0 });
+      }
       const etag = `"${data.length}-${(faults.etagChangeAfter !== undefined && n > faults.etagChangeAfter) || large ? 'v2' : 'v1'}"`;
       const common = { ETag: etag, 'Last-Modified': new Date(1_700_000_000_000).toUTCString(), 'Accept-Ranges': 'bytes' };
       const cut = faults.truncate !== undefined && n <= faults.truncate;
