@@ -13,10 +13,14 @@
  *
  * Flags: --no-scaling, --no-variants, --no-k10000, --k10000-limit S (stop the K = 10,000 run after S seconds,
  * default 300), --runs N (default 3), --profile (writes .cpuprofile files of one main run, main
- * thread and workers, to .bench-cache/profile/).
+ * thread and workers, to .bench-cache/profile/), --urls (adds `cmd analyze --urls` over a local
+ * HTTP Range server on the main dataset: wall time and the bytes fetched per pass, with the pass-1
+ * target of docs/scale-out.md), --urls-only (that line alone, on a ResNet-18 × 0.1 trajectory of
+ * 10 checkpoints, without the rest of the bench).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,9 +118,9 @@ function readVmHWM(pid) {
  * when present, else from polling /proc/<pid>/status VmHWM; run-info.json's peakRssBytes
  * (the process's own getrusage) is kept as a cross-check.
  */
-function analyze(dir, { samples = 1000, extra = [], nodeArgs = [], timeoutSeconds = 0 } = {}) {
+function analyze(dir, { samples = 1000, extra = [], nodeArgs = [], timeoutSeconds = 0, input = [dir] } = {}) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cmd-bench-out-'));
-  const cmdArgs = [...nodeArgs, cli, 'analyze', dir, '-o', out, '--modes', String(MODES), '--samples', String(samples), '--force', '--quiet', ...extra];
+  const cmdArgs = [...nodeArgs, cli, 'analyze', ...input, '-o', out, '--modes', String(MODES), '--samples', String(samples), '--force', '--quiet', ...extra];
   // With a time limit the child is node itself, so it can be stopped and its VmHWM polled.
   const useTime = timeBin && !timeoutSeconds;
   const [file, argv] = useTime ? [timeBin, ['-v', process.execPath, ...cmdArgs]] : [process.execPath, cmdArgs];
@@ -176,7 +180,70 @@ function table(rows, align) {
 
 const stageText = (st) => Object.entries(st ?? {}).map(([k, v]) => `${k} ${Math.round(v)} ms`).join(', ');
 
+/** A static file server with single-range Range support on 127.0.0.1, in this process. */
+async function serveRanges(dir) {
+  const server = http.createServer((req, res) => {
+    const file = path.join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    if (!file.startsWith(dir) || !fs.existsSync(file)) return res.writeHead(404).end();
+    const size = fs.statSync(file).size;
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (!m) return res.writeHead(200, { 'Content-Length': size }).end(fs.readFileSync(file));
+    const start = Number(m[1]);
+    const end = Math.min(Number(m[2]), size - 1);
+    const buf = Buffer.allocUnsafe(end - start + 1);
+    const fd = fs.openSync(file, 'r');
+    fs.readSync(fd, buf, 0, buf.length, start);
+    fs.closeSync(fd);
+    res.writeHead(206, { 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Length': buf.length, ETag: `"${size}"` }).end(buf);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { base: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) };
+}
+
+/** 8 + N of a safetensors file. */
+function headerBytes(file) {
+  const fd = fs.openSync(file, 'r');
+  const b = Buffer.alloc(8);
+  fs.readSync(fd, b, 0, 8, 0);
+  fs.closeSync(fd);
+  return 8 + Number(b.readBigUInt64LE(0));
+}
+
+/**
+ * `cmd analyze --urls` over a local Range server: seconds and the bytes fetched per pass
+ * (run-info.json), against pass 1 ≤ 2 × (K × T × 4 + headers) (issue 11).
+ */
+async function urlsLine(d, samples = 1000) {
+  const server = await serveRanges(d.dir);
+  const list = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cmd-bench-urls-')), 'urls.txt');
+  const files = checkpointFiles(d.dir);
+  fs.writeFileSync(list, files.map((f) => `${server.base}/${path.basename(f)}?X-Signature=bench`).join('\n'));
+  try {
+    const r = await analyze(d.dir, { samples, input: ['--urls', list] });
+    const remote = r.runInfo.analyze.remote;
+    const headers = files.reduce((s, f) => s + headerBytes(f), 0);
+    const bound = 2 * (samples * d.T * 4 + headers);
+    console.log(`\n--urls over a local HTTP Range server (${d.N.toLocaleString('en-US')} params × ${d.T} checkpoints, K = ${samples})\n`);
+    console.log(table([
+      ['what', 'seconds', 'bytes fetched', 'of which', 'peak RSS'],
+      ['cmd analyze --urls (whole process)', r.seconds.toFixed(3), fmtMB(remote.bytesFetched), `headers ${remote.headerBytes}, pass 1 ${remote.pass1Bytes}, pass 2 ${fmtMB(remote.pass2Bytes)}`, fmtMB(r.rss)],
+    ], ['l', 'r', 'r', 'l', 'r']));
+    return { seconds: r.seconds, rss: r.rss, ...remote, values: samples * d.T * 4, headers, bound, met: remote.headerBytes + remote.pass1Bytes <= bound };
+  } finally {
+    await server.close();
+    fs.rmSync(path.dirname(list), { recursive: true, force: true });
+  }
+}
+
+async function urlsOnly() {
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const d = dataset(0.1, 10);
+  const u = await urlsLine(d);
+  console.log(`\npass 1 + headers ≤ 2 × (K × T × 4 + headers): ${u.headerBytes + u.pass1Bytes} ≤ ${u.bound} bytes: ${u.met ? 'yes' : 'NO'}`);
+}
+
 async function main() {
+  if (flag('--urls-only')) return urlsOnly();
   fs.mkdirSync(cacheDir, { recursive: true });
   log(`machine: ${os.cpus()[0]?.model ?? '?'} × ${os.availableParallelism()}, ${fmtGB(os.totalmem())} RAM, node ${process.version}; free disk ${fmtGB(freeBytes(cacheDir))}; peak RSS via ${timeBin ? `${timeBin} -v` : '/proc VmHWM polling'}`);
   // Other processes on a 2-core box distort wall times; CPU seconds are reported as the steadier figure.
@@ -300,6 +367,10 @@ async function main() {
     const worst = Math.max(...xs.map((x, i) => Math.abs(ys[i] - (c + k * x)) / ys[i]));
     results.linearFit = { constantSeconds: c, nsPerElement: k * 1e9, worstResidual: worst };
     targets.push(['time linear in N·T (CPU = c + k·N·T, residuals ≤ 15%)', `c ${c.toFixed(2)} s, k ${(k * 1e9).toFixed(2)} ns, worst ${(worst * 100).toFixed(0)}% (wall per-element spread ${wall.toFixed(2)}x)`, worst <= 0.15]);
+  }
+  if (flag('--urls')) {
+    results.urls = await urlsLine(main);
+    targets.push(['--urls: pass 1 + headers ≤ 2 × (K × T × 4 + headers)', `${results.urls.headerBytes + results.urls.pass1Bytes} ≤ ${results.urls.bound} bytes`, results.urls.met]);
   }
   const online = results.variants?.find((v) => v.label.startsWith('--online'));
   if (online) targets.push(['--online at most post-hoc (wall, best runs)', `${(online.seconds / m.seconds).toFixed(2)}x (${online.seconds.toFixed(2)} vs ${m.seconds.toFixed(2)} s)`, online.seconds <= m.seconds]);

@@ -3,10 +3,12 @@
  * (DEVELOPERS.md: 0 ok, 1 a gate failed, 2 trouble, 130 interrupted). Only `cli/main.ts`
  * turns these into an exit status.
  */
+import { redactUrls } from './remote/url.ts';
 export class CmdError extends Error {
   readonly exitCode: number;
   constructor(message: string, exitCode: number) {
-    super(message);
+    // A remote file's query string (a presigned signature) never reaches an error line.
+    super(redactUrls(message));
     this.name = new.target.name;
     this.exitCode = exitCode;
   }
@@ -19,7 +21,7 @@ export class InputError extends CmdError {
   readonly rule: string;
   constructor(file: string, message: string, rule = 'input') {
     super(`${file}: ${message}`, 2);
-    this.file = file;
+    this.file = redactUrls(file);
     this.rule = rule;
   }
 }

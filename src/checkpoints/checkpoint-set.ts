@@ -8,9 +8,13 @@ import path from 'node:path';
 import { InputError, UsageError } from '../errors.ts';
 import { stripTfjsCounter } from '../formats/tfjs-codec.ts';
 import type { CheckpointContents, FormatName, StoredTensor } from '../formats/types.ts';
-import { discoverCheckpoints, filterSteps, orderBySteps, stepsFromNames, type CheckpointSource, type DiscoverOptions, type IgnoredEntry, type OrderedSource, type StepFilter } from './discover.ts';
+import { discoverCheckpoints, filterSteps, orderBySteps, stepsFromNames, type CheckpointSource, type DiscoveredFolder, type DiscoverOptions, type IgnoredEntry, type OrderedSource, type StepFilter } from './discover.ts';
 import { openCheckpoint, type OpenOptions } from './open-checkpoint.ts';
 import { buildParameterSpace, type ParameterSpace, type SpaceOptions } from './parameter-space.ts';
+import picomatch from 'picomatch';
+import { resolveRemote, type RemoteInput } from '../remote/inputs.ts';
+import { remoteClient } from '../remote/http-range.ts';
+import { displayUrl, isRemote } from '../remote/url.ts';
 
 export interface CheckpointInfo {
   index: number;
@@ -70,8 +74,25 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number
 
 async function totalBytes(files: string[]): Promise<number> {
   let sum = 0;
-  for (const f of files) sum += (await fsp.stat(f)).size;
+  for (const f of files) sum += isRemote(f) ? (remoteClient().facts(f)?.size ?? 0) : (await fsp.stat(f)).size;
   return sum;
+}
+
+/** Remote checkpoints as discovery would have found them (one format: safetensors). */
+async function discoverRemote(input: RemoteInput, options: DiscoverOptions): Promise<DiscoveredFolder> {
+  const resolved = await resolveRemote(input);
+  if (options.format && options.format !== 'safetensors') throw new UsageError(`--format ${options.format}: remote checkpoints are safetensors`);
+  const include = options.include?.length ? picomatch(options.include, { dot: false }) : undefined;
+  const exclude = options.exclude?.length ? picomatch(options.exclude, { dot: false }) : undefined;
+  const sources: CheckpointSource[] = [];
+  const ignored: IgnoredEntry[] = [];
+  for (const c of resolved.checkpoints) {
+    if (include && !include(c.name)) ignored.push({ name: c.name, reason: 'not matched by --include' });
+    else if (exclude && exclude(c.name)) ignored.push({ name: c.name, reason: 'matched by --exclude' });
+    else sources.push({ name: c.name, format: 'safetensors', path: c.url, layout: c.layout });
+  }
+  if (sources.length === 0) throw new InputError(resolved.label, 'no checkpoints left after --include/--exclude', 'empty-folder');
+  return { dir: resolved.label, format: 'safetensors', sources, ignored };
 }
 
 const metadataStepKeys = ['global_step', 'step', 'epoch'];
@@ -132,10 +153,14 @@ function alignTensors(checkpoints: CheckpointInfo[], notes: string[]): void {
   }
 }
 
-/** Discovers, orders, filters and opens the checkpoints of `dir`, and builds their parameter space. */
-export async function loadCheckpointSet(dir: string, options: LoadOptions = {}): Promise<CheckpointSet> {
+/**
+ * Discovers, orders, filters and opens the checkpoints of `input` (a folder, or remote
+ * checkpoints read by HTTP Range requests), and builds their parameter space.
+ */
+export async function loadCheckpointSet(input: string | RemoteInput, options: LoadOptions = {}): Promise<CheckpointSet> {
   const { orderBy = 'name', minCheckpoints = 3 } = options;
-  const found = await discoverCheckpoints(dir, options);
+  const found = typeof input === 'string' ? await discoverCheckpoints(input, options) : await discoverRemote(input, options);
+  const dir = typeof input === 'string' ? input : found.dir;
   let ordered: OrderedSource[];
   let contents: CheckpointContents[];
   if (orderBy === 'name') {
@@ -157,7 +182,7 @@ export async function loadCheckpointSet(dir: string, options: LoadOptions = {}):
     throw new InputError(dir, `${ordered.length} checkpoint${ordered.length === 1 ? '' : 's'} selected; CMD needs at least ${minCheckpoints}`, 'too-few-checkpoints');
   }
   const checkpoints: CheckpointInfo[] = await Promise.all(
-    ordered.map(async (s, i) => ({ index: i, step: s.step, name: s.name, path: s.path, layout: s.layout, entry: path.join(found.dir, s.name), bytes: await totalBytes(contents[i].files), contents: contents[i] })),
+    ordered.map(async (s, i) => ({ index: i, step: s.step, name: s.name, path: s.path, layout: s.layout, entry: isRemote(s.path) ? displayUrl(s.path) : path.join(found.dir, s.name), bytes: await totalBytes(contents[i].files), contents: contents[i] })),
   );
   const notes: string[] = [];
   alignTensors(checkpoints, notes);

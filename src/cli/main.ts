@@ -4,6 +4,7 @@
  * Command modules are imported lazily so `cmd inspect` never pays for tfjs.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { redactUrls } from '../remote/url.ts';
 import { readFileSync } from 'node:fs';
 import { CancelledError, CmdError, RuntimeError } from '../errors.ts';
 import { diskErrorText, reviveWorkerError } from '../io/disk-errors.ts';
@@ -40,9 +41,11 @@ function buildProgram() {
     program
       .command('inspect')
       .description('list the checkpoints, tensors and ignored files of a folder')
-      .argument('<dir>', 'checkpoint folder')
+      .argument('[dir]', 'checkpoint folder, or hf://org/model with --revisions')
+      .option('--urls <file>', 'read the checkpoints over HTTP: a file of http(s) URLs, one per line, instead of a folder')
+      .option('--revisions <list>', 'with hf://org/model: the revisions (branches or tags) holding the checkpoints, comma-separated')
       .option('--json', 'print one JSON document'),
-  ).action(async (dir: string, flags: InspectFlags) => {
+  ).action(async (dir: string | undefined, flags: InspectFlags) => {
     const { inspectCommand } = await import('./commands/inspect.ts');
     await inspectCommand(dir, flags);
   });
@@ -51,7 +54,9 @@ function buildProgram() {
     program
       .command('analyze')
       .description('run post-hoc CMD on a checkpoint folder and write the model and report')
-      .argument('<dir>', 'checkpoint folder')
+      .argument('[dir]', 'checkpoint folder, or hf://org/model with --revisions')
+      .option('--urls <file>', 'read the checkpoints over HTTP: a file of http(s) URLs, one per line, instead of a folder')
+      .option('--revisions <list>', 'with hf://org/model: the revisions (branches or tags) holding the checkpoints, comma-separated')
       .option('-o, --out <dir>', 'output folder', DEFAULTS.out)
       .option('-m, --modes <M>', 'number of modes M (at most; tied clusters can give fewer); a list 2,5,10 sweeps M in one pass, the first is the main model', modesArg, [DEFAULTS.modes])
       .option('--baselines <list>', 'baselines beside CMD in the same pass: avg-last-k,ema,pca,dmd', baselinesArg)
@@ -66,7 +71,7 @@ function buildProgram() {
       .option('--skip-nonfinite', 'leave parameters with a NaN or infinite value out of the model (carried as-is) instead of failing'),
   );
   addOutputOptions(addWorkerOptions(addSamplingOptions(analyze)))
-  .action(async (dir: string, flags: Omit<AnalyzeFlags, 'modes'> & { modes: number[] }) => {
+  .action(async (dir: string | undefined, flags: Omit<AnalyzeFlags, 'modes'> & { modes: number[] }) => {
     const { analyzeCommand } = await import('./commands/analyze.ts');
     await analyzeCommand(dir, { ...flags, modes: flags.modes[0], sweepModes: flags.modes.slice(1) });
   });
@@ -176,7 +181,8 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`cmd: ${error instanceof CmdError ? message : `internal error: ${message.split('\n')[0]}`}\n`);
+    // CmdErrors are redacted when made; an unexpected error may carry a signed URL too.
+    process.stderr.write(`cmd: ${error instanceof CmdError ? message : `internal error: ${redactUrls(message.split('\n')[0])}`}\n`);
     if (!(error instanceof CmdError) && process.env.CMD_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
     process.exitCode = exitCodeOf(error);
   }

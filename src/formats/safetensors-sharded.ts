@@ -8,6 +8,7 @@ import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { InputError } from '../errors.ts';
 import { readExactly, readSafetensorsHeader } from './safetensors.ts';
+import { isRemote } from '../remote/url.ts';
 import type { CheckpointContents, StoredTensor } from './types.ts';
 
 /** An index is JSON text, but refuse absurd sizes before reading it into memory. */
@@ -42,14 +43,18 @@ export async function readShardedSafetensors(indexPath: string): Promise<Checkpo
     if (typeof shard !== 'string' || shard === '') return fail('index-weight-map-invalid', `weight_map[${JSON.stringify(name)}] is not a shard file name`);
     if (!shards.includes(shard)) shards.push(shard);
   }
-  for (const shard of shards) await checkInsideFolder(indexPath, folder, shard);
+  const remote = isRemote(indexPath);
+  for (const shard of shards) {
+    if (remote) remoteShardUrl(indexPath, shard);
+    else await checkInsideFolder(indexPath, folder, shard);
+  }
 
   const tensors: StoredTensor[] = [];
   const files = [indexPath];
   const metadata: Record<string, string> = {};
   const found = new Set<string>();
   for (const shard of shards) {
-    const shardPath = join(folder, shard);
+    const shardPath = remote ? remoteShardUrl(indexPath, shard) : join(folder, shard);
     const contents = await readSafetensorsHeader(shardPath);
     files.push(shardPath);
     for (const t of contents.tensors) {
@@ -81,6 +86,11 @@ export async function readShardedSafetensors(indexPath: string): Promise<Checkpo
 async function readIndexJson(indexPath: string): Promise<unknown> {
   let text: string;
   try {
+    if (isRemote(indexPath)) {
+      const { remoteClient } = await import('../remote/http-range.ts');
+      text = new TextDecoder('utf-8', { fatal: true }).decode(await remoteClient().whole(indexPath, MAX_INDEX_BYTES));
+      return parseIndexText(indexPath, text);
+    }
     const fh = await openRegular(indexPath);
     try {
       const { size } = await fh.stat();
@@ -93,11 +103,34 @@ async function readIndexJson(indexPath: string): Promise<unknown> {
     if (err instanceof InputError) throw err;
     throw new InputError(indexPath, `cannot read index (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 'unreadable');
   }
+  return parseIndexText(indexPath, text);
+}
+
+function parseIndexText(indexPath: string, text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
     throw new InputError(indexPath, `index is not valid JSON (${(err as Error).message.replace(/\s+/g, ' ')})`, 'index-json');
   }
+}
+
+/**
+ * A remote index's shard: resolved against the index URL (its query string, a signature for the
+ * index alone, is not carried over), refused when it is absolute, carries `..`, a query or a
+ * scheme, or lands outside the index's folder on the same host.
+ */
+function remoteShardUrl(indexUrl: string, shard: string): string {
+  const refuse = (why: string): never => {
+    throw new InputError(indexUrl, `shard path ${JSON.stringify(shard)} ${why}; shards must lie inside the index's folder`, 'shard-path-escape');
+  };
+  if (/^[a-z][a-z0-9+.-]*:/i.test(shard) || shard.startsWith('/') || shard.startsWith('\\')) refuse('is absolute');
+  if (shard.split(/[\\/]/).includes('..')) refuse('contains ".."');
+  if (/[?#]/.test(shard)) refuse('carries a query or fragment');
+  const base = new URL(indexUrl);
+  const url = new URL(shard.split('/').map(encodeURIComponent).join('/'), base);
+  const folderPath = base.pathname.slice(0, base.pathname.lastIndexOf('/') + 1);
+  if (url.origin !== base.origin || !url.pathname.startsWith(folderPath)) refuse('leaves the folder');
+  return url.href;
 }
 
 /** Refuses shard names that resolve, lexically or through symlinks, outside `folder`. */

@@ -7,8 +7,8 @@
  * (widest first) then by name, compact JSON with `__metadata__` first, spaces up to a
  * multiple of 8.
  */
-import { openRegular } from '../io/open-regular.ts';
 import type { FileHandle } from 'node:fs/promises';
+import { openByteSource } from '../io/byte-source.ts';
 import { writeFileAtomicWith } from '../io/atomic-file.ts';
 import { InputError } from '../errors.ts';
 import { writeFully } from '../io/atomic-file.ts';
@@ -49,25 +49,18 @@ export interface ParsedSafetensorsHeader {
 }
 
 /**
- * Reads and validates a safetensors file's header with positioned reads (never the data).
+ * Reads and validates a safetensors file's header with positioned reads (never the data), from
+ * a local file or, by HTTP Range requests, a remote one (src/io/byte-source.ts).
  * Throws InputError (one line, naming the file, the tensor and the broken rule) on any
  * violation; `err.rule` is a stable id such as 'header-too-large' or 'gap'.
  */
 export async function readSafetensorsHeader(path: string): Promise<CheckpointContents> {
-  let fh: FileHandle;
+  const src = await openByteSource(path);
   try {
-    fh = await openRegular(path, path, 'unreadable');
-  } catch (err) {
-    if (err instanceof InputError) throw err;
-    throw new InputError(path, `cannot open file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'unreadable');
-  }
-  try {
-    const stat = await ioStep(path, () => fh.stat());
-    if (!stat.isFile()) throw new InputError(path, 'is not a regular file', 'unreadable');
-    const size = stat.size;
+    const size = src.size;
     if (size === 0) throw new InputError(path, 'file is empty (0 bytes); a safetensors file starts with an 8-byte header length', 'empty-file');
     if (size < 8) throw new InputError(path, `file has ${size} bytes, fewer than the 8-byte header length prefix`, 'header-too-small');
-    const prefix = await ioStep(path, () => readExactly(fh, 0, 8));
+    const prefix = await ioStep(path, () => src.read(0, 8));
     const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
     // Checked on the BigInt before anything is sized by it.
     if (n > BigInt(MAX_HEADER_BYTES)) {
@@ -77,7 +70,7 @@ export async function readSafetensorsHeader(path: string): Promise<CheckpointCon
     if (8 + headerLength > size) {
       throw new InputError(path, `header length ${headerLength} needs ${8 + headerLength} bytes but the file has only ${size} (truncated file?)`, 'header-past-eof');
     }
-    const headerBytes = await ioStep(path, () => readExactly(fh, 8, headerLength));
+    const headerBytes = await ioStep(path, () => src.read(8, headerLength));
     const parsed = parseSafetensorsHeader(path, headerBytes, size);
     const dataStart = 8 + parsed.headerLength;
     const tensors: StoredTensor[] = parsed.tensors.map((t) => ({
@@ -89,7 +82,7 @@ export async function readSafetensorsHeader(path: string): Promise<CheckpointCon
     }));
     return { format: 'safetensors', files: [path], tensors, metadata: parsed.metadata };
   } finally {
-    await fh.close();
+    await src.close();
   }
 }
 
@@ -154,6 +147,7 @@ async function ioStep<T>(path: string, step: () => Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError(path, `cannot read header (${oneLine((err as Error).message)})`, 'unreadable');
   }
 }

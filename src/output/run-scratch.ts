@@ -7,6 +7,6 @@
 import { placeScratchBeside } from '../formats/scratch.ts';
 import { refuseInputOverlap } from './input-guard.ts';
 
-export async function placeScratchForRun(out: string, inputDir: string): Promise<void> {
-  placeScratchBeside(await refuseInputOverlap(out, [inputDir]));
+export async function placeScratchForRun(out: string, inputDir: string | undefined): Promise<void> {
+  placeScratchBeside(await refuseInputOverlap(out, inputDir === undefined ? [] : [inputDir]));
 }

@@ -17,6 +17,7 @@ import { createAccumulators, mergeAccumulators, prepareReferences, type FitAccum
 import { encodeFloats } from '../formats/dtype.ts';
 import { CancelledError, InputError, UsageError } from '../errors.ts';
 import { TrajectoryReader, planTrajectory } from '../trajectory/trajectory-reader.ts';
+import { prefetchValues } from '../trajectory/remote-bytes.ts';
 import { chunkElements, planChunks } from './chunks.ts';
 import { createModelFile, MODEL_FILE, planModelFile, SWEEP_DIR, sweepModelName, syncFile, writeAtPosition } from './model-file.ts';
 import { createPool, defaultWorkerCount, runAll, type WorkerPool } from './pool.ts';
@@ -95,6 +96,8 @@ export interface AnalysisResult extends ModelSummary {
   heatmap: Heatmap;
   timings: Record<string, number>;
   bytesRead: number;
+  /** Remote checkpoints: bytes received over HTTP by pass 1 and pass 2. */
+  bytesFetched?: { pass1: number; pass2: number };
   workers: number;
 }
 
@@ -165,6 +168,8 @@ export interface Decomposition {
   clusterings: Clustering[];
   heatmap: Heatmap;
   bytesRead: number;
+  /** Bytes received over HTTP for pass 1 (0 for local checkpoints). */
+  bytesFetched: number;
   timings: Record<string, number>;
 }
 
@@ -189,8 +194,9 @@ export async function decompose(set: CheckpointSet, options: AnalyzeOptions, poo
   validateSizes(N, T, K, options.modes);
   const reader = new TrajectoryReader(planTrajectory(set));
   try {
-    // Pass 1: the K sampled trajectories only.
+    // Pass 1: the K sampled trajectories only (remote checkpoints: fetched first by Range requests).
     let t0 = now();
+    const bytesFetched = await prefetchValues(reader.plan, indices, window.from, window.to, options.signal);
     let X = new Float64Array(K * T);
     reader.readParameters(indices, X, window.from, window.to);
     const keep: number[] = [];
@@ -235,7 +241,7 @@ export async function decompose(set: CheckpointSet, options: AnalyzeOptions, poo
     progress.advance(2);
     progress.stop();
     timings.cluster = now() - t0;
-    return { indices, sampling, K, clusterings, heatmap, bytesRead: reader.bytesRead, timings };
+    return { indices, sampling, K, clusterings, heatmap, bytesRead: reader.bytesRead, bytesFetched, timings };
   } finally {
     progress.stop();
     reader.close();
@@ -261,7 +267,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
   const threads = Math.max(1, options.workers ?? defaultWorkerCount());
   const pool = createPool({ plan, float64 } satisfies PoolData, threads, options.signal);
   try {
-    const { indices, sampling, K, clusterings, heatmap, bytesRead: pass1Bytes, timings } = await decompose(set, options, pool);
+    const { indices, sampling, K, clusterings, heatmap, bytesRead: pass1Bytes, bytesFetched: pass1Fetched, timings } = await decompose(set, options, pool);
     let t0: number;
 
     // Model files, pre-sized; pass 2 fills a, b and mode by position.
@@ -290,6 +296,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
       chunks.length,
       (i) => ({ kind: 'fit', chunk: chunks[i], from: window.from, to: window.to, models: taskModels, baselines: baselineTask, skipNonFinite: options.skipNonFinite }) satisfies FitTask,
       (i, r) => {
+        if (r.remoteError) throw new InputError(r.remoteError.file, r.remoteError.message, r.remoteError.rule);
         if (r.nonFinite) {
           const nf = r.nonFinite;
           throw nonFiniteError(set, nf.checkpoint, set.space.tensors[nf.tensor].name, nf.element, nf.value);
@@ -303,8 +310,10 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
 
     let bytesRead = pass1Bytes;
     let skippedNonFinite = 0;
+    let pass2Fetched = 0;
     for (const r of results) {
       bytesRead += r.bytesRead;
+      pass2Fetched += r.bytesFetched ?? 0;
       skippedNonFinite += r.skipped;
     }
     const summaries: ModelSummary[] = [];
@@ -327,6 +336,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
       heatmap,
       timings,
       bytesRead,
+      bytesFetched: plan.remote ? { pass1: pass1Fetched, pass2: pass2Fetched } : undefined,
       workers: threads,
     };
   } finally {

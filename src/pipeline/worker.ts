@@ -12,6 +12,9 @@ import { TrajectoryReader, type TrajectoryPlan } from '../trajectory/trajectory-
 import { accumulateGram, accumulateSmoothing, createBaselineAccumulators, type BaselineAccumulators } from '../baselines/index.ts';
 import type { Chunk } from './chunks.ts';
 import { writeParameterSlots } from './slot-writer.ts';
+import { InputError } from '../errors.ts';
+import { remoteClient } from '../remote/http-range.ts';
+import { blockRanges, planIsRemote, prefetch, remoteBytes, type ByteRange } from '../trajectory/remote-bytes.ts';
 
 export interface PoolData {
   plan: TrajectoryPlan;
@@ -76,6 +79,10 @@ export interface FitResult {
   skipped: number;
   nonFinite?: NonFinite;
   bytesRead: number;
+  /** Remote checkpoints: bytes this chunk received over HTTP. */
+  bytesFetched?: number;
+  /** A remote read that failed for good (an InputError does not survive the thread boundary as a class). */
+  remoteError?: { file: string; message: string; rule: string };
 }
 
 const data = workerData as PoolData;
@@ -203,11 +210,45 @@ export interface KernelsTask {
   kind: 'kernels';
 }
 
-export default function run(task: DistanceTask | FitTask | KernelsTask): FitResult | { fit: string; distances: string } | null {
+/** Pass-2 ranges of one checkpoint merge across gaps up to this many bytes (tensors stored apart by the chunk order). */
+const CHUNK_GAP_BYTES = 1 << 16;
+
+/**
+ * A chunk of remote checkpoints: its spans are fetched as large ranges into this thread's cache,
+ * read as usual, then dropped (docs/scale-out.md, "Checkpoints over HTTP and the Hugging Face Hub").
+ */
+async function runRemoteFit(task: FitTask): Promise<FitResult> {
+  const client = remoteClient();
+  if (!expected) {
+    client.expect(data.plan.remote ?? []);
+    expected = true;
+  }
+  const before = client.fetchedBytes;
+  try {
+    const ranges: ByteRange[] = [];
+    for (const piece of task.chunk.pieces) {
+      const g0 = data.plan.tensors[piece.tensor].offset + piece.start;
+      blockRanges(data.plan, g0, g0 + piece.count, task.from, task.to, ranges);
+    }
+    await prefetch(ranges, CHUNK_GAP_BYTES, client);
+    return { ...runFit(task), bytesFetched: client.fetchedBytes - before };
+  } catch (e) {
+    if (e instanceof InputError) return { models: [], skipped: 0, bytesRead: 0, bytesFetched: client.fetchedBytes - before, remoteError: { file: e.file, message: e.message.slice(e.file.length + 2), rule: e.rule } };
+    throw e;
+  } finally {
+    remoteBytes.clear();
+  }
+}
+
+let remote: boolean | undefined;
+let expected = false;
+
+export default function run(task: DistanceTask | FitTask | KernelsTask): FitResult | Promise<FitResult> | { fit: string; distances: string } | null {
   if (task.kind === 'kernels') return { fit: activeFitKernel(), distances: activeDistanceKernel() };
   if (task.kind === 'distances') {
     rowDistancesBlock(task.A, task.K, task.i0, task.i1, task.out);
     return null;
   }
-  return runFit(task);
+  remote ??= planIsRemote(data.plan);
+  return remote ? runRemoteFit(task) : runFit(task);
 }

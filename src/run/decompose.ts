@@ -74,7 +74,7 @@ export async function decompose(set: CheckpointSet, o: AnalyzeRunOptions, load: 
   const report = await finish(stagingDir, built, key);
   const seconds = (performance.now() - started) / 1000;
   const checkpointBytes = report.storage.checkpointsBytes;
-  return { report, key, facts: { seconds, stageMilliseconds: result.timings, workers: result.workers, bytesRead: result.bytesRead, checkpointBytes, gbPerSecond: checkpointBytes / 1e9 / seconds } };
+  return { report, key, facts: { seconds, stageMilliseconds: result.timings, workers: result.workers, bytesRead: result.bytesRead, ...(result.bytesFetched ? { bytesFetched: result.bytesFetched } : {}), checkpointBytes, gbPerSecond: checkpointBytes / 1e9 / seconds } };
 }
 
 async function decomposeOnline(set: CheckpointSet, o: AnalyzeRunOptions, load: LoadOptions, stagingDir: string, samplesFrom: [string, number][] | undefined, hooks: ResolvedHooks): Promise<Decomposition> {

@@ -27,8 +27,16 @@ export interface SelectionFlags {
   excludeTensors?: string[];
 }
 
+/** Remote inputs that replace the folder (docs/scale-out.md): a URL list, or the revisions of `hf://org/model`. */
+export interface RemoteFlags {
+  /** A file of http(s) checkpoint URLs, one per line. */
+  urls?: string;
+  /** With `hf://org/model` as the folder: the revisions (branches/tags), comma-separated or a list. */
+  revisions?: string | string[];
+}
+
 /** `analyze` (and the decomposition step of `reconstruct`). Unset values take DEFAULTS (defaults.ts). */
-export interface AnalyzeRunOptions extends SelectionFlags {
+export interface AnalyzeRunOptions extends SelectionFlags, RemoteFlags {
   /** Output folder (created; a non-empty one needs `force`). */
   out?: string;
   /** Leave parameters with NaN/±Inf out of the model instead of failing. */

@@ -11,6 +11,10 @@ import fs, { promises as fsp } from 'node:fs';
 import { modelledTensors, type CheckpointSet, type LoadOptions } from '../checkpoints/checkpoint-set.ts';
 import { tensorIndexOf } from '../checkpoints/parameter-space.ts';
 import { ElementReader } from '../trajectory/element-reader.ts';
+import { prefetchValues } from '../trajectory/remote-bytes.ts';
+import { planTrajectory } from '../trajectory/trajectory-reader.ts';
+import { remoteClient } from '../remote/http-range.ts';
+import { isRemote } from '../remote/url.ts';
 
 export interface CheckpointKey {
   name: string;
@@ -71,7 +75,8 @@ export function sampledValueHashes(set: CheckpointSet, sampleIndex: readonly num
 
 async function latestMtime(files: readonly string[], fallback: string): Promise<number> {
   let t = 0;
-  for (const f of files.length ? files : [fallback]) t = Math.max(t, (await fsp.stat(f)).mtimeMs);
+  // A remote file's time is its Last-Modified header as the header read saw it (0 when none).
+  for (const f of files.length ? files : [fallback]) t = Math.max(t, isRemote(f) ? (remoteClient().facts(f)?.mtimeMs ?? 0) : (await fsp.stat(f)).mtimeMs);
   return t;
 }
 
@@ -88,6 +93,8 @@ export interface KeyRequest {
 
 /** The key of decomposing `set` with `req`, for a model that sampled `sampleIndex`. */
 export async function decompositionKey(set: CheckpointSet, req: KeyRequest, sampleIndex: readonly number[]): Promise<DecompositionKey> {
+  // Remote checkpoints: pass 1 fetched these values already, unless the key covers more.
+  await prefetchValues(planTrajectory(set), sampleIndex, 0, set.checkpoints.length);
   const hashes = sampledValueHashes(set, sampleIndex);
   const checkpoints: CheckpointKey[] = [];
   for (const [i, c] of set.checkpoints.entries()) {

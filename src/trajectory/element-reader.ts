@@ -1,7 +1,8 @@
 /**
  * Positioned reads of element ranges of stored tensors. Synchronous on purpose: it runs in
  * worker threads whose only job is to read and crunch, and a sync pread has no promise
- * overhead per call. File descriptors are cached per reader and closed by `close()`.
+ * overhead per call. File descriptors are cached per reader and closed by `close()`. A remote
+ * span (a URL) is read from the bytes fetched ahead into this thread's cache (remote-bytes.ts).
  */
 import fs from 'node:fs';
 import { DTYPES, decodeInto, type FloatArray } from '../formats/dtype.ts';
@@ -9,6 +10,8 @@ import type { StoredTensor } from '../formats/types.ts';
 import { InputError } from '../errors.ts';
 import { openRegularSync } from '../io/open-regular.ts';
 import { dequantizeInPlace } from '../formats/tfjs-codec.ts';
+import { displayUrl, isRemote } from '../remote/url.ts';
+import { remoteBytes } from './remote-bytes.ts';
 
 export class ElementReader {
   private readonly fds = new Map<string, number>();
@@ -41,6 +44,14 @@ export class ElementReader {
         continue;
       }
       const take = Math.min(span.length - skip, length - filled);
+      if (isRemote(span.path)) {
+        if (!remoteBytes.copy(span.path, span.offset + skip, into.subarray(filled, filled + take))) {
+          throw new Error(`internal: bytes ${span.offset + skip}+${take} of ${displayUrl(span.path)} were not fetched before reading`);
+        }
+        filled += take;
+        skip = 0;
+        continue;
+      }
       const fd = this.fd(span.path);
       let done = 0;
       while (done < take) {
@@ -95,7 +106,7 @@ export class ElementReader {
   readOne(tensor: StoredTensor, element: number): number {
     const enc = tensor.encoding;
     const span = tensor.spans[0];
-    if (tensor.spans.length === 1 && !enc.quantization && (enc.dtype === 'F32' || enc.dtype === 'F64')) {
+    if (tensor.spans.length === 1 && !enc.quantization && (enc.dtype === 'F32' || enc.dtype === 'F64') && !isRemote(span.path)) {
       const size = enc.dtype === 'F32' ? 4 : 8;
       if ((element + 1) * size <= span.length && fs.readSync(this.fd(span.path), this.oneBytes, 0, size, span.offset + element * size) === size) {
         this.bytesRead += size;

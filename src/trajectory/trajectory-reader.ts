@@ -8,6 +8,8 @@ import type { StoredTensor } from '../formats/types.ts';
 import type { ModelledTensor } from '../checkpoints/parameter-space.ts';
 import { modelledTensors, type CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 import { ElementReader } from './element-reader.ts';
+import { remoteClient, type RemoteFileFacts } from '../remote/http-range.ts';
+import { isRemote } from '../remote/url.ts';
 
 /** Serializable description of where every modelled tensor lives in every checkpoint. */
 export interface TrajectoryPlan {
@@ -16,14 +18,19 @@ export interface TrajectoryPlan {
   /** `stored[t][k]` is tensor k of checkpoint t. */
   stored: StoredTensor[][];
   total: number;
+  /**
+   * Size and ETag of every remote file as its header read saw them: a worker's reads must find
+   * the same file (else exit 2, "changed during the run"). Absent for local checkpoints.
+   */
+  remote?: RemoteFileFacts[];
 }
 
 export function planTrajectory(set: CheckpointSet): TrajectoryPlan {
-  return {
-    tensors: set.space.tensors,
-    stored: set.checkpoints.map((c) => modelledTensors(set, c)),
-    total: set.space.total,
-  };
+  const stored = set.checkpoints.map((c) => modelledTensors(set, c));
+  const urls = [...new Set(stored.flatMap((row) => row.flatMap((t) => t.spans.map((s) => s.path))).filter(isRemote))];
+  const plan: TrajectoryPlan = { tensors: set.space.tensors, stored, total: set.space.total };
+  if (urls.length) plan.remote = urls.map((u) => remoteClient().facts(u)).filter((f): f is RemoteFileFacts => f !== undefined);
+  return plan;
 }
 
 export class TrajectoryReader {

@@ -17,7 +17,7 @@ export function cliHooks(flags: { quiet?: boolean; json?: boolean }) {
   return { signal: interruptSignal, log: logLine, warn, progress: createProgress(flags) };
 }
 
-export async function analyzeCommand(dir: string, flags: AnalyzeFlags): Promise<void> {
+export async function analyzeCommand(dir: string | undefined, flags: AnalyzeFlags): Promise<void> {
   const { report, out } = await analyze(dir, flags, cliHooks(flags));
   if (flags.html) await (await import('../../report/html.ts')).writeHtmlReport(out, flags.html);
   writeOut(flags.json ? (await import('../../output/report.ts')).serializeReport(report) : renderSummary(report, out));

@@ -4,13 +4,15 @@ import { loadOptionsFrom, type SelectionFlags } from '../options.ts';
 import { chalkFor, formatBytes, formatTable, writeOut } from '../terminal.ts';
 import { interruptSignal } from '../signals.ts';
 import { CancelledError } from '../../errors.ts';
+import { checkpointInput } from '../../remote/inputs.ts';
+import type { RemoteFlags } from '../../run/options.ts';
 
-export interface InspectFlags extends SelectionFlags {
+export interface InspectFlags extends SelectionFlags, RemoteFlags {
   json?: boolean;
 }
 
-export async function inspectCommand(dir: string, flags: InspectFlags): Promise<void> {
-  const set = await loadCheckpointSet(dir, { ...(await loadOptionsFrom(flags)), minCheckpoints: 1 });
+export async function inspectCommand(dir: string | undefined, flags: InspectFlags): Promise<void> {
+  const set = await loadCheckpointSet(checkpointInput(dir, flags), { ...(await loadOptionsFrom(flags)), minCheckpoints: 1 });
   // Ctrl-C while the headers were read: no listing, exit 130 like every other command.
   if (interruptSignal.aborted) throw new CancelledError();
   const d = describeCheckpointSet(set);
