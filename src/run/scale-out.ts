@@ -208,17 +208,13 @@ export async function runShard(out: string, spec: string, o: { workers?: number 
   await fsp.mkdir(shardsDir, { recursive: true });
   const target = path.join(shardsDir, shardName(shard, n));
   const draft = await startShard(target, header);
-  const killAfter = Number(process.env[KILL_AFTER_CHUNKS_ENV] ?? 0);
-  let fitted = 0;
+  const onChunk = killHook();
   const pool = poolFor(set, o.workers, hooks.signal);
   try {
     const models = d.clusterings.map((c, k) => ({ stats: c.stats, modelPath: draft.temp, modeBytes: modeBytes[k], slots: shardSlots(header, k, draft.payloadStart, set.space.tensors) }));
     const progress = hooks.progress;
     progress?.start('fit', chunks.slice(range[0], range[1]).reduce((s, c) => s + c.count, 0));
-    const results = await fitChunks(pool, set, { ...options, progress, signal: hooks.signal }, chunks, { c0: range[0], c1: range[1] }, models, () => {
-      fitted++;
-      if (killAfter > 0 && fitted === killAfter) process.kill(process.pid, 'SIGKILL');
-    });
+    const results = await fitChunks(pool, set, { ...options, progress, signal: hooks.signal }, chunks, { c0: range[0], c1: range[1] }, models, onChunk);
     progress?.stop();
     await commitShard(draft, results);
   } catch (e) {
@@ -228,7 +224,7 @@ export async function runShard(out: string, spec: string, o: { workers?: number 
     hooks.progress?.stop();
     await pool.destroy();
   }
-  hooks.log(`shard ${shard} of ${n}: ${range[1] > range[0] ? `chunks ${range[0]}..${range[1] - 1}` : 'no chunks (the plan has fewer chunks than shards)'} → ${target}`);
+  hooks.log(shardLine(shard, n, range, target));
   return { file: target, shard, of: n };
 }
 
@@ -245,15 +241,11 @@ async function runOnlineShard(plan: Plan, set: CheckpointSet, shard: number, o: 
   await fsp.mkdir(shardsDir, { recursive: true });
   const target = path.join(shardsDir, shardName(shard, n));
   const draft = await startShard(target, header);
-  const killAfter = Number(process.env[KILL_AFTER_CHUNKS_ENV] ?? 0);
-  let fitted = 0;
+  const onChunk = killHook();
   const engine = OnlineEngine.fromPass(set, pass, o.workers ?? defaultWorkerCount(), hooks.signal);
   try {
     const modelOut = { path: draft.temp, slots: shardSlots(header, 0, draft.payloadStart, set.space.tensors) };
-    const results = await engine.passChunks(pass, range[0], range[1], modelOut, (p) => set.checkpoints[p], hooks.progress, () => {
-      fitted++;
-      if (killAfter > 0 && fitted === killAfter) process.kill(process.pid, 'SIGKILL');
-    });
+    const results = await engine.passChunks(pass, range[0], range[1], modelOut, (p) => set.checkpoints[p], hooks.progress, onChunk);
     await commitShard(draft, results);
   } catch (e) {
     await abandonShard(draft);
@@ -262,8 +254,22 @@ async function runOnlineShard(plan: Plan, set: CheckpointSet, shard: number, o: 
     hooks.progress?.stop();
     await engine.close();
   }
-  hooks.log(`shard ${shard} of ${n}: ${range[1] > range[0] ? `chunks ${range[0]}..${range[1] - 1}` : 'no chunks (the plan has fewer chunks than shards)'} → ${target}`);
+  hooks.log(shardLine(shard, n, range, target));
   return { file: target, shard, of: n };
+}
+
+/** The test hook (docs/scale-out.md): counts fitted chunks and SIGKILLs this process after the k-th. */
+function killHook(): () => void {
+  const k = Number(process.env[KILL_AFTER_CHUNKS_ENV] ?? 0);
+  let fitted = 0;
+  return () => {
+    fitted++;
+    if (k > 0 && fitted === k) process.kill(process.pid, 'SIGKILL');
+  };
+}
+
+function shardLine(shard: number, n: number, range: [number, number], target: string): string {
+  return `shard ${shard} of ${n}: ${range[1] > range[0] ? `chunks ${range[0]}..${range[1] - 1}` : 'no chunks (the plan has fewer chunks than shards)'} → ${target}`;
 }
 
 const SHARD_NAME = /^(\d+)-of-(\d+)$/;
