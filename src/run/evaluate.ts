@@ -76,7 +76,7 @@ export async function evaluateInto(report: RunReport, e: EvaluationInputs, hooks
       extras: {
         sweep: sweepModels,
         emaBeta: Number.isFinite(emaBeta) ? emaBeta : undefined,
-        weighted: (baselines ? (report.baselines ?? []) : []).filter((b) => b.finalWeights?.length).map((b) => ({ name: b.name, weights: b.finalWeights! })),
+        weighted: (report.baselines ?? []).filter((b) => b.finalWeights?.length).map((b) => ({ name: b.name, weights: b.finalWeights! })),
       },
       scratchDir,
       signal: hooks.signal,
