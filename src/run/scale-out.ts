@@ -159,7 +159,7 @@ function pipelineOptions(plan: Plan): AnalyzeOptions {
 }
 
 /** Loads the planned checkpoints and refuses any that changed since planning, naming the file. */
-async function planCheckpoints(plan: Plan): Promise<CheckpointSet> {
+export async function planCheckpoints(plan: Plan): Promise<CheckpointSet> {
   const { body } = plan;
   if (body.kernel === 'js') setKernel('js');
   else if (activeKernel() !== body.kernel) throw new RuntimeError(`${path.join(plan.out, PLAN_DIR, PLAN_FILE)}: planned with the ${body.kernel} kernels, which this engine cannot run`);
@@ -422,11 +422,19 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
     if (totals.chunks !== plan.body.chunks) throw new InputError(path.join(out, SHARDS_DIR), `the shards hold ${totals.chunks} chunks, the plan ${plan.body.chunks}`, 'shards-incomplete');
     for (const t of targets) await syncFile(t.modelPath);
     const result = await totals.finish(set, options, d, targets, 1, {});
-    const report = await writePostHocOutputs(staging, set, result, plan.body.report, plan.body.key as unknown as DecompositionKey);
+    let report = await writePostHocOutputs(staging, set, result, plan.body.report, plan.body.key as unknown as DecompositionKey);
     const seconds = (performance.now() - started) / 1000;
+    // Reconstruct shards (cmd reconstruct --plan), when there are any: their files and evaluation.
+    const { gatherReconstructions } = await import('./scale-out-reconstruct.ts');
+    const rec = await gatherReconstructions(plan, staging, set, report);
+    if (rec) {
+      report = rec.report;
+      await (await import('../output/run-outputs.ts')).writeReport(staging, report);
+    }
     await writeRunInfo(staging, {
       decomposition: { command: 'analyze', key: plan.body.key as unknown as DecompositionKey },
       analyze: { seconds, mode: 'sharded', shards: plan.body.shards.n, plan: plan.hash, bytesRead: result.bytesRead, checkpointBytes: report.storage.checkpointsBytes, ...processFacts() },
+      ...(rec ? { reconstruct: { seconds, mode: 'sharded', shards: rec.shards, reused: true, ...processFacts() } } : {}),
     });
     await moveProducts(staging, out);
     return { report, out };
