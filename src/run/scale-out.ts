@@ -124,6 +124,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
     if (o.force) {
       await fsp.rm(planDir, { recursive: true, force: true });
       await fsp.rm(path.join(out, SHARDS_DIR), { recursive: true, force: true });
+      await fsp.rm(path.join(out, 'reconstruct-shards'), { recursive: true, force: true });
     }
     await fsp.rename(staging, planDir);
   } catch (e) {
