@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { redactUrls } from '../remote/url.ts';
 import { readFileSync } from 'node:fs';
-import { CancelledError, CmdError, RuntimeError } from '../errors.ts';
+import { CancelledError, CmdError, RuntimeError, UsageError } from '../errors.ts';
 import { diskErrorText, reviveWorkerError } from '../io/disk-errors.ts';
 import { addOutputOptions, addSamplingOptions, addSelectionOptions, addWorkerOptions, baselinesArg, floatArg, intArg, modesArg } from './options.ts';
 import { setQuiet } from './terminal.ts';
@@ -54,7 +54,7 @@ function buildProgram() {
     program
       .command('analyze')
       .description('run post-hoc CMD on a checkpoint folder and write the model and report')
-      .argument('[dir]', 'checkpoint folder, or hf://org/model with --revisions')
+      .argument('[dir]', 'checkpoint folder, or hf://org/model with --revisions (not with --plan)')
       .option('--urls <file>', 'read the checkpoints over HTTP: a file of http(s) URLs, one per line, instead of a folder')
       .option('--revisions <list>', 'with hf://org/model: the revisions (branches or tags) holding the checkpoints, comma-separated')
       .option('-o, --out <dir>', 'output folder', DEFAULTS.out)
@@ -67,14 +67,48 @@ function buildProgram() {
       .option('--embed-window <L>', 'with --online: simulate embedded CMD (no retraining); an embedding step every L checkpoint positions (default 10)', intArg('--embed-window', 1))
       .option('--embed-perc <P>', 'with --online: percent of the parameters embedded per step (default 10)', floatArg('--embed-perc', 1e-9, 100))
       .option('--embed-relative', 'with --online: P% of the not-yet-embedded parameters instead of all N')
-      .hook('preAction', async (c) => (await import('../online/embedded-flags.ts')).checkEmbedFlags(c.opts()))
+      .hook('preAction', async (c) => {
+        const o = c.opts();
+        // Splitting is refused first: with --plan/--shard no method flag is taken at all.
+        if (o.plan !== undefined || o.shard !== undefined || o.planOnly || o.local) (await import('../run/scale-out.ts')).refuseEmbedSplit(o, '--plan-only, --plan/--shard, --local');
+        (await import('../online/embedded-flags.ts')).checkEmbedFlags(o);
+      })
       .option('--skip-nonfinite', 'leave parameters with a NaN or infinite value out of the model (carried as-is) instead of failing'),
   );
   addOutputOptions(addWorkerOptions(addSamplingOptions(analyze)))
-  .action(async (dir: string | undefined, flags: Omit<AnalyzeFlags, 'modes'> & { modes: number[] }) => {
-    const { analyzeCommand } = await import('./commands/analyze.ts');
-    await analyzeCommand(dir, { ...flags, modes: flags.modes[0], sweepModes: flags.modes.slice(1) });
+  .option('--plan-only', 'scale-out: write <out>/plan/ (pass 1 and the clustering) for --shards n tasks, and stop')
+  .option('--shards <n>', 'scale-out: number of shard tasks (with --plan-only or --local)', intArg('--shards', 1, 100000))
+  .option('--plan <out>', 'scale-out: run one shard task of the plan in <out> (with --shard)')
+  .option('--shard <i/n|auto>', 'scale-out: which shard; auto reads SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX')
+  .option('--local', 'scale-out: plan, run the --shards n tasks as local processes, merge')
+  .action(async (dir: string | undefined, flags: Omit<AnalyzeFlags, 'modes'> & { modes: number[] } & import('./commands/scale-out.ts').ScaleOutFlags, command: Command) => {
+    const opts = { ...flags, modes: flags.modes[0], sweepModes: flags.modes.slice(1) };
+    const scaleOut = flags.plan !== undefined || flags.shard !== undefined || flags.planOnly || flags.local || flags.shards !== undefined;
+    if (!scaleOut) {
+      const { analyzeCommand } = await import('./commands/analyze.ts');
+      await analyzeCommand(dir, opts);
+      return;
+    }
+    // Remote inputs are read by one process for now (docs/scale-out.md, "Checkpoints over HTTP").
+    if (flags.urls !== undefined || flags.revisions !== undefined || dir?.startsWith('hf://')) throw new UsageError('--urls and hf:// inputs cannot be split over shards yet: run cmd analyze on them in one process');
+    const so = await import('./commands/scale-out.ts');
+    const given = Object.keys(command.opts()).filter((k) => command.getOptionValueSource(k) === 'cli');
+    so.checkScaleOutFlags(dir, opts, given);
+    if (flags.plan !== undefined) await so.shardCommand(opts);
+    else if (flags.planOnly) await so.planOnlyCommand(dir!, opts);
+    else await so.localCommand(dir!, opts);
   });
+
+  program
+    .command('merge')
+    .description('scale-out: merge the shards of a planned run in <out> into the model and report')
+    .argument('<out>', 'output folder holding plan/ and shards/')
+    .option('--json', 'print report.json instead of the summary')
+    .option('-q, --quiet', 'no progress or notes on stderr')
+    .action(async (out: string, flags: { json?: boolean; quiet?: boolean }) => {
+      const { mergeCommand } = await import('./commands/scale-out.ts');
+      await mergeCommand(out, flags);
+    });
 
   const reconstruct = addSelectionOptions(
     program
@@ -98,7 +132,15 @@ function buildProgram() {
     '--input-format',
   );
   addOutputOptions(addWorkerOptions(addSamplingOptions(reconstruct)))
-  .action(async (dir: string | undefined, flags: Omit<ReconstructFlags, 'format'> & { format: OutputFormat }) => {
+  .option('--plan <out>', 'scale-out: one reconstruct task of the merged planned run in <out> (with --shard); cmd merge gathers them')
+  .option('--shard <i/n|auto>', 'scale-out: which reconstruct task; auto reads SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX')
+  .action(async (dir: string | undefined, flags: Omit<ReconstructFlags, 'format'> & { format: OutputFormat; plan?: string; shard?: string }, command: Command) => {
+    if (flags.plan !== undefined || flags.shard !== undefined) {
+      const given = Object.keys(command.opts()).filter((k) => command.getOptionValueSource(k) === 'cli');
+      const { reconstructShardCommand } = await import('./commands/scale-out.ts');
+      await reconstructShardCommand(dir, { ...flags, format: undefined, outputFormat: flags.format }, given);
+      return;
+    }
     const { reconstructCommand } = await import('./commands/reconstruct.ts');
     await reconstructCommand(dir, { ...flags, format: undefined, outputFormat: flags.format });
   });
