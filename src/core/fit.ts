@@ -622,6 +622,11 @@ function wasmBlockSize(T: number): number {
 /** Bytes of raw values copied into kernel memory at a time: few set() calls, and the panel stays in L2. */
 const PANEL_BYTES = 256 << 10;
 
+/** Whether `out` is the pipeline's compact form the kernel's `emit` writes: float32 a and b, byte modes, no R². */
+function outIsCompact(out: FitOutput, M: number): boolean {
+  return out.a instanceof Float32Array && out.b instanceof Float32Array && out.mode instanceof Uint8Array && !out.r2 && M <= 256;
+}
+
 /** Modes per float32 cross-sum tile of the pre-pass (wasm cross32). */
 const PRE_TILE = 5;
 
@@ -738,6 +743,13 @@ function fitWasm(
   // Per panel, the shifted sums and modes of the mode-only pass, copied out once per panel.
   const [SHP, S1P, S2P, PP] = L.takeEach(4, PW * 8);
   const MODEP = L.take(PW * 4);
+  // The pipeline's destinations (float32 a, b, byte modes, no R²) are filled by the kernel per
+  // panel and copied with one set() each, instead of a JavaScript loop per parameter.
+  const emit = !modesOnly && outIsCompact(out, M);
+  const CNT = L.take(emit ? M * 16 : 0);
+  const A32 = L.take(emit ? PW * 4 : 0);
+  const B32 = L.take(emit ? PW * 4 : 0);
+  const M8 = L.take(emit ? PW : 0);
   const PANEL = L.take(T * rowBytes);
   const buffer = L.ensure(k.memory);
   const f64 = new Float64Array(buffer);
@@ -765,6 +777,13 @@ function fitWasm(
   }
   const ys = B * 4;
   f64.fill(0, EV / 8, PANEL / 8);
+  // After the fill: the per-mode counts and R² sums continue from the accumulators' values.
+  if (emit) {
+    for (let m = 0; m < M; m++) {
+      f64[CNT / 8 + 2 * m] = acc.modeCount[m];
+      f64[CNT / 8 + 2 * m + 1] = acc.r2Sum[m];
+    }
+  }
   const load = elt === 4 ? k.load_f32 : k.load_f64;
   const zs = B * 8;
   const rs = Mp * 8;
@@ -821,7 +840,8 @@ function fitWasm(
       }
       // Padded lanes (zero values) fit to a = b = 0 and add nothing to the error sums.
       k.fit(ng * 4, T, S1, S2, MEAN, ST, MO, SEL, A, D, OA, OB, OR2);
-      for (let i = 0, dst = offset + i0; i < bn; i++, dst++) {
+      if (emit) k.emit(bn, MO, OA, OB, OR2, CNT, A32 + b0 * 4, B32 + b0 * 4, M8 + b0);
+      else for (let i = 0, dst = offset + i0; i < bn; i++, dst++) {
         const m = i32[mo4 + i] >> 3;
         const r2 = f64[or28 + i];
         outMode[dst] = m;
@@ -833,12 +853,23 @@ function fitWasm(
       }
       k.errors(Z, zs, T, R, rs, ng, A, D, MO, EV);
     }
+    if (emit) {
+      (outA as Float32Array).set(new Float32Array(buffer, A32, pw), offset + p0);
+      (outB as Float32Array).set(new Float32Array(buffer, B32, pw), offset + p0);
+      (outMode as Uint8Array).set(new Uint8Array(buffer, M8, pw), offset + p0);
+    }
     if (panelOut) {
       shifted!.shift.set(f64.subarray(SHP / 8, SHP / 8 + pw), p0);
       shifted!.S1.set(f64.subarray(S1P / 8, S1P / 8 + pw), p0);
       shifted!.S2.set(f64.subarray(S2P / 8, S2P / 8 + pw), p0);
       shifted!.P.set(f64.subarray(PP / 8, PP / 8 + pw), p0);
       outMode.set(mw === 1 ? new Uint8Array(buffer, MODEP, pw) : mw === 2 ? new Uint16Array(buffer, MODEP, pw) : new Int32Array(buffer, MODEP, pw), offset + p0);
+    }
+  }
+  if (emit) {
+    for (let m = 0; m < M; m++) {
+      modeCount[m] = f64[CNT / 8 + 2 * m];
+      r2Sum[m] = f64[CNT / 8 + 2 * m + 1];
     }
   }
   const { errSq, normSq } = acc;

@@ -23,6 +23,7 @@ export interface FitKernelExports {
   argmax32(nq: number, T: number, M: number, P: number, ps: number, s1: number, s2: number, k: number, K: number, eta: number, mo: number): number;
   argmax(nq: number, T: number, M: number, P: number, ps: number, s1: number, s2: number, st: number, mo: number, sel: number): void;
   fit(npairs: number, T: number, s1: number, s2: number, mean: number, st: number, mo: number, sel: number, fa: number, d: number, oa: number, ob: number, or2: number): void;
+  emit(n: number, mo: number, oa: number, ob: number, or2: number, cnt: number, fa32: number, fb32: number, m8: number): void;
   errors(Z: number, zs: number, T: number, R: number, rs: number, ng: number, a: number, d: number, mo: number, ev: number): void;
 }
 

@@ -752,6 +752,28 @@
         (f64x2.sub (f64x2.sub (local.get $cw) (f64x2.mul (local.get $ra) (local.get $mr))) (local.get $rb)))
       (br_if $pairs (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $npairs)))))
 
+  ;; Per-parameter outputs of a block for float32/uint8 destinations, in parameter order: a, b
+  ;; rounded to float32 ($fa32, $fb32: f32 at +4·i), the mode as a byte ($m8), and per mode m the
+  ;; count and Σ R² at $cnt + 16·m (two f64, added to one parameter at a time exactly as fit.ts's
+  ;; JavaScript loop adds them). $n parameters from $oa, $ob, $or2 (f64) and $mo (i32 8·m).
+  (func (export "emit")
+    (param $n i32) (param $mo i32) (param $oa i32) (param $ob i32) (param $or2 i32) (param $cnt i32)
+    (param $fa32 i32) (param $fb32 i32) (param $m8 i32)
+    (local $i i32) (local $m i32) (local $c i32) (local $i8 i32)
+    (block $done
+      (loop $params
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $i8 (i32.shl (local.get $i) (i32.const 3)))
+        (local.set $m (i32.shr_u (i32.load (i32.add (local.get $mo) (i32.shl (local.get $i) (i32.const 2)))) (i32.const 3)))
+        (i32.store8 (i32.add (local.get $m8) (local.get $i)) (local.get $m))
+        (f32.store (i32.add (local.get $fa32) (i32.shl (local.get $i) (i32.const 2))) (f32.demote_f64 (f64.load (i32.add (local.get $oa) (local.get $i8)))))
+        (f32.store (i32.add (local.get $fb32) (i32.shl (local.get $i) (i32.const 2))) (f32.demote_f64 (f64.load (i32.add (local.get $ob) (local.get $i8)))))
+        (local.set $c (i32.add (local.get $cnt) (i32.shl (local.get $m) (i32.const 4))))
+        (f64.store offset=0 (local.get $c) (f64.add (f64.load offset=0 (local.get $c)) (f64.const 1)))
+        (f64.store offset=8 (local.get $c) (f64.add (f64.load offset=8 (local.get $c)) (f64.load (i32.add (local.get $or2) (local.get $i8)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $params))))
+
   ;; Squared errors per checkpoint, two lanes each: with â and d = c_w − â·r̄_m − b̂ per parameter
   ;; ($a, $d float64; $mo i32 = 8·m(i)), adds (z − â·r̃_m + d)² to $ev[t] (T × f64x2). Groups of 8
   ;; parameters ($ng); zero-padded parameters (â = d = 0, z = 0) add nothing.
