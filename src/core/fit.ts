@@ -445,6 +445,28 @@ export function fitAssign(values: Float32Array | Float64Array, n: number, stats:
   else fitAssignJs(values, n, stats, out, acc, offset);
 }
 
+/**
+ * Fills rows t = 0..T−1 of parameters [p0, p0 + pw) of a float32 chunk into
+ * `into[at + t·stride + i]`, i < pw (e.g. positioned reads straight from the checkpoints).
+ */
+export type PanelSource = (p0: number, pw: number, into: Float32Array, at: number, stride: number) => void;
+
+/**
+ * {@link fitAssign} for a float32 chunk of n parameters that `source` reads panel by panel
+ * straight into the WebAssembly kernel's memory: no chunk-sized buffer, and no copy of it into the
+ * kernel (the copy of a cold 32 MB chunk cost ≈ 0.25 s per worker on the bench, docs/performance.md).
+ * The kernel sees the same panel contents, so every output and sum is bit-identical to
+ * {@link fitAssign} on the same values. Returns false, doing nothing, when the WebAssembly kernel is
+ * not in use (the caller then reads the chunk and calls fitAssign).
+ */
+export function fitAssignFromSource(source: PanelSource, n: number, stats: ReferenceStats, out: FitOutput, acc: FitAccumulators): boolean {
+  const k = kernelFor();
+  if (!k) return false;
+  const offset = checkChunk('fitAssignFromSource', { length: stats.T * n }, n, stats, out, acc);
+  fitWasm(k, new Float32Array(0), n, stats, out, acc, offset, undefined, 0, false, undefined, source);
+  return true;
+}
+
 /** The JavaScript kernel of {@link fitAssign} (arguments already checked). */
 function fitAssignJs(values: Float32Array | Float64Array, n: number, stats: ReferenceStats, out: FitOutput, acc: FitAccumulators, offset: number, shifted?: ShiftedSums): void {
   const { T, M, Mp } = stats;
@@ -622,6 +644,12 @@ function wasmBlockSize(T: number): number {
 /** Bytes of raw values copied into kernel memory at a time: few set() calls, and the panel stays in L2. */
 const PANEL_BYTES = 256 << 10;
 
+/**
+ * Panel bytes when a {@link PanelSource} fills the panel: one positioned read per checkpoint row,
+ * so wider rows mean fewer system calls (at T = 40, 1 MB is 26 KB per read).
+ */
+const SOURCE_PANEL_BYTES = 1 << 20;
+
 /** Whether `out` is the pipeline's compact form the kernel's `emit` writes: float32 a and b, byte modes, no R². */
 function outIsCompact(out: FitOutput, M: number): boolean {
   return out.a instanceof Float32Array && out.b instanceof Float32Array && out.mode instanceof Uint8Array && !out.r2 && M <= 256;
@@ -714,12 +742,14 @@ function fitWasm(
   modesOffset: number,
   modesOnly = false,
   shifted?: ShiftedSums,
+  source?: PanelSource,
 ): void {
   const { T, M, Mp, sum1, constant, varScaled, mean } = stats;
   const B = wasmBlockSize(T);
   const elt = values instanceof Float64Array ? 8 : 4;
   // At least 64 parameters per row copy, so very long trajectories still copy in sizeable runs.
-  const PW = Math.max(Math.ceil(64 / B) * B, Math.floor(PANEL_BYTES / (T * elt * B)) * B);
+  // The panel width is a multiple of B, so blocks (and every sum) are the same for any width.
+  const PW = Math.max(Math.ceil(64 / B) * B, Math.floor((source ? SOURCE_PANEL_BYTES : PANEL_BYTES) / (T * elt * B)) * B);
   const rowBytes = PW * elt;
   // Memory layout (byte offsets). EV to PANEL is one run the call zeroes.
   const L = new MemoryLayout();
@@ -797,9 +827,14 @@ function fitWasm(
   for (let p0 = 0; p0 < n; p0 += PW) {
     const pw = Math.min(PW, n - p0);
     const pw8 = (pw + 7) & ~7;
-    for (let t = 0, src = t * n + p0, dst = PANEL / elt; t < T; t++, src += n, dst += PW) {
-      panel.set(values.subarray(src, src + pw), dst);
-      if (pw8 > pw) panel.fill(0, dst + pw, dst + pw8);
+    if (source) {
+      source(p0, pw, panel as Float32Array, PANEL / elt, PW);
+      if (pw8 > pw) for (let t = 0, dst = PANEL / elt; t < T; t++, dst += PW) panel.fill(0, dst + pw, dst + pw8);
+    } else {
+      for (let t = 0, src = t * n + p0, dst = PANEL / elt; t < T; t++, src += n, dst += PW) {
+        panel.set(values.subarray(src, src + pw), dst);
+        if (pw8 > pw) panel.fill(0, dst + pw, dst + pw8);
+      }
     }
     for (let b0 = 0; b0 < pw; b0 += B) {
       const bn = Math.min(B, pw - b0);
