@@ -43,21 +43,50 @@ export function absCorrelation(X: Float64Array | Float32Array, K: number, T: num
     const oi = i * T;
     const si = scale[i];
     if (si === 0) continue;
-    for (let j = i; j < K; j++) {
-      const sj = scale[j];
-      if (sj === 0) continue;
+    let j = i;
+    // Four rows j at a time: four independent sums (each still over t = 0..T−1 in order, so every
+    // entry is bit-identical to the one-row loop) keep the adder busy instead of waiting on one
+    // chain of dependent additions (docs/performance.md, "Serial part").
+    for (; j + 3 < K; j += 4) {
+      const o0 = j * T;
+      const o1 = o0 + T;
+      const o2 = o1 + T;
+      const o3 = o2 + T;
+      let d0 = 0;
+      let d1 = 0;
+      let d2 = 0;
+      let d3 = 0;
+      for (let t = 0; t < T; t++) {
+        const zi = Z[oi + t];
+        d0 += zi * Z[o0 + t];
+        d1 += zi * Z[o1 + t];
+        d2 += zi * Z[o2 + t];
+        d3 += zi * Z[o3 + t];
+      }
+      setAbsCorr(A, K, i, j, si, scale[j], d0);
+      setAbsCorr(A, K, i, j + 1, si, scale[j + 1], d1);
+      setAbsCorr(A, K, i, j + 2, si, scale[j + 2], d2);
+      setAbsCorr(A, K, i, j + 3, si, scale[j + 3], d3);
+    }
+    for (; j < K; j++) {
       const oj = j * T;
       let dot = 0;
       for (let t = 0; t < T; t++) dot += Z[oi + t] * Z[oj + t];
-      // si·sj first: a commutative product, so duplicated rows give bitwise-identical entries
-      // (and exactly zero distance between them).
-      let c = Math.abs(dot) * (si * sj);
-      if (c > 1) c = 1;
-      A[i * K + j] = c;
-      A[j * K + i] = c;
+      setAbsCorr(A, K, i, j, si, scale[j], dot);
     }
   }
   return A;
+}
+
+/** Writes |corr| of rows i and j from their dot product (both triangles); 0 stays for a constant row j. */
+function setAbsCorr(A: Float64Array, K: number, i: number, j: number, si: number, sj: number, dot: number): void {
+  if (sj === 0) return;
+  // si·sj first: a commutative product, so duplicated rows give bitwise-identical entries
+  // (and exactly zero distance between them).
+  let c = Math.abs(dot) * (si * sj);
+  if (c > 1) c = 1;
+  A[i * K + j] = c;
+  A[j * K + i] = c;
 }
 
 /** Position of pair (i, j), i ≠ j, in a condensed (scipy `pdist` order) distance vector of n points. */

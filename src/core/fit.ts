@@ -18,6 +18,11 @@
  * same order as in the JavaScript one: modes, a, b and R² are bit-identical, and only the
  * per-checkpoint error and norm sums differ in rounding (parameters grouped differently). The
  * JavaScript kernel is the fallback where WebAssembly SIMD is unavailable (setKernel in kernel-choice.ts).
+ * For float32 chunks with M ≥ 8 the WebAssembly kernel first chooses modes from float32 cross sums
+ * and keeps that choice only where a proven error bound separates the best and second-best
+ * |ρ| (docs/performance.md, "Float32 pre-pass"); the rest of the block is redone in float64, so
+ * the modes are still exactly the float64 argmax's, and the fit uses the float64 cross sum of the
+ * chosen mode, formed with the same operations in the same order as the all-modes sums.
  */
 
 import { kernelChoice } from './kernel-choice.ts';
@@ -440,6 +445,28 @@ export function fitAssign(values: Float32Array | Float64Array, n: number, stats:
   else fitAssignJs(values, n, stats, out, acc, offset);
 }
 
+/**
+ * Fills rows t = 0..T−1 of parameters [p0, p0 + pw) of a float32 chunk into
+ * `into[at + t·stride + i]`, i < pw (e.g. positioned reads straight from the checkpoints).
+ */
+export type PanelSource = (p0: number, pw: number, into: Float32Array, at: number, stride: number) => void;
+
+/**
+ * {@link fitAssign} for a float32 chunk of n parameters that `source` reads panel by panel
+ * straight into the WebAssembly kernel's memory: no chunk-sized buffer, and no copy of it into the
+ * kernel (the copy of a cold 32 MB chunk cost ≈ 0.25 s per worker on the bench, docs/performance.md).
+ * The kernel sees the same panel contents, so every output and sum is bit-identical to
+ * {@link fitAssign} on the same values. Returns false, doing nothing, when the WebAssembly kernel is
+ * not in use (the caller then reads the chunk and calls fitAssign).
+ */
+export function fitAssignFromSource(source: PanelSource, n: number, stats: ReferenceStats, out: FitOutput, acc: FitAccumulators): boolean {
+  const k = kernelFor();
+  if (!k) return false;
+  const offset = checkChunk('fitAssignFromSource', { length: stats.T * n }, n, stats, out, acc);
+  fitWasm(k, new Float32Array(0), n, stats, out, acc, offset, undefined, 0, false, undefined, source);
+  return true;
+}
+
 /** The JavaScript kernel of {@link fitAssign} (arguments already checked). */
 function fitAssignJs(values: Float32Array | Float64Array, n: number, stats: ReferenceStats, out: FitOutput, acc: FitAccumulators, offset: number, shifted?: ShiftedSums): void {
   const { T, M, Mp } = stats;
@@ -617,6 +644,83 @@ function wasmBlockSize(T: number): number {
 /** Bytes of raw values copied into kernel memory at a time: few set() calls, and the panel stays in L2. */
 const PANEL_BYTES = 256 << 10;
 
+/**
+ * Panel bytes when a {@link PanelSource} fills the panel: one positioned read per checkpoint row,
+ * so wider rows mean fewer system calls (at T = 40, 1 MB is 26 KB per read).
+ */
+const SOURCE_PANEL_BYTES = 1 << 20;
+
+/** Whether `out` is the pipeline's compact form the kernel's `emit` writes: float32 a and b, byte modes, no R². */
+function outIsCompact(out: FitOutput, M: number): boolean {
+  return out.a instanceof Float32Array && out.b instanceof Float32Array && out.mode instanceof Uint8Array && !out.r2 && M <= 256;
+}
+
+/** Modes per float32 cross-sum tile of the pre-pass (wasm cross32). */
+const PRE_TILE = 5;
+
+/**
+ * Smallest M for which the pre-pass runs: below it the float64 cross sums are cheap and the extra
+ * chosen-mode sum (crossSel) costs more than the pre-pass saves (scripts/bench-fit.mjs: M = 2 is
+ * 20 % slower with it, M = 10 level, M = 20 19 % faster).
+ */
+const PRE_MIN_MODES = 8;
+
+/** Blocks of the WebAssembly argmax on this thread: all of them, and those the float32 pre-pass could not settle. */
+const preStats = { blocks: 0, fallbackBlocks: 0 };
+
+/**
+ * How often the float32 pre-pass of the mode choice fell back to float64 on this thread (for
+ * tests and profiling; docs/performance.md "Float32 pre-pass").
+ */
+export function preassignStats(): { blocks: number; fallbackBlocks: number } {
+  return { ...preStats };
+}
+
+/** Tables of the float32 pre-pass; see {@link preassignTables}. */
+interface PreTables {
+  /** Modes rounded up to whole tiles of {@link PRE_TILE}. */
+  M5: number;
+  /** ŕ_m(t) = f32(r̃_m(t)·c_m), c_m = T·invSqrtVarR_m: checkpoint-major, M5 per row, zero padding. */
+  r32: Float32Array;
+  /** κ_m = f32(R1_m·invSqrtVarR_m). */
+  k32: Float32Array;
+  /** Settling threshold K·√s2 + η, twice the error bound E with a margin for its own rounding. */
+  K: number;
+  eta: number;
+}
+
+/**
+ * Tables of the float32 pre-pass of the mode choice (docs/performance.md, "Float32 pre-pass",
+ * where the bound is proven): |σ_m − score_m| ≤ E = (2(T + 10)·2⁻²⁴·Q + T·2⁻¹⁴⁸)·‖z‖ + η₀ with
+ * Q = max_m c_m·‖r̃_m‖ and η₀ = 2⁻¹⁴⁸·(√T·(Q + 1) + T + 4); the threshold is 2E·(1 + 2⁻²⁰).
+ * Undefined where the proof's range conditions fail (then the float64 argmax runs alone).
+ */
+function preassignTables(stats: ReferenceStats): PreTables | undefined {
+  const { T, M, Mp, centredT, sum1, varScaled, constant } = stats;
+  if (M < PRE_MIN_MODES || T > 2 ** 20) return undefined;
+  const M5 = Math.ceil(M / PRE_TILE) * PRE_TILE;
+  const r32 = new Float32Array(T * M5);
+  const k32 = new Float32Array(M5);
+  let Q = 0;
+  for (let m = 0; m < M; m++) {
+    const inv = constant[m] ? 0 : 1 / Math.sqrt(varScaled[m]);
+    const c = T * inv;
+    let ss = 0;
+    for (let t = 0; t < T; t++) {
+      const r = centredT[t * Mp + m];
+      r32[t * M5 + m] = r * c;
+      ss += r * r;
+    }
+    k32[m] = sum1[m] * inv;
+    // 1e-6 covers the rounding of this float64 value of c·‖r̃‖ many times over.
+    Q = Math.max(Q, c * Math.sqrt(ss) * (1 + 1e-6));
+  }
+  if (!(Q < 1e10)) return undefined;
+  const margin = 2 * (1 + 2 ** -20);
+  const K = margin * (2 * (T + 10) * 2 ** -24 * Q + T * 2 ** -148);
+  const eta = margin * 2 ** -148 * (Math.sqrt(T) * (Q + 1) + T + 4);
+  return { M5, r32, k32, K, eta };
+}
 
 /**
  * Both entry points on the WebAssembly kernel (`modes` given: fixed modes, else argmax). The chunk
@@ -638,12 +742,14 @@ function fitWasm(
   modesOffset: number,
   modesOnly = false,
   shifted?: ShiftedSums,
+  source?: PanelSource,
 ): void {
   const { T, M, Mp, sum1, constant, varScaled, mean } = stats;
   const B = wasmBlockSize(T);
   const elt = values instanceof Float64Array ? 8 : 4;
   // At least 64 parameters per row copy, so very long trajectories still copy in sizeable runs.
-  const PW = Math.max(Math.ceil(64 / B) * B, Math.floor(PANEL_BYTES / (T * elt * B)) * B);
+  // The panel width is a multiple of B, so blocks (and every sum) are the same for any width.
+  const PW = Math.max(Math.ceil(64 / B) * B, Math.floor((source ? SOURCE_PANEL_BYTES : PANEL_BYTES) / (T * elt * B)) * B);
   const rowBytes = PW * elt;
   // Memory layout (byte offsets). EV to PANEL is one run the call zeroes.
   const L = new MemoryLayout();
@@ -654,11 +760,26 @@ function fitWasm(
   const P = L.take(Mp * B * 8);
   const [MEAN, S1, S2, A, D, SEL, OA, OB, OR2, U] = L.takeEach(10, B * 8);
   const MO = L.take(B * 4);
+  // Float32 pre-pass of the mode choice (argmax only): scaled references, κ, scaled values, cross
+  // sums (before EV: the run from EV to PANEL is zeroed below).
+  const pre = !modes && elt === 4 ? preassignTables(stats) : undefined;
+  const M5 = pre ? pre.M5 : 0;
+  const R32 = L.take(T * M5 * 4);
+  const K32 = L.take(M5 * 4);
+  const Y = L.take(pre ? T * B * 4 : 0);
+  const P32 = L.take(M5 * B * 4);
   const EV = L.take(T * 16);
   const NV = L.take(T * 16);
   // Per panel, the shifted sums and modes of the mode-only pass, copied out once per panel.
   const [SHP, S1P, S2P, PP] = L.takeEach(4, PW * 8);
   const MODEP = L.take(PW * 4);
+  // The pipeline's destinations (float32 a, b, byte modes, no R²) are filled by the kernel per
+  // panel and copied with one set() each, instead of a JavaScript loop per parameter.
+  const emit = !modesOnly && outIsCompact(out, M);
+  const CNT = L.take(emit ? M * 16 : 0);
+  const A32 = L.take(emit ? PW * 4 : 0);
+  const B32 = L.take(emit ? PW * 4 : 0);
+  const M8 = L.take(emit ? PW : 0);
   const PANEL = L.take(T * rowBytes);
   const buffer = L.ensure(k.memory);
   const f64 = new Float64Array(buffer);
@@ -679,7 +800,20 @@ function fitWasm(
     }
   }
   f64.set(stats.centredT, R / 8);
+  if (pre) {
+    const f32 = new Float32Array(buffer);
+    f32.set(pre.r32, R32 / 4);
+    f32.set(pre.k32, K32 / 4);
+  }
+  const ys = B * 4;
   f64.fill(0, EV / 8, PANEL / 8);
+  // After the fill: the per-mode counts and R² sums continue from the accumulators' values.
+  if (emit) {
+    for (let m = 0; m < M; m++) {
+      f64[CNT / 8 + 2 * m] = acc.modeCount[m];
+      f64[CNT / 8 + 2 * m + 1] = acc.r2Sum[m];
+    }
+  }
   const load = elt === 4 ? k.load_f32 : k.load_f64;
   const zs = B * 8;
   const rs = Mp * 8;
@@ -693,15 +827,21 @@ function fitWasm(
   for (let p0 = 0; p0 < n; p0 += PW) {
     const pw = Math.min(PW, n - p0);
     const pw8 = (pw + 7) & ~7;
-    for (let t = 0, src = t * n + p0, dst = PANEL / elt; t < T; t++, src += n, dst += PW) {
-      panel.set(values.subarray(src, src + pw), dst);
-      if (pw8 > pw) panel.fill(0, dst + pw, dst + pw8);
+    if (source) {
+      source(p0, pw, panel as Float32Array, PANEL / elt, PW);
+      if (pw8 > pw) for (let t = 0, dst = PANEL / elt; t < T; t++, dst += PW) panel.fill(0, dst + pw, dst + pw8);
+    } else {
+      for (let t = 0, src = t * n + p0, dst = PANEL / elt; t < T; t++, src += n, dst += PW) {
+        panel.set(values.subarray(src, src + pw), dst);
+        if (pw8 > pw) panel.fill(0, dst + pw, dst + pw8);
+      }
     }
     for (let b0 = 0; b0 < pw; b0 += B) {
       const bn = Math.min(B, pw - b0);
       const ng = (bn + 7) >> 3;
       const i0 = p0 + b0; // chunk index of the block's parameter 0
-      load(PANEL + b0 * elt, rowBytes, T, ng, Z, zs, MEAN, S1, S2, NV, U);
+      if (pre) k.load_f32y(PANEL + b0 * elt, rowBytes, T, ng, Z, zs, MEAN, S1, S2, NV, U, Y, ys);
+      else load(PANEL + b0 * elt, rowBytes, T, ng, Z, zs, MEAN, S1, S2, NV, U);
       if (modes) {
         for (let i = 0; i < bn; i++) {
           const m = modes[modesOffset + i0 + i];
@@ -711,10 +851,22 @@ function fitWasm(
         for (let i = bn; i < ng * 8; i++) i32[mo4 + i] = 0;
         k.crossSel(Z, zs, T, R, rs, ng * 2, MO, SEL);
       } else {
-        let m = 0;
-        for (; m + 1 < M; m += 2) k.cross2(Z, zs, T, R + m * 8, rs, ng, P + m * zs, zs);
-        if (m < M) k.cross1(Z, zs, T, R + m * 8, rs, ng, P + m * zs);
-        k.argmax(ng * 2, T, M, P, zs, S1, S2, ST, MO, SEL);
+        let settled = false;
+        if (pre) {
+          // Modes from float32 sums where the proven bound separates best and second best; the
+          // chosen mode's float64 cross sum is then the same sum cross2 would have formed.
+          for (let m = 0; m < M5; m += PRE_TILE) k.cross32(Y, ys, T, R32 + m * 4, M5 * 4, ng, P32 + m * ys, ys);
+          settled = k.argmax32(ng * 2, T, M, P32, ys, S1, S2, K32, pre.K, pre.eta, MO) === 0;
+          preStats.blocks++;
+          if (settled) k.crossSel(Z, zs, T, R, rs, ng * 2, MO, SEL);
+          else preStats.fallbackBlocks++;
+        }
+        if (!settled) {
+          let m = 0;
+          for (; m + 1 < M; m += 2) k.cross2(Z, zs, T, R + m * 8, rs, ng, P + m * zs, zs);
+          if (m < M) k.cross1(Z, zs, T, R + m * 8, rs, ng, P + m * zs);
+          k.argmax(ng * 2, T, M, P, zs, S1, S2, ST, MO, SEL);
+        }
       }
       if (modesOnly) {
         if (panelOut) k.shifted(bn, T, MO, ST, U, S1, S2, SEL, PANEL + b0 * elt, elt === 4 ? 1 : 0, SHP + b0 * 8, S1P + b0 * 8, S2P + b0 * 8, PP + b0 * 8, MODEP + b0 * mw, mw);
@@ -723,7 +875,8 @@ function fitWasm(
       }
       // Padded lanes (zero values) fit to a = b = 0 and add nothing to the error sums.
       k.fit(ng * 4, T, S1, S2, MEAN, ST, MO, SEL, A, D, OA, OB, OR2);
-      for (let i = 0, dst = offset + i0; i < bn; i++, dst++) {
+      if (emit) k.emit(bn, MO, OA, OB, OR2, CNT, A32 + b0 * 4, B32 + b0 * 4, M8 + b0);
+      else for (let i = 0, dst = offset + i0; i < bn; i++, dst++) {
         const m = i32[mo4 + i] >> 3;
         const r2 = f64[or28 + i];
         outMode[dst] = m;
@@ -735,12 +888,23 @@ function fitWasm(
       }
       k.errors(Z, zs, T, R, rs, ng, A, D, MO, EV);
     }
+    if (emit) {
+      (outA as Float32Array).set(new Float32Array(buffer, A32, pw), offset + p0);
+      (outB as Float32Array).set(new Float32Array(buffer, B32, pw), offset + p0);
+      (outMode as Uint8Array).set(new Uint8Array(buffer, M8, pw), offset + p0);
+    }
     if (panelOut) {
       shifted!.shift.set(f64.subarray(SHP / 8, SHP / 8 + pw), p0);
       shifted!.S1.set(f64.subarray(S1P / 8, S1P / 8 + pw), p0);
       shifted!.S2.set(f64.subarray(S2P / 8, S2P / 8 + pw), p0);
       shifted!.P.set(f64.subarray(PP / 8, PP / 8 + pw), p0);
       outMode.set(mw === 1 ? new Uint8Array(buffer, MODEP, pw) : mw === 2 ? new Uint16Array(buffer, MODEP, pw) : new Int32Array(buffer, MODEP, pw), offset + p0);
+    }
+  }
+  if (emit) {
+    for (let m = 0; m < M; m++) {
+      modeCount[m] = f64[CNT / 8 + 2 * m];
+      r2Sum[m] = f64[CNT / 8 + 2 * m + 1];
     }
   }
   const { errSq, normSq } = acc;

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { activeDistanceKernel, rowDistancesBlock } from '../core/correlation.ts';
-import { activeFitKernel, createAccumulators, fitAssign, mergeAccumulators, type FitAccumulators, type ReferenceStats } from '../core/fit.ts';
+import { activeFitKernel, createAccumulators, fitAssign, fitAssignFromSource, mergeAccumulators, type FitAccumulators, type ReferenceStats } from '../core/fit.ts';
 import { TrajectoryReader, type TrajectoryPlan } from '../trajectory/trajectory-reader.ts';
 import { accumulateGram, accumulateSmoothing, createBaselineAccumulators, type BaselineAccumulators } from '../baselines/index.ts';
 import type { Chunk } from './chunks.ts';
@@ -131,6 +131,21 @@ function runFit(task: FitTask): FitResult {
   for (const piece of chunk.pieces) {
     const n = piece.count;
     const g0 = data.plan.tensors[piece.tensor].offset + piece.start;
+    // One float32 model and nothing else wanting the whole chunk: the kernel reads its panels
+    // straight from the checkpoints (same values, same sums). Non-finite sums send the piece
+    // through the general path below, which reads it again and finds the culprit.
+    if (task.models.length === 1 && !baselines && values instanceof Float32Array) {
+      const target = task.models[0];
+      const acc = createAccumulators(target.stats.M, T);
+      const mode = target.modeBytes === 1 ? mode8.subarray(0, n) : mode16.subarray(0, n);
+      const source = (p0: number, pw: number, into: Float32Array, at: number, stride: number) => reader!.readRange(g0 + p0, g0 + p0 + pw, into, from, to, at, stride);
+      if (fitAssignFromSource(source, n, target.stats, { mode, a: a.subarray(0, n), b: b.subarray(0, n) }, acc) && acc.normSq.every(Number.isFinite)) {
+        writeParameterSlots(modelFd(target.modelPath), target.modelPath, target.slots[piece.tensor], piece.start, n, a, b, mode, target.modeBytes);
+        models[0].pieces.push({ tensor: piece.tensor, errSq: sumOf(acc.errSq), normSq: sumOf(acc.normSq) });
+        mergeAccumulators(models[0].acc, acc);
+        continue;
+      }
+    }
     const v = values.subarray(0, T * n);
     reader.readRange(g0, g0 + n, v, from, to);
     let nonFinite: NonFinite | undefined;
@@ -171,13 +186,7 @@ function runFit(task: FitTask): FitResult {
         const fd = modelFd(target.modelPath);
         const slot = target.slots[piece.tensor];
         writeParameterSlots(fd, target.modelPath, slot, piece.start, n, a, b, mode, target.modeBytes);
-        let e = 0;
-        let w = 0;
-        for (let t = 0; t < T; t++) {
-          e += acc.errSq[t];
-          w += acc.normSq[t];
-        }
-        models[k].pieces.push({ tensor: piece.tensor, errSq: e, normSq: w });
+        models[k].pieces.push({ tensor: piece.tensor, errSq: sumOf(acc.errSq), normSq: sumOf(acc.normSq) });
         mergeAccumulators(models[k].acc, acc);
       }
       if (!restart) break;
@@ -189,6 +198,13 @@ function runFit(task: FitTask): FitResult {
     }
   }
   return { models, baselines, skipped, bytesRead: reader.bytesRead - before };
+}
+
+/** Σ over checkpoints in order (a piece's error and norm sums). */
+function sumOf(x: Float64Array): number {
+  let s = 0;
+  for (let t = 0; t < x.length; t++) s += x[t];
+  return s;
 }
 
 /** Marks the parameters (columns) with a non-finite value at any checkpoint and zeroes them. */

@@ -62,12 +62,13 @@ export class TrajectoryReader {
 
   /**
    * Reads parameters [start, end) from the checkpoints `from..to-1` (all by default) into
-   * `out`, laid out checkpoint-major: out[(t - from) * n + i] with n = end - start.
+   * `out`, laid out checkpoint-major: out[at + (t - from) * stride + i], by default at = 0 and
+   * stride = n = end - start.
    */
-  readRange(start: number, end: number, out: FloatArray, from = 0, to = this.checkpoints): void {
+  readRange(start: number, end: number, out: FloatArray, from = 0, to = this.checkpoints, at = 0, stride = end - start): void {
     const n = end - start;
     if (n <= 0) return;
-    if (out.length < (to - from) * n) throw new RangeError(`readRange: output holds ${out.length} values, need ${(to - from) * n}`);
+    if (stride < n || out.length < at + (to - from - 1) * stride + n) throw new RangeError(`readRange: output holds ${out.length} values, need ${at + (to - from - 1) * stride + n} (stride ${stride})`);
     const ts = this.plan.tensors;
     for (let t = from; t < to; t++) {
       const stored = this.plan.stored[t];
@@ -76,7 +77,7 @@ export class TrajectoryReader {
       while (pos < end) {
         const tensor = ts[k];
         const take = Math.min(end, tensor.offset + tensor.count) - pos;
-        this.io.read(stored[k], pos - tensor.offset, take, out, (t - from) * n + (pos - start));
+        this.io.read(stored[k], pos - tensor.offset, take, out, at + (t - from) * stride + (pos - start));
         pos += take;
         k++;
       }
