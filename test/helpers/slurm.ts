@@ -9,7 +9,7 @@ import { inject } from 'vitest';
 import { repoRoot } from './tmp.ts';
 
 /** The environment every Slurm client call and job gets: the test's cluster, never the user's. */
-function slurmEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+export function slurmEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...process.env, SLURM_CONF: inject('slurmConf'), NO_COLOR: '1', ...extra };
 }
 
