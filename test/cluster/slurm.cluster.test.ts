@@ -6,9 +6,10 @@
  * by two tasks at once, a task killed mid-shard (the CMD_TEST_KILL_AFTER_CHUNKS hook) and rerun.
  */
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.ts';
 import { haveTools } from '../helpers/optional-tools.ts';
 import { cmdLine, runJob, sbatch, waitForJobs } from '../helpers/slurm.ts';
@@ -35,14 +36,20 @@ describe.skipIf(!haveTools('slurm'))('sharded analyze on a Slurm job array', () 
   let reference: Record<string, string>;
   /** plan/ and the four shards the array wrote, before any merge: each test works on a copy. */
   let sharded: string;
+  // Shared by every test of the file (tempDir() would be removed after the first one).
+  let shared: string;
+  afterAll(() => {
+    if (shared) rmSync(shared, { recursive: true, force: true });
+  });
 
   beforeAll(async () => {
-    const ref = path.join(tempDir('cmd-slurm-ref-'), 'out');
+    shared = mkdtempSync(path.join(os.tmpdir(), 'cmd-slurm-shared-'));
+    const ref = path.join(shared, 'ref');
     const one = runCli(['analyze', input, ...METHOD, '-o', ref, '--quiet']);
     expect(one.status, one.stderr).toBe(0);
     reference = hashes(ref);
 
-    sharded = path.join(tempDir('cmd-slurm-sharded-'), 'out');
+    sharded = path.join(shared, 'sharded');
     const plan = runCli(['analyze', input, ...METHOD, '-o', sharded, '--plan-only', '--shards', '4']);
     expect(plan.status, plan.stderr).toBe(0);
     expect(existsSync(path.join(sharded, 'plan'))).toBe(true);
