@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { CancelledError, CmdError, RuntimeError } from '../errors.ts';
+import { CancelledError, CmdError, RuntimeError, UsageError } from '../errors.ts';
 import { diskErrorText, reviveWorkerError } from '../io/disk-errors.ts';
 import { addOutputOptions, addSamplingOptions, addSelectionOptions, addWorkerOptions, baselinesArg, floatArg, intArg, modesArg } from './options.ts';
 import { setQuiet } from './terminal.ts';
@@ -51,7 +51,7 @@ function buildProgram() {
     program
       .command('analyze')
       .description('run post-hoc CMD on a checkpoint folder and write the model and report')
-      .argument('<dir>', 'checkpoint folder')
+      .argument('[dir]', 'checkpoint folder (not with --plan)')
       .option('-o, --out <dir>', 'output folder', DEFAULTS.out)
       .option('-m, --modes <M>', 'number of modes M (at most; tied clusters can give fewer); a list 2,5,10 sweeps M in one pass, the first is the main model', modesArg, [DEFAULTS.modes])
       .option('--baselines <list>', 'baselines beside CMD in the same pass: avg-last-k,ema,pca,dmd', baselinesArg)
@@ -66,10 +66,38 @@ function buildProgram() {
       .option('--skip-nonfinite', 'leave parameters with a NaN or infinite value out of the model (carried as-is) instead of failing'),
   );
   addOutputOptions(addWorkerOptions(addSamplingOptions(analyze)))
-  .action(async (dir: string, flags: Omit<AnalyzeFlags, 'modes'> & { modes: number[] }) => {
-    const { analyzeCommand } = await import('./commands/analyze.ts');
-    await analyzeCommand(dir, { ...flags, modes: flags.modes[0], sweepModes: flags.modes.slice(1) });
+  .option('--plan-only', 'scale-out: write <out>/plan/ (pass 1 and the clustering) for --shards n tasks, and stop')
+  .option('--shards <n>', 'scale-out: number of shard tasks (with --plan-only or --local)', intArg('--shards', 1, 100000))
+  .option('--plan <out>', 'scale-out: run one shard task of the plan in <out> (with --shard)')
+  .option('--shard <i/n|auto>', 'scale-out: which shard; auto reads SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX')
+  .option('--local', 'scale-out: plan, run the --shards n tasks as local processes, merge')
+  .action(async (dir: string | undefined, flags: Omit<AnalyzeFlags, 'modes'> & { modes: number[] } & import('./commands/scale-out.ts').ScaleOutFlags, command: Command) => {
+    const opts = { ...flags, modes: flags.modes[0], sweepModes: flags.modes.slice(1) };
+    const scaleOut = flags.plan !== undefined || flags.shard !== undefined || flags.planOnly || flags.local || flags.shards !== undefined;
+    if (!scaleOut) {
+      if (dir === undefined) throw new UsageError("missing required argument 'dir' (run with --help for usage)");
+      const { analyzeCommand } = await import('./commands/analyze.ts');
+      await analyzeCommand(dir, opts);
+      return;
+    }
+    const so = await import('./commands/scale-out.ts');
+    const given = Object.keys(command.opts()).filter((k) => command.getOptionValueSource(k) === 'cli');
+    so.checkScaleOutFlags(dir, opts, given);
+    if (flags.plan !== undefined) await so.shardCommand(opts);
+    else if (flags.planOnly) await so.planOnlyCommand(dir!, opts);
+    else await so.localCommand(dir!, opts);
   });
+
+  program
+    .command('merge')
+    .description('scale-out: merge the shards of a planned run in <out> into the model and report')
+    .argument('<out>', 'output folder holding plan/ and shards/')
+    .option('--json', 'print report.json instead of the summary')
+    .option('-q, --quiet', 'no progress or notes on stderr')
+    .action(async (out: string, flags: { json?: boolean; quiet?: boolean }) => {
+      const { mergeCommand } = await import('./commands/scale-out.ts');
+      await mergeCommand(out, flags);
+    });
 
   const reconstruct = addSelectionOptions(
     program

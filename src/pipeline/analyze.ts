@@ -17,10 +17,10 @@ import { createAccumulators, mergeAccumulators, prepareReferences, type FitAccum
 import { encodeFloats } from '../formats/dtype.ts';
 import { CancelledError, InputError, UsageError } from '../errors.ts';
 import { TrajectoryReader, planTrajectory } from '../trajectory/trajectory-reader.ts';
-import { chunkElements, planChunks } from './chunks.ts';
+import { chunkElements, planChunks, type Chunk } from './chunks.ts';
 import { createModelFile, MODEL_FILE, planModelFile, SWEEP_DIR, sweepModelName, syncFile, writeAtPosition } from './model-file.ts';
 import { createPool, defaultWorkerCount, runAll, type WorkerPool } from './pool.ts';
-import type { FitResult, FitTask, ModelFitResult, ModelTarget, PoolData } from './worker.ts';
+import type { FitResult, FitTask, ModelTarget, PoolData } from './worker.ts';
 import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
 import { createBaselineAccumulators, finalizeBaselines, mergeBaselineAccumulators, type BaselineResults } from '../baselines/index.ts';
 import { addPieceErrors, relativeError } from './merge-errors.ts';
@@ -247,6 +247,130 @@ export function distancesWantPool(K: number, threads: number): boolean {
   return threads > 1 && K >= PARALLEL_DISTANCES_MIN_K;
 }
 
+/** A model being written: its pass-2 target and the clustering it comes from. */
+export type ModelFile = ModelTarget & { clustering: Clustering };
+
+/**
+ * Creates the pre-sized model files of a decomposition in `outDir` (the primary, then the sweep's)
+ * and writes refs and indices; pass 2 (or `cmd merge`, docs/scale-out.md) fills a, b and mode.
+ */
+export async function createModelFiles(set: CheckpointSet, outDir: string, options: AnalyzeOptions, d: Pick<Decomposition, 'indices' | 'sampling' | 'K' | 'clusterings'>): Promise<ModelFile[]> {
+  const window = options.window ?? { from: 0, to: set.checkpoints.length };
+  const T = window.to - window.from;
+  const targets: ModelFile[] = [];
+  for (const [k, c] of d.clusterings.entries()) {
+    const modelPath = k === 0 ? path.join(outDir, MODEL_FILE) : path.join(outDir, SWEEP_DIR, sweepModelName(c.modesRequested));
+    if (k === 1) await fsp.mkdir(path.join(outDir, SWEEP_DIR));
+    const metadata = modelMetadata(set, { ...options, modes: c.modesRequested }, { M: c.M, K: d.K, sampling: d.sampling, window, refIndex: c.refIndex, indices: d.indices });
+    const layout = planModelFile(set.space.tensors, c.M, T, d.K, metadata, options.skipNonFinite);
+    await createModelFile(modelPath, layout);
+    await writeAtPosition(modelPath, layout.position('refs'), encodeFloats('F32', c.refs));
+    await writeAtPosition(modelPath, layout.position('reference_index'), encodeFloats('I64', c.refIndex));
+    await writeAtPosition(modelPath, layout.position('sample_index'), encodeFloats('I64', d.indices));
+    targets.push({ stats: c.stats, modelPath, modeBytes: layout.modeDtype === 'U8' ? 1 : 2, slots: layout.slots, clustering: c });
+  }
+  return targets;
+}
+
+/** Pass 2's chunks: they depend on the tensors, T and the chunk size only (src/pipeline/chunks.ts). */
+export function passTwoChunks(set: CheckpointSet, options: AnalyzeOptions) {
+  const window = options.window ?? { from: 0, to: set.checkpoints.length };
+  return planChunks(set.space.tensors, options.chunkSize ?? chunkElements(window.to - window.from));
+}
+
+/** What the workers accumulate for the baselines, or undefined without --baselines. */
+export function baselineTaskOf(options: AnalyzeOptions): FitTask['baselines'] {
+  const kinds = options.baselines?.kinds ?? [];
+  return kinds.length ? { lastK: options.baselines!.lastK, beta: options.baselines!.beta, gram: kinds.includes('pca') || kinds.includes('dmd') } : undefined;
+}
+
+/**
+ * Fits chunks `[c0, c1)` on the pool, writing a, b and mode through `models`' slots; returns
+ * their results in chunk order. `onChunk` runs after each chunk in completion order.
+ */
+export async function fitChunks(
+  pool: WorkerPool,
+  set: CheckpointSet,
+  options: AnalyzeOptions,
+  chunks: readonly Chunk[],
+  range: { c0: number; c1: number },
+  models: readonly ModelTarget[],
+  onChunk?: (i: number) => void,
+): Promise<FitResult[]> {
+  const window = options.window ?? { from: 0, to: set.checkpoints.length };
+  const baselineTask = baselineTaskOf(options);
+  const taskModels: ModelTarget[] = models.map(({ stats, modelPath, modeBytes, slots }) => ({ stats, modelPath, modeBytes, slots }));
+  return runAll<FitResult>(
+    pool,
+    range.c1 - range.c0,
+    (i) => ({ kind: 'fit', chunk: chunks[range.c0 + i], from: window.from, to: window.to, models: taskModels, baselines: baselineTask, skipNonFinite: options.skipNonFinite }) satisfies FitTask,
+    (i, r) => {
+      if (r.nonFinite) {
+        const nf = r.nonFinite;
+        throw nonFiniteError(set, nf.checkpoint, set.space.tensors[nf.tensor].name, nf.element, nf.value);
+      }
+      options.progress?.advance(chunks[range.c0 + i].count);
+      onChunk?.(range.c0 + i);
+    },
+  );
+}
+
+/**
+ * Pass 2's totals, folded chunk by chunk in chunk order: the one merge of per-chunk results,
+ * used by the in-process run and by `cmd merge` over shard files, so both add the same numbers
+ * in the same order (docs/scale-out.md).
+ */
+export class ChunkTotals {
+  private readonly models: { acc: FitAccumulators; perTensor: { errSq: number; normSq: number }[] }[];
+  private readonly baselines?: ReturnType<typeof createBaselineAccumulators>;
+  bytesRead = 0;
+  skipped = 0;
+  chunks = 0;
+
+  constructor(set: CheckpointSet, clusterings: readonly Clustering[], T: number, baselineTask: FitTask['baselines']) {
+    this.models = clusterings.map((c) => ({ acc: createAccumulators(c.M, T), perTensor: set.space.tensors.map(() => ({ errSq: 0, normSq: 0 })) }));
+    if (baselineTask) this.baselines = createBaselineAccumulators(T, baselineTask);
+  }
+
+  /** Adds the next chunk's result (chunks must come in order). */
+  add(r: FitResult): void {
+    this.bytesRead += r.bytesRead;
+    this.skipped += r.skipped;
+    this.chunks++;
+    r.models.forEach((m, k) => {
+      mergeAccumulators(this.models[k].acc, m.acc);
+      addPieceErrors(this.models[k].perTensor, m.pieces);
+    });
+    if (this.baselines) mergeBaselineAccumulators(this.baselines, r.baselines!);
+  }
+
+  /** The analysis result once every chunk is in; `d` is the decomposition the models come from. */
+  async finish(set: CheckpointSet, options: AnalyzeOptions, d: Decomposition, targets: readonly ModelFile[], workers: number, timings: Record<string, number>): Promise<AnalysisResult> {
+    const window = options.window ?? { from: 0, to: set.checkpoints.length };
+    const summaries: ModelSummary[] = [];
+    for (const [k, target] of targets.entries()) summaries.push(await summarizeModel(set, target.clustering, target.modelPath, this.models[k]));
+    const primary = summaries[0];
+    let baselines: AnalysisResult['baselines'];
+    if (this.baselines) {
+      const kinds = options.baselines!.kinds;
+      baselines = { kinds, results: finalizeBaselines(this.baselines, { modes: primary.modes.length, cmdBytes: primary.modelBytes }) };
+    }
+    return {
+      ...primary,
+      skippedNonFinite: this.skipped,
+      baselines,
+      sweep: summaries.slice(1),
+      sampleIndices: d.indices,
+      sampling: d.sampling,
+      window,
+      heatmap: d.heatmap,
+      timings,
+      bytesRead: d.bytesRead + this.bytesRead,
+      workers,
+    };
+  }
+}
+
 /**
  * Runs post-hoc CMD and writes `cmd-model.safetensors` into `outDir` (a staging folder: the
  * caller makes it appear atomically). Returns the numbers the report is made of.
@@ -261,74 +385,21 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
   const threads = Math.max(1, options.workers ?? defaultWorkerCount());
   const pool = createPool({ plan, float64 } satisfies PoolData, threads, options.signal);
   try {
-    const { indices, sampling, K, clusterings, heatmap, bytesRead: pass1Bytes, timings } = await decompose(set, options, pool);
-    let t0: number;
-
+    const d = await decompose(set, options, pool);
     // Model files, pre-sized; pass 2 fills a, b and mode by position.
-    const targets: (ModelTarget & { clustering: Clustering })[] = [];
-    for (const [k, c] of clusterings.entries()) {
-      const modelPath = k === 0 ? path.join(outDir, MODEL_FILE) : path.join(outDir, SWEEP_DIR, sweepModelName(c.modesRequested));
-      if (k === 1) await fsp.mkdir(path.join(outDir, SWEEP_DIR));
-      const metadata = modelMetadata(set, { ...options, modes: c.modesRequested }, { M: c.M, K, sampling, window, refIndex: c.refIndex, indices });
-      const layout = planModelFile(set.space.tensors, c.M, T, K, metadata, options.skipNonFinite);
-      await createModelFile(modelPath, layout);
-      await writeAtPosition(modelPath, layout.position('refs'), encodeFloats('F32', c.refs));
-      await writeAtPosition(modelPath, layout.position('reference_index'), encodeFloats('I64', c.refIndex));
-      await writeAtPosition(modelPath, layout.position('sample_index'), encodeFloats('I64', indices));
-      targets.push({ stats: c.stats, modelPath, modeBytes: layout.modeDtype === 'U8' ? 1 : 2, slots: layout.slots, clustering: c });
-    }
+    const targets = await createModelFiles(set, outDir, options, d);
 
     // Pass 2: every parameter, chunk by chunk, on the pool, all models at once. Results merge in chunk order.
-    t0 = now();
-    const chunks = planChunks(set.space.tensors, options.chunkSize ?? chunkElements(T));
+    const t0 = now();
+    const chunks = passTwoChunks(set, options);
     progress.start('fit', N);
-    const kinds = options.baselines?.kinds ?? [];
-    const baselineTask = kinds.length ? { lastK: options.baselines!.lastK, beta: options.baselines!.beta, gram: kinds.includes('pca') || kinds.includes('dmd') } : undefined;
-    const taskModels: ModelTarget[] = targets.map(({ stats, modelPath, modeBytes, slots }) => ({ stats, modelPath, modeBytes, slots }));
-    const results = await runAll<FitResult>(
-      pool,
-      chunks.length,
-      (i) => ({ kind: 'fit', chunk: chunks[i], from: window.from, to: window.to, models: taskModels, baselines: baselineTask, skipNonFinite: options.skipNonFinite }) satisfies FitTask,
-      (i, r) => {
-        if (r.nonFinite) {
-          const nf = r.nonFinite;
-          throw nonFiniteError(set, nf.checkpoint, set.space.tensors[nf.tensor].name, nf.element, nf.value);
-        }
-        progress.advance(chunks[i].count);
-      },
-    );
+    const results = await fitChunks(pool, set, { ...options, progress }, chunks, { c0: 0, c1: chunks.length }, targets);
     progress.stop();
-    timings.fit = now() - t0;
+    const timings = { ...d.timings, fit: now() - t0 };
     for (const t of targets) await syncFile(t.modelPath);
-
-    let bytesRead = pass1Bytes;
-    let skippedNonFinite = 0;
-    for (const r of results) {
-      bytesRead += r.bytesRead;
-      skippedNonFinite += r.skipped;
-    }
-    const summaries: ModelSummary[] = [];
-    for (const [k, target] of targets.entries()) summaries.push(await summarizeModel(set, target.clustering, target.modelPath, results.map((r) => r.models[k]), T));
-    const primary = summaries[0];
-    let baselines: AnalysisResult['baselines'];
-    if (baselineTask) {
-      const merged = createBaselineAccumulators(T, baselineTask);
-      for (const r of results) mergeBaselineAccumulators(merged, r.baselines!);
-      baselines = { kinds, results: finalizeBaselines(merged, { modes: primary.modes.length, cmdBytes: primary.modelBytes }) };
-    }
-    return {
-      ...primary,
-      skippedNonFinite,
-      baselines,
-      sweep: summaries.slice(1),
-      sampleIndices: indices,
-      sampling,
-      window,
-      heatmap,
-      timings,
-      bytesRead,
-      workers: threads,
-    };
+    const totals = new ChunkTotals(set, d.clusterings, T, baselineTaskOf(options));
+    for (const r of results) totals.add(r);
+    return await totals.finish(set, options, d, targets, threads, timings);
   } finally {
     progress.stop();
     await pool.destroy();
@@ -355,14 +426,9 @@ function clusterModes(A: Float64Array, K: number, T: number, X: Float64Array, Z:
   return { modesRequested: modes, M, sampleModes, refIndex, refs, stats: prepareReferences(refs, M, T) };
 }
 
-/** Merges one model's per-chunk results (in chunk order, for determinism) into its summary. */
-async function summarizeModel(set: CheckpointSet, c: Clustering, modelPath: string, chunkResults: ModelFitResult[], T: number): Promise<ModelSummary> {
-  const total: FitAccumulators = createAccumulators(c.M, T);
-  const perTensor = set.space.tensors.map(() => ({ errSq: 0, normSq: 0 }));
-  for (const r of chunkResults) {
-    mergeAccumulators(total, r.acc);
-    addPieceErrors(perTensor, r.pieces);
-  }
+/** One model's summary from its totals (folded in chunk order by {@link ChunkTotals}). */
+async function summarizeModel(set: CheckpointSet, c: Clustering, modelPath: string, totals: { acc: FitAccumulators; perTensor: { errSq: number; normSq: number }[] }): Promise<ModelSummary> {
+  const { acc: total, perTensor } = totals;
   const modes: ModeSummary[] = Array.from({ length: c.M }, (_, m) => {
     const loc = locate(set.space, c.refIndex[m]);
     const count = total.modeCount[m];

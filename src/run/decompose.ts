@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { CheckpointSet, LoadOptions } from '../checkpoints/checkpoint-set.ts';
 import { UsageError } from '../errors.ts';
-import { analyzeCheckpoints } from '../pipeline/analyze.ts';
+import { analyzeCheckpoints, type AnalysisResult, type AnalyzeOptions } from '../pipeline/analyze.ts';
 import { MODEL_FILE } from '../pipeline/model-file.ts';
 import type { RunReport } from '../output/report-schema.ts';
 import { DEFAULTS } from './defaults.ts';
@@ -44,14 +44,11 @@ async function finish(stagingDir: string, report: RunReport, key: DecompositionK
   return withProvenance;
 }
 
-export async function decompose(set: CheckpointSet, o: AnalyzeRunOptions, load: LoadOptions, stagingDir: string, samplesFrom: [string, number][] | undefined, hooks: ResolvedHooks): Promise<Decomposition> {
-  if (o.online) return decomposeOnline(set, o, load, stagingDir, samplesFrom, hooks);
-  const started = performance.now();
-  // The report code (zod) loads while the workers run, off the critical path.
-  const reporting = Promise.all([import('../output/report.ts'), import('../output/run-outputs.ts')]);
+/** The pipeline's options for a post-hoc run of `o` on `set` (shared by analyze and the scale-out plan). */
+export function postHocOptions(set: CheckpointSet, o: AnalyzeRunOptions, samplesFrom: [string, number][] | undefined, hooks: ResolvedHooks): AnalyzeOptions {
   const seed = o.seed ?? DEFAULTS.seed;
   const samples = o.samples ?? DEFAULTS.samples;
-  const result = await analyzeCheckpoints(set, stagingDir, {
+  return {
     modes: o.modes ?? DEFAULTS.modes,
     sweepModes: o.sweepModes,
     skipNonFinite: o.skipNonfinite,
@@ -65,13 +62,32 @@ export async function decompose(set: CheckpointSet, o: AnalyzeRunOptions, load: 
     chunkSize: o.chunkSize,
     signal: hooks.signal,
     progress: hooks.progress,
-  });
-  const [{ buildReport }, { writeHeatmap, writeSamples }] = await reporting;
-  const built = buildReport({ set, result, seed: samplesFrom ? null : seed, samplesRequested: samplesFrom ? samplesFrom.length : samples });
+  };
+}
+
+/** What report.json says of how the samples were asked for. */
+export function reportSampling(o: AnalyzeRunOptions, samplesFrom: [string, number][] | undefined): { seed: number | null; samplesRequested: number } {
+  return { seed: samplesFrom ? null : (o.seed ?? DEFAULTS.seed), samplesRequested: samplesFrom ? samplesFrom.length : (o.samples ?? DEFAULTS.samples) };
+}
+
+/** samples.json, the heatmap and report.json (with its provenance) of a post-hoc result. */
+export async function writePostHocOutputs(stagingDir: string, set: CheckpointSet, result: AnalysisResult, sampling: { seed: number | null; samplesRequested: number }, key: DecompositionKey): Promise<RunReport> {
+  const [{ buildReport }, { writeHeatmap, writeSamples }] = await Promise.all([import('../output/report.ts'), import('../output/run-outputs.ts')]);
+  const built = buildReport({ set, result, ...sampling });
   await writeSamples(stagingDir, set, result.sampleIndices);
   await writeHeatmap(stagingDir, result);
+  return finish(stagingDir, built, key);
+}
+
+export async function decompose(set: CheckpointSet, o: AnalyzeRunOptions, load: LoadOptions, stagingDir: string, samplesFrom: [string, number][] | undefined, hooks: ResolvedHooks): Promise<Decomposition> {
+  if (o.online) return decomposeOnline(set, o, load, stagingDir, samplesFrom, hooks);
+  const started = performance.now();
+  // The report code (zod) loads while the workers run, off the critical path.
+  const reporting = Promise.all([import('../output/report.ts'), import('../output/run-outputs.ts')]);
+  const result = await analyzeCheckpoints(set, stagingDir, postHocOptions(set, o, samplesFrom, hooks));
+  await reporting;
   const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set), Array.from(result.sampleIndices));
-  const report = await finish(stagingDir, built, key);
+  const report = await writePostHocOutputs(stagingDir, set, result, reportSampling(o, samplesFrom), key);
   const seconds = (performance.now() - started) / 1000;
   const checkpointBytes = report.storage.checkpointsBytes;
   return { report, key, facts: { seconds, stageMilliseconds: result.timings, workers: result.workers, bytesRead: result.bytesRead, checkpointBytes, gbPerSecond: checkpointBytes / 1e9 / seconds } };

@@ -1,0 +1,321 @@
+/**
+ * A post-hoc run split over processes or scheduler tasks (docs/scale-out.md): `planRun` does
+ * pass 1 and the clustering once and writes `<out>/plan/`; `runShard` fits one shard's chunks
+ * into `<out>/shards/<i>-of-<n>`; `mergeRun` folds the shards' chunk results in chunk order
+ * with the in-process run's merge code and streams their a, b, mode into the model file, so
+ * the outputs are analyze's, byte for byte.
+ */
+import { randomBytes } from 'node:crypto';
+import fs, { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { loadCheckpointSet, type CheckpointSet } from '../checkpoints/checkpoint-set.ts';
+import { activeKernel, setKernel } from '../core/kernel-choice.ts';
+import { InputError, RuntimeError, UsageError } from '../errors.ts';
+import { ChunkTotals, baselineTaskOf, createModelFiles, decompose as decomposePassOne, fitChunks, passTwoChunks, type AnalyzeOptions } from '../pipeline/analyze.ts';
+import { chunkElements } from '../pipeline/chunks.ts';
+import { modeDtypeFor, syncFile } from '../pipeline/model-file.ts';
+import { createPool, defaultWorkerCount, type WorkerPool } from '../pipeline/pool.ts';
+import type { PoolData } from '../pipeline/worker.ts';
+import { planTrajectory } from '../trajectory/trajectory-reader.ts';
+import { placeScratchForRun } from '../output/run-scratch.ts';
+import { DEFAULTS } from './defaults.ts';
+import { keyRequest, postHocOptions, reportSampling, writePostHocOutputs } from './decompose.ts';
+import { resolveHooks, type RunHooks } from './hooks.ts';
+import { checkSampleFlags, loadOptionsFrom, readSamplesFile, type AnalyzeRunOptions } from './options.ts';
+import { decompositionKey, sampledValueHashes, type DecompositionKey } from './provenance.ts';
+import { processFacts, writeRunInfo } from './run-info.ts';
+import type { RunReport } from '../output/report-schema.ts';
+import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDecomposition, planText, readPlan, SHARDS_DIR, type Plan, type PlannedOptions } from '../scale-out/plan.ts';
+import { abandonShard, checkShard, commitShard, COPY_BLOCK, copyRange, readShardResults, shardHeader, shardName, shardSlots, startShard, type ShardFile } from '../scale-out/shard-file.ts';
+
+/** The test hook of docs/scale-out.md: a shard task SIGKILLs itself after this many fitted chunks. */
+export const KILL_AFTER_CHUNKS_ENV = 'CMD_TEST_KILL_AFTER_CHUNKS';
+
+/** The embedded-CMD simulation picks parameters over all N at each step: no shard sees them all. */
+export function refuseEmbedSplit(o: Pick<AnalyzeRunOptions, 'embedWindow' | 'embedPerc' | 'embedRelative'>, how: string): void {
+  if (o.embedWindow !== undefined || o.embedPerc !== undefined || o.embedRelative) {
+    throw new UsageError(`--embed-* selects parameters globally at each step and cannot be split over shards (${how})`);
+  }
+}
+
+function poolFor(set: CheckpointSet, workers: number | undefined, signal: AbortSignal): WorkerPool {
+  const float64 = set.space.tensors.some((t) => t.dtype === 'F64');
+  return createPool({ plan: planTrajectory(set), float64 } satisfies PoolData, Math.max(1, workers ?? defaultWorkerCount()), signal);
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fsp.access(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** `cmd analyze <dir> -o OUT --plan-only --shards n`: pass 1 and the clustering, once, into OUT/plan/. */
+export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: number }, runHooks?: RunHooks): Promise<Plan> {
+  const hooks = resolveHooks(runHooks);
+  refuseEmbedSplit(o, '--plan-only');
+  if (o.online) throw new UsageError('--online cannot be planned for shards yet (docs/scale-out.md)');
+  if (!Number.isInteger(o.shards) || o.shards < 1) throw new UsageError(`--shards must be a positive integer, got ${o.shards}`);
+  const out = o.out ?? DEFAULTS.out;
+  checkSampleFlags(o);
+  const samplesFrom = o.samplesFrom ? await readSamplesFile(o.samplesFrom) : undefined;
+  const load = await loadOptionsFrom(o);
+  await placeScratchForRun(out, dir);
+  const set = await loadCheckpointSet(dir, load);
+  for (const n of set.notes) hooks.log(`note: ${n}`);
+  const planDir = path.join(out, PLAN_DIR);
+  if (await exists(planDir)) {
+    if (!o.force) throw new UsageError(`${planDir} exists; use --force to plan again (its shards are then removed)`);
+  }
+  const options = postHocOptions(set, o, samplesFrom, hooks);
+  const T = set.checkpoints.length;
+  const chunkSize = o.chunkSize ?? chunkElements(T);
+  const pool = poolFor(set, o.workers, hooks.signal);
+  let d;
+  try {
+    d = await decomposePassOne(set, options, pool);
+  } finally {
+    await pool.destroy();
+  }
+  const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set), Array.from(d.indices));
+  const chunks = passTwoChunks(set, { ...options, chunkSize }).length;
+  const { signal: _s, progress: _p, onNote: _n, workers: _w, ...planned } = options;
+  const body = newPlanBody({
+    kernel: activeKernel(),
+    dir: set.dir,
+    load,
+    options: { ...planned, chunkSize } satisfies PlannedOptions,
+    report: reportSampling(o, samplesFrom),
+    key,
+    chunks,
+    shards: { n: o.shards, ranges: assignChunks(chunks, o.shards) },
+    decomposition: planDecomposition(d),
+  });
+  const text = planText(body);
+  await fsp.mkdir(out, { recursive: true });
+  // The plan folder appears whole: written beside, then renamed into place.
+  const staging = path.join(out, `.plan.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await fsp.mkdir(staging);
+  try {
+    const { writeFileAtomic } = await import('../io/atomic-file.ts');
+    await writeFileAtomic(path.join(staging, PLAN_FILE), text);
+    if (o.force) {
+      await fsp.rm(planDir, { recursive: true, force: true });
+      await fsp.rm(path.join(out, SHARDS_DIR), { recursive: true, force: true });
+    }
+    await fsp.rename(staging, planDir);
+  } catch (e) {
+    await fsp.rm(staging, { recursive: true, force: true });
+    throw e;
+  }
+  hooks.log(`plan: ${chunks} chunk${chunks === 1 ? '' : 's'} over ${o.shards} shard${o.shards === 1 ? '' : 's'} in ${planDir}`);
+  return readPlan(out);
+}
+
+/** The shard index of `--shard i/n` or `--shard auto` (index from the scheduler; n always from the plan). */
+export function resolveShard(spec: string, n: number, env: NodeJS.ProcessEnv = process.env): number {
+  let i: number;
+  if (spec === 'auto') {
+    const name = env.SLURM_ARRAY_TASK_ID !== undefined ? 'SLURM_ARRAY_TASK_ID' : env.JOB_COMPLETION_INDEX !== undefined ? 'JOB_COMPLETION_INDEX' : undefined;
+    if (!name) throw new UsageError('--shard auto: neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set');
+    const v = env[name]!.trim();
+    if (!/^\d+$/.test(v)) throw new UsageError(`--shard auto: ${name}=${JSON.stringify(env[name])} is not a shard index`);
+    i = Number(v);
+    if (i >= n) throw new UsageError(`--shard auto: ${name}=${i} but the plan has ${n} shards (0..${n - 1})`);
+    return i;
+  }
+  const m = /^(\d+)\/(\d+)$/.exec(spec.trim());
+  if (!m) throw new UsageError(`--shard takes i/n or auto, got ${JSON.stringify(spec)}`);
+  i = Number(m[1]);
+  if (Number(m[2]) !== n) throw new UsageError(`--shard ${spec}: the plan has ${n} shards, not ${m[2]}`);
+  if (i >= n) throw new UsageError(`--shard ${spec}: index ${i} is not below ${n}`);
+  return i;
+}
+
+function pipelineOptions(plan: Plan): AnalyzeOptions {
+  return plan.body.options;
+}
+
+/** Loads the planned checkpoints and refuses any that changed since planning, naming the file. */
+async function planCheckpoints(plan: Plan): Promise<CheckpointSet> {
+  const { body } = plan;
+  if (body.kernel === 'js') setKernel('js');
+  else if (activeKernel() !== body.kernel) throw new RuntimeError(`${path.join(plan.out, PLAN_DIR, PLAN_FILE)}: planned with the ${body.kernel} kernels, which this engine cannot run`);
+  await placeScratchForRun(plan.out, body.dir);
+  const set = await loadCheckpointSet(body.dir, body.load);
+  checkUnchanged(set, body.key, body.decomposition.indices);
+  return set;
+}
+
+function checkUnchanged(set: CheckpointSet, key: DecompositionKey, indices: Float64Array): void {
+  const planned = key.checkpoints;
+  for (let i = 0; i < Math.max(planned.length, set.checkpoints.length); i++) {
+    const c = set.checkpoints[i];
+    const p = planned[i];
+    if (!c) throw new InputError(path.join(set.dir, p.name), 'planned checkpoint is gone; plan again', 'changed-since-plan');
+    if (!p) throw new InputError(c.path, 'checkpoint appeared after planning; plan again', 'changed-since-plan');
+    if (c.name !== p.name) throw new InputError(c.path, `checkpoint ${i} was ${p.name} when planned; plan again`, 'changed-since-plan');
+    if (c.bytes !== p.bytes) throw new InputError(c.path, `has ${c.bytes} bytes, ${p.bytes} when planned; plan again`, 'changed-since-plan');
+  }
+  const hashes = sampledValueHashes(set, Array.from(indices));
+  // mtimes: a file touched after planning might hold other values anywhere, not only at the samples.
+  for (const [i, c] of set.checkpoints.entries()) {
+    if (hashes[i] !== planned[i].sampledValues) throw new InputError(c.path, 'holds other values than when planned; plan again', 'changed-since-plan');
+    const files = c.contents.files?.length ? c.contents.files : [c.entry];
+    const mtime = Math.max(...files.map((f) => fs.statSync(f).mtimeMs));
+    if (mtime !== planned[i].mtimeMs) throw new InputError(c.path, 'was modified after planning; plan again', 'changed-since-plan');
+  }
+}
+
+/** `cmd analyze --plan OUT --shard i/n|auto`: fits one shard's chunks into OUT/shards/<i>-of-<n>. */
+export async function runShard(out: string, spec: string, o: { workers?: number }, runHooks?: RunHooks): Promise<{ file: string; shard: number; of: number }> {
+  const hooks = resolveHooks(runHooks);
+  const plan = await readPlan(out);
+  const n = plan.body.shards.n;
+  const shard = resolveShard(spec, n);
+  const set = await planCheckpoints(plan);
+  const options = pipelineOptions(plan);
+  const chunks = passTwoChunks(set, options);
+  if (chunks.length !== plan.body.chunks) throw new InputError(path.join(out, PLAN_DIR, PLAN_FILE), `plans ${plan.body.chunks} chunks, the checkpoints give ${chunks.length}`, 'changed-since-plan');
+  const d = decompositionOf(plan.body);
+  const range = plan.body.shards.ranges[shard];
+  const modeBytes = d.clusterings.map((c) => (modeDtypeFor(c.M, options.skipNonFinite) === 'U8' ? 1 : 2) as 1 | 2);
+  const header = shardHeader(plan.hash, shard, n, chunks, range, modeBytes);
+  const shardsDir = path.join(out, SHARDS_DIR);
+  await fsp.mkdir(shardsDir, { recursive: true });
+  const target = path.join(shardsDir, shardName(shard, n));
+  const draft = await startShard(target, header);
+  const killAfter = Number(process.env[KILL_AFTER_CHUNKS_ENV] ?? 0);
+  let fitted = 0;
+  const pool = poolFor(set, o.workers, hooks.signal);
+  try {
+    const models = d.clusterings.map((c, k) => ({ stats: c.stats, modelPath: draft.temp, modeBytes: modeBytes[k], slots: shardSlots(header, k, draft.payloadStart, set.space.tensors) }));
+    const progress = hooks.progress;
+    progress?.start('fit', chunks.slice(range[0], range[1]).reduce((s, c) => s + c.count, 0));
+    const results = await fitChunks(pool, set, { ...options, progress, signal: hooks.signal }, chunks, { c0: range[0], c1: range[1] }, models, () => {
+      fitted++;
+      if (killAfter > 0 && fitted === killAfter) process.kill(process.pid, 'SIGKILL');
+    });
+    progress?.stop();
+    await commitShard(draft, results);
+  } catch (e) {
+    await abandonShard(draft);
+    throw e;
+  } finally {
+    hooks.progress?.stop();
+    await pool.destroy();
+  }
+  hooks.log(`shard ${shard} of ${n}: ${range[1] > range[0] ? `chunks ${range[0]}..${range[1] - 1}` : 'no chunks (the plan has fewer chunks than shards)'} → ${target}`);
+  return { file: target, shard, of: n };
+}
+
+const SHARD_NAME = /^(\d+)-of-(\d+)$/;
+
+/** Every shard of the plan, checked; or an InputError listing the shards to rerun (and why). */
+async function gatherShards(plan: Plan): Promise<ShardFile[]> {
+  const dir = path.join(plan.out, SHARDS_DIR);
+  const n = plan.body.shards.n;
+  let names: string[] = [];
+  try {
+    names = await fsp.readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new InputError(dir, `cannot read (${(e as NodeJS.ErrnoException).code})`, 'unreadable');
+  }
+  const byIndex = new Map<number, ShardFile[]>();
+  const bad = new Map<number, string>();
+  for (const name of names.sort()) {
+    const m = SHARD_NAME.exec(name);
+    if (!m) continue;
+    const nameIndex = Number(m[1]);
+    const file = path.join(dir, name);
+    const checked = await checkShard(file);
+    if ('problem' in checked) {
+      if (Number(m[2]) === n && nameIndex < n) bad.set(nameIndex, `half-written: ${checked.problem}`);
+      continue;
+    }
+    const h = checked.header;
+    if (h.planHash !== plan.hash || h.of !== n) {
+      if (nameIndex < n) bad.set(nameIndex, 'foreign (another plan)');
+      continue;
+    }
+    byIndex.set(h.shard, [...(byIndex.get(h.shard) ?? []), checked]);
+  }
+  const problems: string[] = [];
+  const rerun: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const found = byIndex.get(i) ?? [];
+    if (found.length > 1) problems.push(`${i} duplicate (${found.map((f) => path.basename(f.file)).join(', ')})`);
+    else if (found.length === 1 && path.basename(found[0].file) !== shardName(i, n)) problems.push(`${i} duplicate (${path.basename(found[0].file)} holds it)`);
+    else if (found.length === 1) continue;
+    else problems.push(`${i} ${bad.get(i) ?? 'missing'}`);
+    rerun.push(i);
+  }
+  if (rerun.length) throw new InputError(dir, `rerun shard${rerun.length === 1 ? '' : 's'} ${rerun.join(', ')} (${problems.join('; ')})`, 'shards-incomplete');
+  return Array.from({ length: n }, (_, i) => byIndex.get(i)![0]);
+}
+
+/** The products `cmd merge` writes into the output folder (what a plain analyze writes). */
+async function moveProducts(staging: string, out: string): Promise<void> {
+  for (const name of await fsp.readdir(staging)) {
+    const to = path.join(out, name);
+    if ((await fsp.lstat(staging + path.sep + name)).isDirectory()) await fsp.rm(to, { recursive: true, force: true });
+    await fsp.rename(path.join(staging, name), to);
+  }
+}
+
+/** `cmd merge OUT`: the shards into analyze's outputs, byte-identical to a one-process run. */
+export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ report: RunReport; out: string }> {
+  const hooks = resolveHooks(runHooks);
+  const started = performance.now();
+  const plan = await readPlan(out);
+  const shards = await gatherShards(plan);
+  const set = await planCheckpoints(plan);
+  const options = pipelineOptions(plan);
+  const d = decompositionOf(plan.body);
+  const T = set.checkpoints.length;
+  const staging = path.join(out, `.merge.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await fsp.mkdir(staging);
+  try {
+    const targets = await createModelFiles(set, staging, options, d);
+    const totals = new ChunkTotals(set, d.clusterings, T, baselineTaskOf(options));
+    const buf = Buffer.allocUnsafe(COPY_BLOCK);
+    const fds = targets.map((t) => fs.openSync(t.modelPath, 'r+'));
+    try {
+      for (const s of shards) {
+        if (hooks.signal.aborted) break;
+        const src = fs.openSync(s.file, 'r');
+        try {
+          s.header.models.forEach((m, k) => {
+            const slots = targets[k].slots;
+            for (const r of m.regions) {
+              copyRange(src, s.payloadStart + r.a, fds[k], slots[r.tensor].a + 4 * r.start, 4 * r.count, buf);
+              copyRange(src, s.payloadStart + r.b, fds[k], slots[r.tensor].b + 4 * r.start, 4 * r.count, buf);
+              copyRange(src, s.payloadStart + r.mode, fds[k], slots[r.tensor].mode + m.modeBytes * r.start, m.modeBytes * r.count, buf);
+            }
+          });
+        } finally {
+          fs.closeSync(src);
+        }
+        // Chunk results fold shard by shard, and shards are contiguous chunk ranges in order.
+        for (const r of await readShardResults(s)) totals.add(r);
+      }
+    } finally {
+      for (const fd of fds) fs.closeSync(fd);
+    }
+    if (hooks.signal.aborted) throw new (await import('../errors.ts')).CancelledError();
+    if (totals.chunks !== plan.body.chunks) throw new InputError(path.join(out, SHARDS_DIR), `the shards hold ${totals.chunks} chunks, the plan ${plan.body.chunks}`, 'shards-incomplete');
+    for (const t of targets) await syncFile(t.modelPath);
+    const result = await totals.finish(set, options, d, targets, 1, {});
+    const report = await writePostHocOutputs(staging, set, result, plan.body.report, plan.body.key);
+    const seconds = (performance.now() - started) / 1000;
+    await writeRunInfo(staging, {
+      decomposition: { command: 'analyze', key: plan.body.key },
+      analyze: { seconds, mode: 'sharded', shards: plan.body.shards.n, plan: plan.hash, bytesRead: result.bytesRead, checkpointBytes: report.storage.checkpointsBytes, ...processFacts() },
+    });
+    await moveProducts(staging, out);
+    return { report, out };
+  } finally {
+    await fsp.rm(staging, { recursive: true, force: true });
+  }
+}
+

@@ -1,0 +1,118 @@
+/**
+ * The plan of a sharded run (docs/scale-out.md): pass 1 and the clustering, done once, plus
+ * everything a shard task needs to fit its chunks and `cmd merge` needs to write analyze's
+ * outputs — the checkpoint list with the hashes of their sampled values, every option that
+ * affects the result, the tool version, the kernel, the chunks and their assignment to shards.
+ * Its content hash ties shard files to it.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { LoadOptions } from '../checkpoints/checkpoint-set.ts';
+import type { Heatmap } from '../core/heatmap.ts';
+import type { SampleModes } from '../core/modes.ts';
+import { prepareReferences } from '../core/fit.ts';
+import { InputError } from '../errors.ts';
+import type { AnalyzeOptions, Clustering, Decomposition } from '../pipeline/analyze.ts';
+import type { DecompositionKey } from '../run/provenance.ts';
+import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
+import { decodeExact, encodeExact } from './codec.ts';
+
+export const PLAN_DIR = 'plan';
+export const PLAN_FILE = 'plan.json';
+export const SHARDS_DIR = 'shards';
+const PLAN_FORMAT = 'cmd-plan/1';
+
+/** The pipeline options a plan fixes (no threads, signal or progress: those are per process). */
+export type PlannedOptions = Omit<AnalyzeOptions, 'workers' | 'signal' | 'progress' | 'onNote'> & { chunkSize: number };
+
+export interface PlanBody {
+  format: typeof PLAN_FORMAT;
+  tool: string;
+  /** The kernels the plan was made with: sums over parameters agree only to rounding across kinds. */
+  kernel: 'wasm' | 'js';
+  /** The checkpoint folder (absolute) and how its checkpoints were selected. */
+  dir: string;
+  load: LoadOptions;
+  options: PlannedOptions;
+  /** What report.json states about how the samples were asked for. */
+  report: { seed: number | null; samplesRequested: number };
+  /** Names, sizes, mtimes and sampled-value hashes of the checkpoints (src/run/provenance.ts). */
+  key: DecompositionKey;
+  chunks: number;
+  /** Shard s fits chunks [ranges[s][0], ranges[s][1]). */
+  shards: { n: number; ranges: [number, number][] };
+  decomposition: {
+    indices: Float64Array;
+    sampling: Decomposition['sampling'];
+    K: number;
+    clusterings: { modesRequested: number; M: number; sampleModes: SampleModes; refIndex: number[]; refs: Float64Array }[];
+    heatmap: Heatmap;
+    bytesRead: number;
+  };
+}
+
+export interface Plan {
+  body: PlanBody;
+  /** sha256 of the plan file's bytes. */
+  hash: string;
+  /** The run's output folder (the plan lives in its `plan/`). */
+  out: string;
+}
+
+/** Contiguous, balanced ranges: shard s gets chunks ⌊s·C/n⌋ … ⌊(s+1)·C/n⌋ − 1 (empty when C < n). */
+export function assignChunks(chunks: number, n: number): [number, number][] {
+  return Array.from({ length: n }, (_, s) => [Math.floor((s * chunks) / n), Math.floor(((s + 1) * chunks) / n)] as [number, number]);
+}
+
+export function planDecomposition(d: Decomposition): PlanBody['decomposition'] {
+  return {
+    indices: d.indices,
+    sampling: d.sampling,
+    K: d.K,
+    clusterings: d.clusterings.map((c) => ({ modesRequested: c.modesRequested, M: c.M, sampleModes: c.sampleModes, refIndex: c.refIndex, refs: c.refs })),
+    heatmap: d.heatmap,
+    bytesRead: d.bytesRead,
+  };
+}
+
+/** The decomposition back from a plan: the reference statistics are recomputed from the exact refs. */
+export function decompositionOf(body: PlanBody): Decomposition {
+  const d = body.decomposition;
+  const T = body.options.window ? body.options.window.to - body.options.window.from : body.key.checkpoints.length;
+  const clusterings: Clustering[] = d.clusterings.map((c) => ({ ...c, stats: prepareReferences(c.refs, c.M, T) }));
+  return { indices: d.indices, sampling: d.sampling, K: d.K, clusterings, heatmap: d.heatmap, bytesRead: d.bytesRead, timings: {} };
+}
+
+export function planText(body: PlanBody): string {
+  return encodeExact(body);
+}
+
+export function planHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export function newPlanBody(fields: Omit<PlanBody, 'format' | 'tool'>): PlanBody {
+  return { format: PLAN_FORMAT, tool: `${TOOL_NAME} ${TOOL_VERSION}`, ...fields };
+}
+
+/** Reads `<out>/plan/plan.json`; a missing or foreign file is an InputError naming it. */
+export async function readPlan(out: string): Promise<Plan> {
+  const file = path.join(out, PLAN_DIR, PLAN_FILE);
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    throw new InputError(file, `cannot read the plan (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); make one with cmd analyze <dir> -o ${out} --plan-only --shards n`, 'no-plan');
+  }
+  let body: PlanBody;
+  try {
+    body = decodeExact<PlanBody>(text);
+  } catch (e) {
+    throw new InputError(file, `is not a cmd plan (${(e as Error).message})`, 'bad-plan');
+  }
+  if (body?.format !== PLAN_FORMAT) throw new InputError(file, `is not a cmd plan (format ${JSON.stringify(body?.format)})`, 'bad-plan');
+  const tool = `${TOOL_NAME} ${TOOL_VERSION}`;
+  if (body.tool !== tool) throw new InputError(file, `was made by ${body.tool}, this is ${tool}: make the plan again`, 'plan-version');
+  return { body, hash: planHash(text), out };
+}
