@@ -62,7 +62,12 @@ function buildProgram() {
       .option('--embed-window <L>', 'with --online: simulate embedded CMD (no retraining); an embedding step every L checkpoint positions (default 10)', intArg('--embed-window', 1))
       .option('--embed-perc <P>', 'with --online: percent of the parameters embedded per step (default 10)', floatArg('--embed-perc', 1e-9, 100))
       .option('--embed-relative', 'with --online: P% of the not-yet-embedded parameters instead of all N')
-      .hook('preAction', async (c) => (await import('../online/embedded-flags.ts')).checkEmbedFlags(c.opts()))
+      .hook('preAction', async (c) => {
+        const o = c.opts();
+        // Splitting is refused first: with --plan/--shard no method flag is taken at all.
+        if (o.plan !== undefined || o.shard !== undefined || o.planOnly || o.local) (await import('../run/scale-out.ts')).refuseEmbedSplit(o, '--plan-only, --plan/--shard, --local');
+        (await import('../online/embedded-flags.ts')).checkEmbedFlags(o);
+      })
       .option('--skip-nonfinite', 'leave parameters with a NaN or infinite value out of the model (carried as-is) instead of failing'),
   );
   addOutputOptions(addWorkerOptions(addSamplingOptions(analyze)))

@@ -25,7 +25,7 @@ import { checkSampleFlags, loadOptionsFrom, readSamplesFile, type AnalyzeRunOpti
 import { decompositionKey, sampledValueHashes, type DecompositionKey } from './provenance.ts';
 import { processFacts, writeRunInfo } from './run-info.ts';
 import type { RunReport } from '../output/report-schema.ts';
-import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDecomposition, planText, readPlan, SHARDS_DIR, type Plan, type PlannedOptions } from '../scale-out/plan.ts';
+import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDecomposition, planText, readPlan, SHARDS_DIR, type Plan, type PlannedKey, type PlannedOptions } from '../scale-out/plan.ts';
 import { abandonShard, checkShard, commitShard, COPY_BLOCK, copyRange, readShardResults, shardHeader, shardName, shardSlots, startShard, type ShardFile } from '../scale-out/shard-file.ts';
 
 /** The test hook of docs/scale-out.md: a shard task SIGKILLs itself after this many fitted chunks. */
@@ -86,7 +86,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
     load,
     options: { ...planned, chunkSize } satisfies PlannedOptions,
     report: reportSampling(o, samplesFrom),
-    key,
+    key: key as unknown as PlannedKey,
     chunks,
     shards: { n: o.shards, ranges: assignChunks(chunks, o.shards) },
     decomposition: planDecomposition(d),
@@ -147,7 +147,7 @@ async function planCheckpoints(plan: Plan): Promise<CheckpointSet> {
   return set;
 }
 
-function checkUnchanged(set: CheckpointSet, key: DecompositionKey, indices: Float64Array): void {
+function checkUnchanged(set: CheckpointSet, key: PlannedKey, indices: Float64Array): void {
   const planned = key.checkpoints;
   for (let i = 0; i < Math.max(planned.length, set.checkpoints.length); i++) {
     const c = set.checkpoints[i];
@@ -306,10 +306,10 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
     if (totals.chunks !== plan.body.chunks) throw new InputError(path.join(out, SHARDS_DIR), `the shards hold ${totals.chunks} chunks, the plan ${plan.body.chunks}`, 'shards-incomplete');
     for (const t of targets) await syncFile(t.modelPath);
     const result = await totals.finish(set, options, d, targets, 1, {});
-    const report = await writePostHocOutputs(staging, set, result, plan.body.report, plan.body.key);
+    const report = await writePostHocOutputs(staging, set, result, plan.body.report, plan.body.key as unknown as DecompositionKey);
     const seconds = (performance.now() - started) / 1000;
     await writeRunInfo(staging, {
-      decomposition: { command: 'analyze', key: plan.body.key },
+      decomposition: { command: 'analyze', key: plan.body.key as unknown as DecompositionKey },
       analyze: { seconds, mode: 'sharded', shards: plan.body.shards.n, plan: plan.hash, bytesRead: result.bytesRead, checkpointBytes: report.storage.checkpointsBytes, ...processFacts() },
     });
     await moveProducts(staging, out);

@@ -14,7 +14,6 @@ import type { SampleModes } from '../core/modes.ts';
 import { prepareReferences } from '../core/fit.ts';
 import { InputError } from '../errors.ts';
 import type { AnalyzeOptions, Clustering, Decomposition } from '../pipeline/analyze.ts';
-import type { DecompositionKey } from '../run/provenance.ts';
 import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
 import { decodeExact, encodeExact } from './codec.ts';
 
@@ -25,6 +24,15 @@ const PLAN_FORMAT = 'cmd-plan/1';
 
 /** The pipeline options a plan fixes (no threads, signal or progress: those are per process). */
 export type PlannedOptions = Omit<AnalyzeOptions, 'workers' | 'signal' | 'progress' | 'onNote'> & { chunkSize: number };
+
+/**
+ * The run layer's decomposition key (src/run/provenance.ts), kept opaque here but for the
+ * checkpoint list: the plan sits below the run layer and does not import from it.
+ */
+export interface PlannedKey {
+  checkpoints: { name: string; bytes: number; mtimeMs: number; sampledValues: string }[];
+  [field: string]: unknown;
+}
 
 export interface PlanBody {
   format: typeof PLAN_FORMAT;
@@ -38,7 +46,7 @@ export interface PlanBody {
   /** What report.json states about how the samples were asked for. */
   report: { seed: number | null; samplesRequested: number };
   /** Names, sizes, mtimes and sampled-value hashes of the checkpoints (src/run/provenance.ts). */
-  key: DecompositionKey;
+  key: PlannedKey;
   chunks: number;
   /** Shard s fits chunks [ranges[s][0], ranges[s][1]). */
   shards: { n: number; ranges: [number, number][] };
