@@ -60,8 +60,11 @@ export interface TaskEnd {
 export async function waitForJobs(ids: string[], timeoutMs = 600_000): Promise<TaskEnd[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const left = client('squeue', ['-h', '-o', '%A', '-j', ids.join(',')]).trim();
+    const left = client('squeue', ['-h', '-o', '%A %r', '-j', ids.join(',')]).trim();
     if (!left) break;
+    // Reasons that never clear by waiting: asking for more than the node has, a failed dependency.
+    const stuck = /^\d+ (PartitionConfig|PartitionNodeLimit|DependencyNeverSatisfied|BadConstraints)$/m.exec(left);
+    if (stuck) throw new Error(`job ${stuck[0]}: it can never run on the test cluster`);
     if (Date.now() > deadline) throw new Error(`jobs ${ids.join(',')} still queued after ${timeoutMs} ms: ${left.replace(/\n/g, ' ')}`);
     await new Promise((r) => setTimeout(r, 300));
   }
