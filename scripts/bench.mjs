@@ -13,7 +13,9 @@
  *
  * Flags: --no-scaling, --no-variants, --no-k10000, --k10000-limit S (stop the K = 10,000 run after S seconds,
  * default 300), --runs N (default 3), --profile (writes .cpuprofile files of one main run, main
- * thread and workers, to .bench-cache/profile/).
+ * thread and workers, to .bench-cache/profile/), --no-scale-out (skips the sharded run of
+ * docs/scale-out.md: `--shards 4 --local`, and its pieces — plan, 4 shard tasks at once, merge —
+ * each measured on its own for CPU and peak RSS; merge GB/s of model output).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -162,6 +164,63 @@ function analyze(dir, { samples = 1000, extra = [], nodeArgs = [], timeoutSecond
   });
 }
 
+/**
+ * Runs `node bin/cmd.js <args>` under `/usr/bin/time -v` (when present): wall seconds, CPU
+ * (user + system of the child and the children it waited for) and the child's peak RSS.
+ */
+function timedCli(cmdArgs) {
+  const [file, argv] = timeBin ? [timeBin, ['-v', process.execPath, cli, ...cmdArgs]] : [process.execPath, [cli, ...cmdArgs]];
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let polled = 0;
+    child.stderr.on('data', (d) => (stderr += d));
+    const poll = timeBin ? undefined : setInterval(() => (polled = Math.max(polled, readVmHWM(child.pid))), 20);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = (performance.now() - t0) / 1000;
+      if (poll) clearInterval(poll);
+      if (code !== 0) {
+        reject(new Error(`bench: cmd ${cmdArgs.join(' ')} exited ${code}\n${stderr}`));
+        return;
+      }
+      const timeRss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
+      const user = /User time \(seconds\): ([\d.]+)/.exec(stderr);
+      const sys = /System time \(seconds\): ([\d.]+)/.exec(stderr);
+      resolve({ seconds, cpu: user && sys ? Number(user[1]) + Number(sys[1]) : NaN, rss: timeRss ? Number(timeRss[1]) * 1024 : polled });
+    });
+  });
+}
+
+/**
+ * The sharded run of docs/scale-out.md on `dir` with n shards: once as `--shards n --local`
+ * (one command, wall time and total CPU), once piece by piece as a scheduler runs it (plan; n
+ * shard tasks at once, each with ⌊cores / n⌋ threads like --local; merge), so each piece's CPU
+ * and peak RSS is its own. The merged model must equal the one-process model byte for byte.
+ */
+async function scaleOut(dir, n, oneProcessModel) {
+  const method = ['--modes', String(MODES), '--samples', '1000', '--quiet'];
+  const localOut = fs.mkdtempSync(path.join(os.tmpdir(), 'cmd-bench-local-'));
+  const piecesOut = fs.mkdtempSync(path.join(os.tmpdir(), 'cmd-bench-pieces-'));
+  try {
+    const local = await timedCli(['analyze', dir, '-o', localOut, ...method, '--force', '--shards', String(n), '--local']);
+    const plan = await timedCli(['analyze', dir, '-o', piecesOut, ...method, '--plan-only', '--shards', String(n)]);
+    const threads = String(Math.max(1, Math.floor(os.availableParallelism() / n)));
+    const t0 = performance.now();
+    const shards = await Promise.all(Array.from({ length: n }, (_, i) => timedCli(['analyze', '--plan', piecesOut, '--shard', `${i}/${n}`, '--workers', threads, '--quiet'])));
+    const shardsWall = (performance.now() - t0) / 1000;
+    const merge = await timedCli(['merge', piecesOut, '--quiet']);
+    const model = path.join(piecesOut, 'cmd-model.safetensors');
+    const modelBytes = fs.statSync(model).size;
+    const same = [model, path.join(localOut, 'cmd-model.safetensors')].every((f) => fs.readFileSync(f).equals(oneProcessModel));
+    return { local, plan, shards, shardsWall, merge, modelBytes, same };
+  } finally {
+    fs.rmSync(localOut, { recursive: true, force: true });
+    fs.rmSync(piecesOut, { recursive: true, force: true });
+  }
+}
+
 async function best(n, fn) {
   const all = [];
   for (let i = 0; i < n; i++) all.push(await fn());
@@ -230,6 +289,48 @@ async function main() {
     console.log(table(rows, ['l', 'r', 'r', 'r', 'r', 'r']));
     const online = results.variants.find((v) => v.label.startsWith('--online'));
     if (online) console.log(`--online vs post-hoc: ${(online.seconds / m.seconds).toFixed(2)}x wall, ${(online.cpu / m.cpu).toFixed(2)}x CPU (issue #5 asks for at most 1.00x wall)`);
+  }
+
+  // ---- scale-out: --shards 4 --local, and its pieces (docs/scale-out.md)
+  if (!flag('--no-scale-out')) {
+    const n = 4;
+    // The one-process model to compare with (the best main run's outputs are deleted).
+    const refOut = fs.mkdtempSync(path.join(os.tmpdir(), 'cmd-bench-ref-'));
+    let ref;
+    try {
+      await timedCli(['analyze', main.dir, '-o', refOut, '--modes', String(MODES), '--samples', '1000', '--force', '--quiet']);
+      ref = fs.readFileSync(path.join(refOut, 'cmd-model.safetensors'));
+    } finally {
+      fs.rmSync(refOut, { recursive: true, force: true });
+    }
+    const s = await scaleOut(main.dir, n, ref);
+    const piecesCpu = s.plan.cpu + s.shards.reduce((a, r) => a + r.cpu, 0) + s.merge.cpu;
+    const rows = [
+      ['piece', 'seconds', 'CPU s', 'peak RSS'],
+      ['one process (best main run)', m.seconds.toFixed(3), m.cpu.toFixed(2), fmtMB(m.rss)],
+      [`--shards ${n} --local (whole command)`, s.local.seconds.toFixed(3), s.local.cpu.toFixed(2), fmtMB(s.local.rss)],
+      ['plan (--plan-only)', s.plan.seconds.toFixed(3), s.plan.cpu.toFixed(2), fmtMB(s.plan.rss)],
+      ...s.shards.map((r, i) => [`shard ${i}/${n} (${n} at once)`, r.seconds.toFixed(3), r.cpu.toFixed(2), fmtMB(r.rss)]),
+      ['merge', s.merge.seconds.toFixed(3), s.merge.cpu.toFixed(2), fmtMB(s.merge.rss)],
+      ['pieces, total', (s.plan.seconds + s.shardsWall + s.merge.seconds).toFixed(3), piecesCpu.toFixed(2), ''],
+    ];
+    console.log(`\nScale-out: ${n} shards on the main trajectory (model ${fmtGB(s.modelBytes)}; merged model ${s.same ? 'byte-identical to' : 'DIFFERS from'} the one-process model)\n`);
+    console.log(table(rows, ['l', 'r', 'r', 'r']));
+    const pieceRss = Math.max(s.plan.rss, s.merge.rss, ...s.shards.map((r) => r.rss));
+    results.scaleOut = {
+      shards: n,
+      identical: s.same,
+      local: s.local,
+      plan: s.plan,
+      shardTasks: s.shards,
+      shardsWallSeconds: s.shardsWall,
+      merge: s.merge,
+      modelBytes: s.modelBytes,
+      cpuRatioLocal: s.local.cpu / m.cpu,
+      cpuRatioPieces: piecesCpu / m.cpu,
+      mergeGBps: s.modelBytes / GB / s.merge.seconds,
+      peakPieceRss: pieceRss,
+    };
   }
 
   // ---- scaling
@@ -303,6 +404,13 @@ async function main() {
   }
   const online = results.variants?.find((v) => v.label.startsWith('--online'));
   if (online) targets.push(['--online at most post-hoc (wall, best runs)', `${(online.seconds / m.seconds).toFixed(2)}x (${online.seconds.toFixed(2)} vs ${m.seconds.toFixed(2)} s)`, online.seconds <= m.seconds]);
+  if (results.scaleOut) {
+    const so = results.scaleOut;
+    targets.push(['--shards 4 --local total CPU ≤ 1.15× one process', `${so.cpuRatioLocal.toFixed(2)}x (pieces run apart: ${so.cpuRatioPieces.toFixed(2)}x)`, so.cpuRatioLocal <= 1.15]);
+    targets.push(['merge ≥ 2 GB/s of model output (whole merge process)', `${so.mergeGBps.toFixed(2)} GB/s`, so.mergeGBps >= 2]);
+    targets.push(['peak RSS of each scale-out piece ≤ 600 MB', fmtMB(so.peakPieceRss), so.peakPieceRss <= 600e6]);
+    targets.push(['sharded model byte-identical to one process', so.identical ? 'yes' : 'no', so.identical]);
+  }
   console.log('\nTargets\n');
   console.log(table([['target', 'measured', 'met'], ...targets.map(([t, v, ok]) => [t, v, ok ? 'yes' : 'NO'])], ['l', 'r', 'l']));
   results.targets = targets.map(([t, v, ok]) => ({ target: t, measured: v, met: ok }));

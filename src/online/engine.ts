@@ -9,6 +9,7 @@
 import { promises as fsp } from 'node:fs';
 import type { CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 import { locate } from '../checkpoints/parameter-space.ts';
+import { modelledTensors } from '../checkpoints/checkpoint-set.ts';
 import { CancelledError, InputError } from '../errors.ts';
 import { encodeFloats } from '../formats/dtype.ts';
 import type { StoredTensor } from '../formats/types.ts';
@@ -24,7 +25,8 @@ import type { ReportResult, ReportSource } from '../output/report.ts';
 import { TrajectoryReader, planTrajectory } from '../trajectory/trajectory-reader.ts';
 import { addReferences, createModeSums, modeFit, solveChunk, type ModeFit, type ModeSums } from './kernel.ts';
 import { createTaskRunner, type TaskRunner } from './online-pool.ts';
-import type { InitTask, ModelOut, TaskContext, TaskResult } from './online-tasks.ts';
+import type { InitTask, ModelOut, SharedData, TaskContext, TaskResult } from './online-tasks.ts';
+import type { ReferenceStats } from '../core/fit.ts';
 import { readChunk, readState, removeStaleFiles, writeCommit, writeMeta, STATE_VERSION, type CheckpointSummary, type OnlineCommit, type OnlineMeta } from './state.ts';
 import { addPieceErrors, relativeError } from '../pipeline/merge-errors.ts';
 
@@ -71,6 +73,25 @@ export interface WarmUp {
   bytesRead: number;
 }
 
+/**
+ * What the warm-up of an online run fixes before its chunk pass (OnlineEngine.warmUp): plain
+ * data, so a sharded run can plan it once (docs/scale-out.md).
+ */
+export interface OnlinePass {
+  meta: OnlineMeta;
+  /** Checkpoints 0..F, and all of them (with the later ones of an offline run). */
+  checkpoints: CheckpointSummary[];
+  allCheckpoints: CheckpointSummary[];
+  /** refs[t][m] for t = 0..F, and their sums; endSums after the later checkpoints. */
+  refs: Float64Array[];
+  sums: ModeSums;
+  endSums: ModeSums;
+  /** The warm-up references' statistics, for the mode assignment. */
+  assign: ReferenceStats;
+  /** The later checkpoints' references and fits (offline runs). */
+  later?: NonNullable<InitTask['rest']>;
+  warm: WarmUp;
+}
 
 function nonFiniteError(file: string, tensor: string, element: number, value: number, step: number): InputError {
   return new InputError(file, `tensor ${tensor} element ${element} is ${value} (non-finite) at step ${step}`, 'non-finite');
@@ -134,24 +155,64 @@ export class OnlineEngine {
     extra: { modelOut?: string; beforeCommit?: (warm: WarmUp) => Promise<void>; continueWith?: NewCheckpoint[] } = {},
   ): Promise<{ engine: OnlineEngine; warm: WarmUp }> {
     const F = options.warmup;
-    const window = { from: 0, to: F + 1 };
     const threads = Math.max(1, options.workers ?? defaultWorkerCount());
-    const decomposeOptions = { modes: options.modes, samples: options.samples, samplesRequested: options.samplesRequested, onNote: options.onNote, seed: options.seed, samplesFrom: options.samplesFrom, window, signal: options.signal, progress: options.progress };
-    const plan = planTrajectory(set);
-    plan.stored = plan.stored.slice(0, F + 1);
     const rest = extra.continueWith;
     // The chunk tasks' workers get every checkpoint's tensor locations once, and start up while
     // the samples are read and clustered.
-    const runner = createTaskRunner(threads, options.signal, { stored: [...plan.stored, ...(rest ?? []).map((c) => c.stored)] });
+    const runner = createTaskRunner(threads, options.signal, sharedCheckpoints(set, F, rest));
+    let s: OnlinePass;
+    try {
+      s = await OnlineEngine.warmUp(set, options, threads, rest);
+    } catch (e) {
+      await runner.destroy();
+      throw e;
+    }
+    const engine = new OnlineEngine(stateDir, s.meta, emptyCommitOf(s), runner, options.signal);
+    engine.durable = options.durable ?? true;
+    try {
+      if (!rest) {
+        await fsp.mkdir(stateDir, { recursive: true });
+        await writeMeta(stateDir, s.meta);
+      }
+      const model = extra.modelOut ? await engine.prepareModel(extra.modelOut, s.allCheckpoints) : undefined;
+      const position = (p: number) => (p <= F ? set.checkpoints[p] : rest![p - F - 1]);
+      const results = await engine.passChunks(s, 0, engine.chunks.length, model?.out, position, options.progress);
+      const commit = engine.commitOf(s, results);
+      if (model) await engine.finishModel(model.layout, extra.modelOut!, commit.refs);
+      if (rest) {
+        engine.ended = true;
+        engine.state = commit;
+        return { engine, warm: s.warm };
+      }
+      await extra.beforeCommit?.(s.warm);
+      if (options.signal?.aborted) throw new CancelledError();
+      await writeCommit(stateDir, commit);
+      engine.state = commit;
+      return { engine, warm: s.warm };
+    } catch (e) {
+      await runner.destroy();
+      throw e;
+    }
+  }
+
+  /**
+   * The warm-up of {@link start} without its chunk pass: samples, clusters and references on
+   * 0..F, and for an offline run (`rest`) the reference sums and fits of every later checkpoint.
+   * Everything here is small (K × (F + 1) values read); a sharded run (docs/scale-out.md) plans
+   * it once and each shard task runs {@link passChunks} on its chunks.
+   */
+  static async warmUp(set: CheckpointSet, options: OnlineOptions, threads: number, rest?: NewCheckpoint[]): Promise<OnlinePass> {
+    const F = options.warmup;
+    const window = { from: 0, to: F + 1 };
+    const decomposeOptions = { modes: options.modes, samples: options.samples, samplesRequested: options.samplesRequested, onNote: options.onNote, seed: options.seed, samplesFrom: options.samplesFrom, window, signal: options.signal, progress: options.progress };
+    const plan = planTrajectory(set);
+    plan.stored = plan.stored.slice(0, F + 1);
     // The distances of a large sample run on pipeline workers; below that one thread is faster.
     const K0 = options.samplesFrom ? options.samplesFrom.length : options.samples;
     const pool = distancesWantPool(K0, threads) ? createPool({ plan, float64: false } satisfies PoolData, threads, options.signal) : undefined;
     let decomposition;
     try {
       decomposition = await decompose(set, decomposeOptions, pool);
-    } catch (e) {
-      await runner.destroy();
-      throw e;
     } finally {
       await pool?.destroy();
     }
@@ -191,89 +252,94 @@ export class OnlineEngine {
       modes,
     };
     const checkpoints = set.checkpoints.slice(0, F + 1).map((c) => ({ index: c.index, step: c.step, name: c.name, bytes: c.bytes }));
-    const emptyCommit: OnlineCommit = {
-      version: STATE_VERSION,
-      t: -1,
-      checkpoints,
-      modeSums: sums,
-      refs: refs.map((r) => Array.from(r)),
-      errors: [],
-      tensorErrors: [],
-      modeCount: [],
-      r2Sum: [],
-      bytesRead: 0,
-    };
-    const engine = new OnlineEngine(stateDir, meta, emptyCommit, runner, options.signal);
-    engine.durable = options.durable ?? true;
-    try {
-      if (!rest) {
-        await fsp.mkdir(stateDir, { recursive: true });
-        await writeMeta(stateDir, meta);
+    // Everything about the checkpoints after F that the chunk tasks need (offline runs only).
+    let later: OnlinePass['later'];
+    let endSums = sums;
+    if (rest) {
+      later = { refShifted: [], refs: [], fits: [], batch: F + 1 };
+      for (const c of rest) {
+        const r = referenceValuesOf(meta, c);
+        endSums = addReferences(endSums, r);
+        later.fits.push(modeFit(endSums));
+        later.refShifted.push(r.map((v, m) => v - endSums.shift[m]));
+        later.refs.push(r);
       }
-      const fit = modeFit(sums);
-      // Everything about the checkpoints after F that the chunk tasks need (offline runs only).
-      let later: NonNullable<InitTask['rest']> | undefined;
-      let endSums = sums;
-      if (rest) {
-        later = { refShifted: [], refs: [], fits: [], batch: F + 1 };
-        for (const c of rest) {
-          const r = engine.referenceValues(c);
-          endSums = addReferences(endSums, r);
-          later.fits.push(modeFit(endSums));
-          later.refShifted.push(r.map((v, m) => v - endSums.shift[m]));
-          later.refs.push(r);
-        }
-      }
-      const allCheckpoints = [...checkpoints, ...(rest ?? []).map((c, j) => ({ index: F + 1 + j, step: c.step, name: c.name, bytes: c.bytes }))];
-      const model = extra.modelOut ? await engine.prepareModel(extra.modelOut, allCheckpoints) : undefined;
-      const position = (p: number) => (p <= F ? set.checkpoints[p] : rest![p - F - 1]);
-      options.progress?.start(rest ? 'online' : 'warm-up', set.space.total);
-      const results = await runner.runAll(
-        engine.chunks.length,
-        (i) => ({ kind: 'init', ctx: engine.ctx, chunk: engine.chunks[i], assign: clustering.stats, refs, fit, modelOut: model?.out, rest: later }),
-        (i, r) => {
-          engine.throwNonFinite(r, position);
-          options.progress?.advance(engine.chunks[i].count);
-        },
-      );
-      options.progress?.stop();
-      const atF = engine.merge(results);
-      const errors = [...checkpoints.slice(0, F).map(() => ({ errSq: 0, normSq: 0 })), atF.total];
-      let tensorErrors = atF.perTensor;
-      let last = atF;
-      // Per later checkpoint, in order: what {@link apply} adds for each.
-      for (let j = 0; j < (rest?.length ?? 0); j++) {
-        last = engine.merge(results.map((r) => ({ ...r, pieces: r.steps![j] })));
-        errors.push(last.total);
-        tensorErrors = tensorErrors.map((e, k) => ({ errSq: e.errSq + last.perTensor[k].errSq, normSq: e.normSq + last.perTensor[k].normSq }));
-      }
-      const commit: OnlineCommit = {
-        ...emptyCommit,
-        t: allCheckpoints.length - 1,
-        checkpoints: allCheckpoints,
-        modeSums: endSums,
-        refs: [...emptyCommit.refs, ...(later?.refs ?? []).map((r) => Array.from(r))],
-        errors,
-        tensorErrors,
-        modeCount: last.modeCount,
-        r2Sum: last.r2Sum,
-        bytesRead: atF.bytesRead + warm.bytesRead,
-      };
-      if (model) await engine.finishModel(model.layout, extra.modelOut!, commit.refs);
-      if (rest) {
-        engine.ended = true;
-        engine.state = commit;
-        return { engine, warm };
-      }
-      await extra.beforeCommit?.(warm);
-      if (options.signal?.aborted) throw new CancelledError();
-      await writeCommit(stateDir, commit);
-      engine.state = commit;
-      return { engine, warm };
-    } catch (e) {
-      await runner.destroy();
-      throw e;
     }
+    const allCheckpoints = [...checkpoints, ...(rest ?? []).map((c, j) => ({ index: F + 1 + j, step: c.step, name: c.name, bytes: c.bytes }))];
+    return { meta, checkpoints, allCheckpoints, refs, sums, endSums, assign: clustering.stats, later, warm };
+  }
+
+  /**
+   * The warm-up chunk pass over chunks [c0, c1): every parameter's mode and sums, and with
+   * `later` the checkpoints after F; results in chunk order. `position(p)` names the
+   * checkpoint at position p in errors.
+   */
+  async passChunks(s: OnlinePass, c0: number, c1: number, modelOut: ModelOut | undefined, position: (p: number) => { path: string; step: number }, progress?: ProgressSink, onChunk?: () => void): Promise<TaskResult[]> {
+    const fit = modeFit(s.sums);
+    progress?.start(s.later ? 'online' : 'warm-up', this.chunks.slice(c0, c1).reduce((n, c) => n + c.count, 0));
+    const results = await this.runner.runAll(
+      c1 - c0,
+      (i) => ({ kind: 'init', ctx: this.ctx, chunk: this.chunks[c0 + i], assign: s.assign, refs: s.refs, fit, modelOut, rest: s.later }),
+      (i, r) => {
+        this.throwNonFinite(r, position);
+        progress?.advance(this.chunks[c0 + i].count);
+        onChunk?.();
+      },
+    );
+    progress?.stop();
+    return results;
+  }
+
+  /** The state after the chunk pass: `results` of every chunk, in chunk order. */
+  commitOf(s: OnlinePass, results: TaskResult[]): OnlineCommit {
+    const F = s.meta.warmup;
+    const emptyCommit = emptyCommitOf(s);
+    const atF = this.merge(results);
+    const errors = [...s.checkpoints.slice(0, F).map(() => ({ errSq: 0, normSq: 0 })), atF.total];
+    let tensorErrors = atF.perTensor;
+    let last = atF;
+    // Per later checkpoint, in order: what {@link apply} adds for each.
+    for (let j = 0; j < (s.later?.fits.length ?? 0); j++) {
+      last = this.merge(results.map((r) => ({ ...r, pieces: r.steps![j] })));
+      errors.push(last.total);
+      tensorErrors = tensorErrors.map((e, k) => ({ errSq: e.errSq + last.perTensor[k].errSq, normSq: e.normSq + last.perTensor[k].normSq }));
+    }
+    return {
+      ...emptyCommit,
+      t: s.allCheckpoints.length - 1,
+      checkpoints: s.allCheckpoints,
+      modeSums: s.endSums,
+      refs: [...emptyCommit.refs, ...(s.later?.refs ?? []).map((r) => Array.from(r))],
+      errors,
+      tensorErrors,
+      modeCount: last.modeCount,
+      r2Sum: last.r2Sum,
+      bytesRead: atF.bytesRead + s.warm.bytesRead,
+    };
+  }
+
+  /**
+   * An engine over a planned offline pass (docs/scale-out.md), for a shard task's chunk pass
+   * ({@link passChunks}) or the merge ({@link finishPass}); it keeps no state on disk.
+   */
+  static fromPass(set: CheckpointSet, s: OnlinePass, threads: number, signal?: AbortSignal): OnlineEngine {
+    const runner = createTaskRunner(Math.max(1, threads), signal, sharedCheckpoints(set, s.meta.warmup, set.checkpoints.slice(s.meta.warmup + 1).map((c) => ({ stored: modelledTensors(set, c) }))));
+    const engine = new OnlineEngine('', s.meta, emptyCommitOf(s), runner, signal);
+    engine.durable = false;
+    engine.ended = true;
+    return engine;
+  }
+
+  /** The pre-sized model file over every checkpoint of the pass, with its a, b, mode slots. */
+  async preparePassModel(s: OnlinePass, file: string): Promise<ModelOut> {
+    return (await this.prepareModel(file, s.allCheckpoints)).out;
+  }
+
+  /** The merge of a sharded pass: the state from every chunk's results, refs and indices into the model file. */
+  async finishPass(s: OnlinePass, results: TaskResult[], modelFile: string): Promise<void> {
+    const commit = this.commitOf(s, results);
+    await this.finishModel(this.layoutFor(s.allCheckpoints), modelFile, commit.refs);
+    this.state = commit;
   }
 
   /** The engine over a committed state in `stateDir` (stray files of an interrupted update removed), or undefined. */
@@ -348,21 +414,7 @@ export class OnlineEngine {
 
   /** The M references' values in a new checkpoint; a non-finite one is an error naming it. */
   referenceValues(c: NewCheckpoint): Float64Array {
-    const { M, refIndex } = this.meta;
-    const reader = new TrajectoryReader({ tensors: this.meta.tensors, stored: [c.stored], total: this.meta.N });
-    const r = new Float64Array(M);
-    try {
-      reader.readParameters(refIndex, r, 0, 1);
-    } finally {
-      reader.close();
-    }
-    for (let m = 0; m < M; m++) {
-      if (!Number.isFinite(r[m])) {
-        const loc = locate({ tensors: this.meta.tensors, carried: [], total: this.meta.N }, refIndex[m]);
-        throw nonFiniteError(c.path, loc.tensor, loc.element, r[m], c.step);
-      }
-    }
-    return r;
+    return referenceValuesOf(this.meta, c);
   }
 
   /**
@@ -476,4 +528,48 @@ export class OnlineEngine {
   async close(): Promise<void> {
     await this.runner.destroy();
   }
+}
+
+/** The M references' values in a new checkpoint; a non-finite one is an error naming it. */
+function referenceValuesOf(meta: OnlineMeta, c: Pick<NewCheckpoint, 'stored' | 'path' | 'step'>): Float64Array {
+  const { M, refIndex } = meta;
+  const reader = new TrajectoryReader({ tensors: meta.tensors, stored: [c.stored], total: meta.N });
+  const r = new Float64Array(M);
+  try {
+    reader.readParameters(refIndex, r, 0, 1);
+  } finally {
+    reader.close();
+  }
+  for (let m = 0; m < M; m++) {
+    if (!Number.isFinite(r[m])) {
+      const loc = locate({ tensors: meta.tensors, carried: [], total: meta.N }, refIndex[m]);
+      throw nonFiniteError(c.path, loc.tensor, loc.element, r[m], c.step);
+    }
+  }
+  return r;
+}
+
+/**
+ * What the chunk tasks' workers get once: the tensor locations of checkpoints 0..F and, for an
+ * offline run, of the later ones.
+ */
+function sharedCheckpoints(set: CheckpointSet, F: number, rest?: { stored: StoredTensor[] }[]): SharedData {
+  const plan = planTrajectory(set);
+  return { stored: [...plan.stored.slice(0, F + 1), ...(rest ?? []).map((c) => c.stored)] };
+}
+
+/** The state before the chunk pass: the warm-up's reference sums, no errors yet. */
+function emptyCommitOf(s: OnlinePass): OnlineCommit {
+  return {
+    version: STATE_VERSION,
+    t: -1,
+    checkpoints: s.checkpoints,
+    modeSums: s.sums,
+    refs: s.refs.map((r) => Array.from(r)),
+    errors: [],
+    tensorErrors: [],
+    modeCount: [],
+    r2Sum: [],
+    bytesRead: 0,
+  };
 }

@@ -36,7 +36,7 @@ export function keyRequest(o: AnalyzeRunOptions, load: LoadOptions, samplesFrom:
 }
 
 /** Adds the provenance (input key hash, model file hash) and writes the report. */
-async function finish(stagingDir: string, report: RunReport, key: DecompositionKey): Promise<RunReport> {
+export async function finish(stagingDir: string, report: RunReport, key: DecompositionKey): Promise<RunReport> {
   const { writeReport } = await import('../output/run-outputs.ts');
   const { RunReportSchema } = await import('../output/report-schema.ts');
   const withProvenance = RunReportSchema.parse({ ...report, provenance: { inputs: inputsHash(key), model: await fileSha256(path.join(stagingDir, MODEL_FILE)) } });

@@ -12,14 +12,17 @@ import { loadCheckpointSet, type CheckpointSet } from '../checkpoints/checkpoint
 import { activeKernel, setKernel } from '../core/kernel-choice.ts';
 import { InputError, RuntimeError, UsageError } from '../errors.ts';
 import { ChunkTotals, baselineTaskOf, createModelFiles, decompose as decomposePassOne, fitChunks, passTwoChunks, type AnalyzeOptions } from '../pipeline/analyze.ts';
-import { chunkElements } from '../pipeline/chunks.ts';
-import { modeDtypeFor, syncFile } from '../pipeline/model-file.ts';
+import { chunkElements, planChunks } from '../pipeline/chunks.ts';
+import type { Decomposition } from '../pipeline/analyze.ts';
+import type { OnlinePass } from '../online/engine.ts';
+import type { TaskResult as OnlineChunkResult } from '../online/online-tasks.ts';
+import { MODEL_FILE, modeDtypeFor, syncFile } from '../pipeline/model-file.ts';
 import { createPool, defaultWorkerCount, type WorkerPool } from '../pipeline/pool.ts';
-import type { PoolData } from '../pipeline/worker.ts';
+import type { PoolData, TensorSlots } from '../pipeline/worker.ts';
 import { planTrajectory } from '../trajectory/trajectory-reader.ts';
 import { placeScratchForRun } from '../output/run-scratch.ts';
 import { DEFAULTS } from './defaults.ts';
-import { keyRequest, postHocOptions, reportSampling, writePostHocOutputs } from './decompose.ts';
+import { finish as writeReportWithProvenance, keyRequest, postHocOptions, reportSampling, writePostHocOutputs } from './decompose.ts';
 import { resolveHooks, type RunHooks } from './hooks.ts';
 import { checkSampleFlags, loadOptionsFrom, readSamplesFile, type AnalyzeRunOptions } from './options.ts';
 import { decompositionKey, sampledValueHashes, type DecompositionKey } from './provenance.ts';
@@ -54,7 +57,6 @@ async function exists(p: string): Promise<boolean> {
 export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: number }, runHooks?: RunHooks): Promise<Plan> {
   const hooks = resolveHooks(runHooks);
   refuseEmbedSplit(o, '--plan-only');
-  if (o.online) throw new UsageError('--online cannot be planned for shards yet (docs/scale-out.md)');
   if (!Number.isInteger(o.shards) || o.shards < 1) throw new UsageError(`--shards must be a positive integer, got ${o.shards}`);
   const out = o.out ?? DEFAULTS.out;
   checkSampleFlags(o);
@@ -69,16 +71,35 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
   }
   const options = postHocOptions(set, o, samplesFrom, hooks);
   const T = set.checkpoints.length;
-  const chunkSize = o.chunkSize ?? chunkElements(T);
-  const pool = poolFor(set, o.workers, hooks.signal);
-  let d;
-  try {
-    d = await decomposePassOne(set, options, pool);
-  } finally {
-    await pool.destroy();
+  let chunkSize = o.chunkSize ?? chunkElements(T);
+  let d: Pick<Decomposition, 'indices' | 'sampling' | 'K' | 'clusterings' | 'heatmap' | 'bytesRead'>;
+  let chunks: number;
+  let online: OnlinePass | undefined;
+  let warmup: number | undefined;
+  if (o.online) {
+    // The warm-up decomposition and every later checkpoint's reference sums are the plan.
+    if (o.skipNonfinite) throw new UsageError('--skip-nonfinite is not supported with --online');
+    if (o.sweepModes?.length) throw new UsageError('--online fits one mode count; a --modes list (sweep) is post-hoc only');
+    const { onlineOptions, resolveWarmup, newCheckpoint } = await import('../online/run-online.ts');
+    const { OnlineEngine } = await import('../online/engine.ts');
+    warmup = resolveWarmup(o.warmup, T);
+    const rest = set.checkpoints.slice(warmup + 1).map((c) => newCheckpoint(set, c));
+    const pass = await OnlineEngine.warmUp(set, { ...onlineOptions(o, warmup, samplesFrom, set.space.total), signal: hooks.signal, progress: hooks.progress, onNote: hooks.warn }, Math.max(1, o.workers ?? defaultWorkerCount()), rest);
+    // Timings vary from run to run; the plan holds only what decides the result.
+    online = { ...pass, warm: { ...pass.warm, timings: {} } };
+    chunkSize = pass.meta.chunkSize;
+    chunks = planChunks(pass.meta.tensors, chunkSize).length;
+    d = { indices: pass.warm.sampleIndices, sampling: pass.warm.sampling, K: pass.meta.K, clusterings: [], heatmap: pass.warm.heatmap, bytesRead: pass.warm.bytesRead };
+  } else {
+    const pool = poolFor(set, o.workers, hooks.signal);
+    try {
+      d = await decomposePassOne(set, options, pool);
+    } finally {
+      await pool.destroy();
+    }
+    chunks = passTwoChunks(set, { ...options, chunkSize }).length;
   }
-  const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set), Array.from(d.indices));
-  const chunks = passTwoChunks(set, { ...options, chunkSize }).length;
+  const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set, warmup), Array.from(d.indices));
   const { signal: _s, progress: _p, onNote: _n, workers: _w, ...planned } = options;
   const body = newPlanBody({
     kernel: activeKernel(),
@@ -90,6 +111,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
     chunks,
     shards: { n: o.shards, ranges: assignChunks(chunks, o.shards) },
     decomposition: planDecomposition(d),
+    ...(online ? { online } : {}),
   });
   const text = planText(body);
   await fsp.mkdir(out, { recursive: true });
@@ -174,6 +196,7 @@ export async function runShard(out: string, spec: string, o: { workers?: number 
   const n = plan.body.shards.n;
   const shard = resolveShard(spec, n);
   const set = await planCheckpoints(plan);
+  if (plan.body.online) return runOnlineShard(plan, set, shard, o, hooks);
   const options = pipelineOptions(plan);
   const chunks = passTwoChunks(set, options);
   if (chunks.length !== plan.body.chunks) throw new InputError(path.join(out, PLAN_DIR, PLAN_FILE), `plans ${plan.body.chunks} chunks, the checkpoints give ${chunks.length}`, 'changed-since-plan');
@@ -204,6 +227,40 @@ export async function runShard(out: string, spec: string, o: { workers?: number 
   } finally {
     hooks.progress?.stop();
     await pool.destroy();
+  }
+  hooks.log(`shard ${shard} of ${n}: ${range[1] > range[0] ? `chunks ${range[0]}..${range[1] - 1}` : 'no chunks (the plan has fewer chunks than shards)'} → ${target}`);
+  return { file: target, shard, of: n };
+}
+
+/** The shard of an `--online` plan: the online chunk tasks on its chunks, into its shard file. */
+async function runOnlineShard(plan: Plan, set: CheckpointSet, shard: number, o: { workers?: number }, hooks: ReturnType<typeof resolveHooks>): Promise<{ file: string; shard: number; of: number }> {
+  const pass = plan.body.online!;
+  const n = plan.body.shards.n;
+  const { OnlineEngine } = await import('../online/engine.ts');
+  const chunks = planChunks(pass.meta.tensors, pass.meta.chunkSize);
+  if (chunks.length !== plan.body.chunks) throw new InputError(path.join(plan.out, PLAN_DIR, PLAN_FILE), `plans ${plan.body.chunks} chunks, the checkpoints give ${chunks.length}`, 'changed-since-plan');
+  const range = plan.body.shards.ranges[shard];
+  const header = shardHeader(plan.hash, shard, n, chunks, range, [pass.meta.modeBytes]);
+  const shardsDir = path.join(plan.out, SHARDS_DIR);
+  await fsp.mkdir(shardsDir, { recursive: true });
+  const target = path.join(shardsDir, shardName(shard, n));
+  const draft = await startShard(target, header);
+  const killAfter = Number(process.env[KILL_AFTER_CHUNKS_ENV] ?? 0);
+  let fitted = 0;
+  const engine = OnlineEngine.fromPass(set, pass, o.workers ?? defaultWorkerCount(), hooks.signal);
+  try {
+    const modelOut = { path: draft.temp, slots: shardSlots(header, 0, draft.payloadStart, set.space.tensors) };
+    const results = await engine.passChunks(pass, range[0], range[1], modelOut, (p) => set.checkpoints[p], hooks.progress, () => {
+      fitted++;
+      if (killAfter > 0 && fitted === killAfter) process.kill(process.pid, 'SIGKILL');
+    });
+    await commitShard(draft, results);
+  } catch (e) {
+    await abandonShard(draft);
+    throw e;
+  } finally {
+    hooks.progress?.stop();
+    await engine.close();
   }
   hooks.log(`shard ${shard} of ${n}: ${range[1] > range[0] ? `chunks ${range[0]}..${range[1] - 1}` : 'no chunks (the plan has fewer chunks than shards)'} → ${target}`);
   return { file: target, shard, of: n };
@@ -263,6 +320,70 @@ async function moveProducts(staging: string, out: string): Promise<void> {
   }
 }
 
+/** Streams a shard's a, b and mode bytes into the model files (one per model) by position. */
+function copyPayload(s: ShardFile, fds: number[], slotsOf: TensorSlots[][], buf: Buffer): void {
+  const src = fs.openSync(s.file, 'r');
+  try {
+    s.header.models.forEach((m, k) => {
+      const slots = slotsOf[k];
+      for (const r of m.regions) {
+        copyRange(src, s.payloadStart + r.a, fds[k], slots[r.tensor].a + 4 * r.start, 4 * r.count, buf);
+        copyRange(src, s.payloadStart + r.b, fds[k], slots[r.tensor].b + 4 * r.start, 4 * r.count, buf);
+        copyRange(src, s.payloadStart + r.mode, fds[k], slots[r.tensor].mode + m.modeBytes * r.start, m.modeBytes * r.count, buf);
+      }
+    });
+  } finally {
+    fs.closeSync(src);
+  }
+}
+
+/** The merge of an `--online` plan: what a plain `cmd analyze --online` writes, byte for byte. */
+async function mergeOnline(plan: Plan, set: CheckpointSet, shards: ShardFile[], hooks: ReturnType<typeof resolveHooks>, started: number): Promise<{ report: RunReport; out: string }> {
+  const out = plan.out;
+  const pass = plan.body.online!;
+  const { OnlineEngine } = await import('../online/engine.ts');
+  const { writeHeatmap, writeSamples } = await import('../output/run-outputs.ts');
+  const staging = path.join(out, `.merge.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await fsp.mkdir(staging);
+  // One thread, inline: the merge runs no chunk task.
+  const engine = OnlineEngine.fromPass(set, pass, 1, hooks.signal);
+  try {
+    const modelFile = path.join(staging, MODEL_FILE);
+    const model = await engine.preparePassModel(pass, modelFile);
+    const buf = Buffer.allocUnsafe(COPY_BLOCK);
+    const fd = fs.openSync(modelFile, 'r+');
+    const results: OnlineChunkResult[] = [];
+    try {
+      for (const s of shards) {
+        if (hooks.signal.aborted) break;
+        copyPayload(s, [fd], [model.slots], buf);
+        // Shards are contiguous chunk ranges in order: the results come in chunk order.
+        results.push(...(await readShardResults<OnlineChunkResult>(s)));
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (hooks.signal.aborted) throw new (await import('../errors.ts')).CancelledError();
+    if (results.length !== plan.body.chunks) throw new InputError(path.join(out, SHARDS_DIR), `the shards hold ${results.length} chunks, the plan ${plan.body.chunks}`, 'shards-incomplete');
+    await engine.finishPass(pass, results, modelFile);
+    const built = await engine.buildReport();
+    await writeSamples(staging, set, pass.warm.sampleIndices);
+    await writeHeatmap(staging, pass.warm);
+    const key = plan.body.key as unknown as DecompositionKey;
+    const report = await writeReportWithProvenance(staging, built, key);
+    const seconds = (performance.now() - started) / 1000;
+    await writeRunInfo(staging, {
+      decomposition: { command: 'analyze', key },
+      analyze: { seconds, mode: 'sharded', variant: 'online', warmup: pass.meta.warmup, shards: plan.body.shards.n, plan: plan.hash, bytesRead: engine.commit.bytesRead, checkpointBytes: report.storage.checkpointsBytes, ...processFacts() },
+    });
+    await moveProducts(staging, out);
+    return { report, out };
+  } finally {
+    await engine.close();
+    await fsp.rm(staging, { recursive: true, force: true });
+  }
+}
+
 /** `cmd merge OUT`: the shards into analyze's outputs, byte-identical to a one-process run. */
 export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ report: RunReport; out: string }> {
   const hooks = resolveHooks(runHooks);
@@ -270,6 +391,7 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
   const plan = await readPlan(out);
   const shards = await gatherShards(plan);
   const set = await planCheckpoints(plan);
+  if (plan.body.online) return mergeOnline(plan, set, shards, hooks, started);
   const options = pipelineOptions(plan);
   const d = decompositionOf(plan.body);
   const T = set.checkpoints.length;
@@ -283,19 +405,7 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
     try {
       for (const s of shards) {
         if (hooks.signal.aborted) break;
-        const src = fs.openSync(s.file, 'r');
-        try {
-          s.header.models.forEach((m, k) => {
-            const slots = targets[k].slots;
-            for (const r of m.regions) {
-              copyRange(src, s.payloadStart + r.a, fds[k], slots[r.tensor].a + 4 * r.start, 4 * r.count, buf);
-              copyRange(src, s.payloadStart + r.b, fds[k], slots[r.tensor].b + 4 * r.start, 4 * r.count, buf);
-              copyRange(src, s.payloadStart + r.mode, fds[k], slots[r.tensor].mode + m.modeBytes * r.start, m.modeBytes * r.count, buf);
-            }
-          });
-        } finally {
-          fs.closeSync(src);
-        }
+        copyPayload(s, fds, targets.map((t) => t.slots), buf);
         // Chunk results fold shard by shard, and shards are contiguous chunk ranges in order.
         for (const r of await readShardResults(s)) totals.add(r);
       }

@@ -16,6 +16,7 @@ import { InputError } from '../errors.ts';
 import type { AnalyzeOptions, Clustering, Decomposition } from '../pipeline/analyze.ts';
 import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
 import { decodeExact, encodeExact } from './codec.ts';
+import type { OnlinePass } from '../online/engine.ts';
 
 export const PLAN_DIR = 'plan';
 export const PLAN_FILE = 'plan.json';
@@ -58,6 +59,12 @@ export interface PlanBody {
     heatmap: Heatmap;
     bytesRead: number;
   };
+  /**
+   * An `--online` plan: the warm-up decomposition and the reference sums and fits of every
+   * later checkpoint (src/online/engine.ts OnlinePass); its shards run the online chunk tasks.
+   * `decomposition.clusterings` is then empty.
+   */
+  online?: OnlinePass;
 }
 
 export interface Plan {
@@ -73,7 +80,7 @@ export function assignChunks(chunks: number, n: number): [number, number][] {
   return Array.from({ length: n }, (_, s) => [Math.floor((s * chunks) / n), Math.floor(((s + 1) * chunks) / n)] as [number, number]);
 }
 
-export function planDecomposition(d: Decomposition): PlanBody['decomposition'] {
+export function planDecomposition(d: Omit<Decomposition, 'timings'>): PlanBody['decomposition'] {
   return {
     indices: d.indices,
     sampling: d.sampling,

@@ -16,6 +16,7 @@ import path from 'node:path';
 import type { ModelledTensor } from '../checkpoints/parameter-space.ts';
 import type { Chunk } from '../pipeline/chunks.ts';
 import type { FitResult, TensorSlots } from '../pipeline/worker.ts';
+import type { TaskResult as OnlineChunkResult } from '../online/online-tasks.ts';
 import { writeFully, writeFullySync } from '../io/atomic-file.ts';
 import { asWriteError } from '../io/disk-errors.ts';
 import { decodeExact, encodeExact } from './codec.ts';
@@ -121,7 +122,7 @@ export async function startShard(target: string, header: ShardHeader): Promise<S
 }
 
 /** Appends the accumulators and the trailer, syncs, and renames the draft into place (last step). */
-export async function commitShard(draft: ShardDraft, results: readonly FitResult[]): Promise<void> {
+export async function commitShard(draft: ShardDraft, results: readonly FitResult[] | readonly OnlineChunkResult[]): Promise<void> {
   try {
     const acc = Buffer.from(encodeExact(results));
     const accStart = draft.payloadStart + draft.header.payloadBytes;
@@ -211,14 +212,14 @@ export async function checkShard(file: string): Promise<ShardFile | { problem: s
   }
 }
 
-/** The per-chunk results a checked shard carries, in chunk order. */
-export async function readShardResults(shard: ShardFile): Promise<FitResult[]> {
+/** The per-chunk results a checked shard carries, in chunk order (an online plan's: the online chunk tasks'). */
+export async function readShardResults<R = FitResult>(shard: ShardFile): Promise<R[]> {
   const fh = await fsp.open(shard.file, 'r');
   try {
     const buf = Buffer.alloc(shard.accLength);
     const { bytesRead } = await fh.read(buf, 0, shard.accLength, shard.accStart);
     if (bytesRead !== shard.accLength) throw new Error(`${shard.file}: short read`);
-    return decodeExact<FitResult[]>(buf.toString('utf8'));
+    return decodeExact<R[]>(buf.toString('utf8'));
   } finally {
     await fh.close();
   }

@@ -122,6 +122,25 @@ describe('shard tasks', () => {
     expect(runCli(['merge', out, '-q']).status).toBe(0);
   });
 
+  it('--online: a task killed after its first chunk leaves no shard, and a checkpoint changed after planning exits 2 naming it', () => {
+    const input = copyInto(tempDir(), held, 'ckpts');
+    const out = planned(2, input, ['--online', '--warmup', '6']);
+    shard(out, 0, 2);
+    const killed = runCli(['analyze', '--plan', out, '--shard', '1/2', '--workers', '1', '-q'], { env: { CMD_TEST_KILL_AFTER_CHUNKS: '1' } });
+    expect(killed.status).toBeNull();
+    expect(fs.existsSync(shardFile(out, 1, 2))).toBe(false);
+    expectMergeRefused(out, 'shard 1', /1 missing/);
+    shard(out, 1, 2);
+    expect(runCli(['merge', out, '-q']).status).toBe(0);
+    // A checkpoint after the warm-up, rewritten with other values (same size and mtime).
+    const victim = path.join(input, 'epoch_020.npz');
+    const before = fs.statSync(victim);
+    fs.copyFileSync(path.join(input, 'epoch_021.npz'), victim);
+    fs.utimesSync(victim, before.atime, before.mtime);
+    const r = runCli(['analyze', '--plan', out, '--shard', '0/2', '-q']);
+    expect([r.status, r.stderr]).toEqual([2, `cmd: ${victim}: holds other values than when planned; plan again\n`]);
+  });
+
   it('--shard auto takes the index from SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX; bad indices exit 2', () => {
     const out = planned(2);
     const auto = (e: Record<string, string | undefined>) => {

@@ -89,6 +89,19 @@ describe('scale-out is byte-identical to one process', () => {
     expect(local(held, path.join(dir, 'local'), opts, 4)).toEqual(want);
   });
 
+  it('held fixture, --online (the warm-up decomposition is the plan), many chunks: n = 1, 3, 4 by tasks and n = 3 --local', () => {
+    const dir = tempDir();
+    const opts = ['--online', '--warmup', '8', '--chunk-size', '5000', '--samples', '700', '--seed', '5'];
+    const want = plain(held, path.join(dir, 'plain'), opts);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'plain', 'report.json'), 'utf8')).method.variant).toBe('online');
+    for (const n of [1, 3, 4]) expect(planShardMerge(held, path.join(dir, `s${n}`), opts, n), `n = ${n}`).toEqual(want);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 's4', 'run-info.json'), 'utf8')).analyze).toMatchObject({ mode: 'sharded', variant: 'online', shards: 4 });
+    expect(local(held, path.join(dir, 'l3'), opts, 3)).toEqual(want);
+    // Default options (one chunk over the whole model: most shards are empty) too.
+    const oneChunk = ['--online'];
+    expect(planShardMerge(held, path.join(dir, 'one'), oneChunk, 3)).toEqual(plain(held, path.join(dir, 'one-plain'), oneChunk));
+  });
+
   it('second fixture (fmnist-mlp, tfjs folders, many chunks): n = 3 by tasks, n = 4 --local', () => {
     const dir = tempDir();
     const input = fixture('fmnist-mlp', 'checkpoints');

@@ -48,7 +48,6 @@ export function checkScaleOutFlags(dir: string | undefined, flags: ScaleOutFlags
   if (flags.planOnly && flags.local) throw new UsageError('--plan-only and --local cannot be combined');
   if ((flags.planOnly || flags.local) && flags.shards === undefined) throw new UsageError(`${flags.planOnly ? '--plan-only' : '--local'} needs --shards n`);
   if (flags.shards !== undefined && !flags.planOnly && !flags.local) throw new UsageError('--shards needs --plan-only (a scheduler runs the shards) or --local');
-  if (flags.online && (flags.planOnly || flags.local)) throw new UsageError('--online cannot be split over shards yet');
 }
 
 export async function planOnlyCommand(dir: string, flags: ScaleOutFlags): Promise<void> {
