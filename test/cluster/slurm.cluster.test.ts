@@ -79,6 +79,28 @@ describe.skipIf(!haveTools('slurm'))('sharded analyze on a Slurm job array', () 
     expect(existsSync(path.join(out, 'plan'))).toBe(true);
   });
 
+  it('splits an --online run and a --baselines/--modes sweep the same way (plan once, --array=0-3, merge)', async () => {
+    const common = ['--samples', '1000', '--seed', '3', '--chunk-size', '5000'];
+    const variants = [
+      ['--modes', '10', '--online', '--warmup', '8', ...common],
+      ['--modes', '10,4', '--baselines', 'all', ...common],
+    ];
+    for (const flags of variants) {
+      const extra = flags.slice(2, 4);
+      const ref = path.join(shared, `ref${extra[0]}`);
+      const one = runCli(['analyze', input, ...flags, '-o', ref, '--quiet']);
+      expect(one.status, one.stderr).toBe(0);
+      const out = path.join(shared, `sharded${extra[0]}`);
+      const plan = runCli(['analyze', input, ...flags, '-o', out, '--plan-only', '--shards', '4']);
+      expect(plan.status, plan.stderr).toBe(0);
+      const ends = await runJob(shardTask, { cwd: out, array: '0-3' });
+      expect(ends.map((e) => e.state), extra.join(' ')).toEqual(Array(4).fill('COMPLETED'));
+      const m = merge(out);
+      expect(m.status, m.stderr).toBe(0);
+      expect(hashes(out), extra.join(' ')).toEqual(hashes(ref));
+    }
+  });
+
   it('names a lost shard, then merges identically after its index is resubmitted alone (--array=2)', async () => {
     const out = copy();
     rmSync(path.join(out, 'shards', '2-of-4'));
