@@ -126,7 +126,15 @@ function buildProgram() {
     '--input-format',
   );
   addOutputOptions(addWorkerOptions(addSamplingOptions(reconstruct)))
-  .action(async (dir: string | undefined, flags: Omit<ReconstructFlags, 'format'> & { format: OutputFormat }) => {
+  .option('--plan <out>', 'scale-out: one reconstruct task of the merged planned run in <out> (with --shard); cmd merge gathers them')
+  .option('--shard <i/n|auto>', 'scale-out: which reconstruct task; auto reads SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX')
+  .action(async (dir: string | undefined, flags: Omit<ReconstructFlags, 'format'> & { format: OutputFormat; plan?: string; shard?: string }, command: Command) => {
+    if (flags.plan !== undefined || flags.shard !== undefined) {
+      const given = Object.keys(command.opts()).filter((k) => command.getOptionValueSource(k) === 'cli');
+      const { reconstructShardCommand } = await import('./commands/scale-out.ts');
+      await reconstructShardCommand(dir, { ...flags, format: undefined, outputFormat: flags.format }, given);
+      return;
+    }
     const { reconstructCommand } = await import('./commands/reconstruct.ts');
     await reconstructCommand(dir, { ...flags, format: undefined, outputFormat: flags.format });
   });

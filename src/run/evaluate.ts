@@ -61,13 +61,16 @@ export interface EvaluationInputs {
   written: string[];
 }
 
-/** Evaluates and returns the report with `evaluation` (and baseline / sweep metrics) filled in. */
-export async function evaluateInto(report: RunReport, e: EvaluationInputs, hooks: ResolvedHooks, sweepModels: { modesRequested: number; model: CmdModel }[] = []): Promise<RunReport> {
-  const emaEntry = report.baselines?.find((b) => b.name.startsWith('ema-'));
+/** What one evaluation measured, before it enters a report (a sharded reconstruct carries it in its shard). */
+export type Measured = Awaited<ReturnType<typeof evaluateRun>>;
+
+/** Runs the evaluation of `e` (positions, averaged model, the sweep models, and with `baselines` the report's baseline models). */
+export async function measure(report: RunReport, e: EvaluationInputs, hooks: ResolvedHooks, sweepModels: { modesRequested: number; model: CmdModel }[] = [], baselines = true): Promise<Measured> {
+  const emaEntry = baselines ? report.baselines?.find((b) => b.name.startsWith('ema-')) : undefined;
   const emaBeta = emaEntry ? Number(emaEntry.name.slice(4)) : undefined;
   const scratchDir = path.join(e.stagingDir, '.eval');
   try {
-    const { extraMetrics, ...evaluation } = await evaluateRun({
+    return await evaluateRun({
       set: e.set,
       model: e.model,
       positions: e.positions,
@@ -76,36 +79,51 @@ export async function evaluateInto(report: RunReport, e: EvaluationInputs, hooks
       extras: {
         sweep: sweepModels,
         emaBeta: Number.isFinite(emaBeta) ? emaBeta : undefined,
-        weighted: (report.baselines ?? []).filter((b) => b.finalWeights?.length).map((b) => ({ name: b.name, weights: b.finalWeights! })),
+        weighted: (baselines ? (report.baselines ?? []) : []).filter((b) => b.finalWeights?.length).map((b) => ({ name: b.name, weights: b.finalWeights! })),
       },
       scratchDir,
       signal: hooks.signal,
       log: hooks.log,
     });
-    const reconstructed: Record<string, string> = {};
-    for (const w of e.written) reconstructed[w] = await treeSha256(path.join(e.stagingDir, w));
-    const provenance = {
-      inputs: report.provenance?.inputs ?? '',
-      model: report.provenance?.model ?? (await fileSha256(e.model.path)),
-      checkpoints: evaluation.checkpoints.map((c) => c.name),
-      reconstructed,
-      ...(e.spec.kind === 'tfjs' ? { evalData: await folderSha256(e.spec.dataDir) } : { evalCommand: e.spec.template }),
-    };
-    const out: RunReport = { ...report, evaluation: { ...evaluation, provenance } };
-    const main = evaluation.final?.cmd;
-    if (out.modeSweep) out.modeSweep = out.modeSweep.map((m) => ({ ...m, metrics: m.modesRequested === report.method.modesRequested ? main : extraMetrics?.sweep.get(m.modesRequested) }));
-    if (out.baselines) {
-      out.baselines = out.baselines.map((b) => {
-        if (evaluation.average && b.name === `avg-last-${evaluation.average.lastK}`) return { ...b, metrics: evaluation.average.metrics };
-        if (b === emaEntry && extraMetrics?.ema) return { ...b, metrics: extraMetrics.ema };
-        const w = extraMetrics?.weighted.get(b.name);
-        return w ? { ...b, metrics: w } : b;
-      });
-    }
-    return out;
   } finally {
     await fsp.rm(scratchDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The report with a measured evaluation in it: `evaluation` with its provenance (hashes of the
+ * `written` files under `stagingDir`), and the sweep and baseline metrics.
+ */
+export async function withEvaluation(report: RunReport, measured: Measured, o: { spec: EvalSpec; stagingDir: string; written: string[]; modelPath: string }): Promise<RunReport> {
+  const emaEntry = report.baselines?.find((b) => b.name.startsWith('ema-'));
+  const { extraMetrics, ...evaluation } = measured;
+  const reconstructed: Record<string, string> = {};
+  for (const w of o.written) reconstructed[w] = await treeSha256(path.join(o.stagingDir, w));
+  const provenance = {
+    inputs: report.provenance?.inputs ?? '',
+    model: report.provenance?.model ?? (await fileSha256(o.modelPath)),
+    checkpoints: evaluation.checkpoints.map((c) => c.name),
+    reconstructed,
+    ...(o.spec.kind === 'tfjs' ? { evalData: await folderSha256(o.spec.dataDir) } : { evalCommand: o.spec.template }),
+  };
+  const out: RunReport = { ...report, evaluation: { ...evaluation, provenance } };
+  const main = evaluation.final?.cmd;
+  if (out.modeSweep) out.modeSweep = out.modeSweep.map((m) => ({ ...m, metrics: m.modesRequested === report.method.modesRequested ? main : extraMetrics?.sweep.get(m.modesRequested) }));
+  if (out.baselines) {
+    out.baselines = out.baselines.map((b) => {
+      if (evaluation.average && b.name === `avg-last-${evaluation.average.lastK}`) return { ...b, metrics: evaluation.average.metrics };
+      if (b === emaEntry && extraMetrics?.ema) return { ...b, metrics: extraMetrics.ema };
+      const w = extraMetrics?.weighted.get(b.name);
+      return w ? { ...b, metrics: w } : b;
+    });
+  }
+  return out;
+}
+
+/** Evaluates and returns the report with `evaluation` (and baseline / sweep metrics) filled in. */
+export async function evaluateInto(report: RunReport, e: EvaluationInputs, hooks: ResolvedHooks, sweepModels: { modesRequested: number; model: CmdModel }[] = []): Promise<RunReport> {
+  const measured = await measure(report, e, hooks, sweepModels);
+  return withEvaluation(report, measured, { spec: e.spec, stagingDir: e.stagingDir, written: e.written, modelPath: e.model.path });
 }
 
 /** sha256 of a file, or of a folder's files (relative names and contents, sorted). */

@@ -124,6 +124,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
     if (o.force) {
       await fsp.rm(planDir, { recursive: true, force: true });
       await fsp.rm(path.join(out, SHARDS_DIR), { recursive: true, force: true });
+      await fsp.rm(path.join(out, 'reconstruct-shards'), { recursive: true, force: true });
     }
     await fsp.rename(staging, planDir);
   } catch (e) {
@@ -159,7 +160,7 @@ function pipelineOptions(plan: Plan): AnalyzeOptions {
 }
 
 /** Loads the planned checkpoints and refuses any that changed since planning, naming the file. */
-async function planCheckpoints(plan: Plan): Promise<CheckpointSet> {
+export async function planCheckpoints(plan: Plan): Promise<CheckpointSet> {
   const { body } = plan;
   if (body.kernel === 'js') setKernel('js');
   else if (activeKernel() !== body.kernel) throw new RuntimeError(`${path.join(plan.out, PLAN_DIR, PLAN_FILE)}: planned with the ${body.kernel} kernels, which this engine cannot run`);
@@ -208,17 +209,13 @@ export async function runShard(out: string, spec: string, o: { workers?: number 
   await fsp.mkdir(shardsDir, { recursive: true });
   const target = path.join(shardsDir, shardName(shard, n));
   const draft = await startShard(target, header);
-  const killAfter = Number(process.env[KILL_AFTER_CHUNKS_ENV] ?? 0);
-  let fitted = 0;
+  const onChunk = killHook();
   const pool = poolFor(set, o.workers, hooks.signal);
   try {
     const models = d.clusterings.map((c, k) => ({ stats: c.stats, modelPath: draft.temp, modeBytes: modeBytes[k], slots: shardSlots(header, k, draft.payloadStart, set.space.tensors) }));
     const progress = hooks.progress;
     progress?.start('fit', chunks.slice(range[0], range[1]).reduce((s, c) => s + c.count, 0));
-    const results = await fitChunks(pool, set, { ...options, progress, signal: hooks.signal }, chunks, { c0: range[0], c1: range[1] }, models, () => {
-      fitted++;
-      if (killAfter > 0 && fitted === killAfter) process.kill(process.pid, 'SIGKILL');
-    });
+    const results = await fitChunks(pool, set, { ...options, progress, signal: hooks.signal }, chunks, { c0: range[0], c1: range[1] }, models, onChunk);
     progress?.stop();
     await commitShard(draft, results);
   } catch (e) {
@@ -228,7 +225,7 @@ export async function runShard(out: string, spec: string, o: { workers?: number 
     hooks.progress?.stop();
     await pool.destroy();
   }
-  hooks.log(`shard ${shard} of ${n}: ${range[1] > range[0] ? `chunks ${range[0]}..${range[1] - 1}` : 'no chunks (the plan has fewer chunks than shards)'} → ${target}`);
+  hooks.log(shardLine(shard, n, range, target));
   return { file: target, shard, of: n };
 }
 
@@ -245,15 +242,11 @@ async function runOnlineShard(plan: Plan, set: CheckpointSet, shard: number, o: 
   await fsp.mkdir(shardsDir, { recursive: true });
   const target = path.join(shardsDir, shardName(shard, n));
   const draft = await startShard(target, header);
-  const killAfter = Number(process.env[KILL_AFTER_CHUNKS_ENV] ?? 0);
-  let fitted = 0;
+  const onChunk = killHook();
   const engine = OnlineEngine.fromPass(set, pass, o.workers ?? defaultWorkerCount(), hooks.signal);
   try {
     const modelOut = { path: draft.temp, slots: shardSlots(header, 0, draft.payloadStart, set.space.tensors) };
-    const results = await engine.passChunks(pass, range[0], range[1], modelOut, (p) => set.checkpoints[p], hooks.progress, () => {
-      fitted++;
-      if (killAfter > 0 && fitted === killAfter) process.kill(process.pid, 'SIGKILL');
-    });
+    const results = await engine.passChunks(pass, range[0], range[1], modelOut, (p) => set.checkpoints[p], hooks.progress, onChunk);
     await commitShard(draft, results);
   } catch (e) {
     await abandonShard(draft);
@@ -262,8 +255,22 @@ async function runOnlineShard(plan: Plan, set: CheckpointSet, shard: number, o: 
     hooks.progress?.stop();
     await engine.close();
   }
-  hooks.log(`shard ${shard} of ${n}: ${range[1] > range[0] ? `chunks ${range[0]}..${range[1] - 1}` : 'no chunks (the plan has fewer chunks than shards)'} → ${target}`);
+  hooks.log(shardLine(shard, n, range, target));
   return { file: target, shard, of: n };
+}
+
+/** The test hook (docs/scale-out.md): counts fitted chunks and SIGKILLs this process after the k-th. */
+function killHook(): () => void {
+  const k = Number(process.env[KILL_AFTER_CHUNKS_ENV] ?? 0);
+  let fitted = 0;
+  return () => {
+    fitted++;
+    if (k > 0 && fitted === k) process.kill(process.pid, 'SIGKILL');
+  };
+}
+
+function shardLine(shard: number, n: number, range: [number, number], target: string): string {
+  return `shard ${shard} of ${n}: ${range[1] > range[0] ? `chunks ${range[0]}..${range[1] - 1}` : 'no chunks (the plan has fewer chunks than shards)'} → ${target}`;
 }
 
 const SHARD_NAME = /^(\d+)-of-(\d+)$/;
@@ -416,11 +423,19 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
     if (totals.chunks !== plan.body.chunks) throw new InputError(path.join(out, SHARDS_DIR), `the shards hold ${totals.chunks} chunks, the plan ${plan.body.chunks}`, 'shards-incomplete');
     for (const t of targets) await syncFile(t.modelPath);
     const result = await totals.finish(set, options, d, targets, 1, {});
-    const report = await writePostHocOutputs(staging, set, result, plan.body.report, plan.body.key as unknown as DecompositionKey);
+    let report = await writePostHocOutputs(staging, set, result, plan.body.report, plan.body.key as unknown as DecompositionKey);
     const seconds = (performance.now() - started) / 1000;
+    // Reconstruct shards (cmd reconstruct --plan), when there are any: their files and evaluation.
+    const { gatherReconstructions } = await import('./scale-out-reconstruct.ts');
+    const rec = await gatherReconstructions(plan, staging, set, report);
+    if (rec) {
+      report = rec.report;
+      await (await import('../output/run-outputs.ts')).writeReport(staging, report);
+    }
     await writeRunInfo(staging, {
       decomposition: { command: 'analyze', key: plan.body.key as unknown as DecompositionKey },
       analyze: { seconds, mode: 'sharded', shards: plan.body.shards.n, plan: plan.hash, bytesRead: result.bytesRead, checkpointBytes: report.storage.checkpointsBytes, ...processFacts() },
+      ...(rec ? { reconstruct: { seconds, mode: 'sharded', shards: rec.shards, reused: true, ...processFacts() } } : {}),
     });
     await moveProducts(staging, out);
     return { report, out };

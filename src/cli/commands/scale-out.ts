@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { RuntimeError, UsageError } from '../../errors.ts';
 import { mergeRun, planRun, runShard } from '../../run/scale-out.ts';
-import type { AnalyzeRunOptions } from '../../run/options.ts';
+import type { AnalyzeRunOptions, ReconstructRunOptions } from '../../run/options.ts';
 import { interruptSignal } from '../signals.ts';
 import { writeOut } from '../terminal.ts';
 import { cliHooks, renderSummary } from './analyze.ts';
@@ -90,4 +90,19 @@ export async function localCommand(dir: string, flags: ScaleOutFlags): Promise<v
   const failed = done.flatMap((r, i) => (r.code === 0 ? [] : [`${i} (exit ${r.code}${r.line ? `: ${r.line.replace(/^cmd: /, '')}` : ''})`]));
   if (failed.length) throw new RuntimeError(`--local: shard${failed.length === 1 ? '' : 's'} ${failed.join('; ')}`);
   await mergeCommand(plan.out, flags);
+}
+
+/** Options of `reconstruct` that may go with `--plan`: what to write and how to evaluate it. */
+const RECONSTRUCT_WITH_PLAN = new Set(['plan', 'shard', 'checkpoints', 'format', 'avgLast', 'evalData', 'evalCmd', 'evalEvery', 'evalJobs', 'evalTimeout', 'quiet', 'json']);
+
+/** `cmd reconstruct --plan OUT --shard i/n|auto`: one reconstruct task of a merged planned run. */
+export async function reconstructShardCommand(dir: string | undefined, flags: ReconstructRunOptions & { plan?: string; shard?: string; quiet?: boolean; json?: boolean }, given: string[]): Promise<void> {
+  const spelled = (name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  if (flags.plan === undefined) throw new UsageError('--shard needs --plan <out>');
+  if (flags.shard === undefined) throw new UsageError('--plan needs --shard i/n or --shard auto');
+  if (dir !== undefined) throw new UsageError(`--plan takes the checkpoint folder from the plan; do not give one (${dir})`);
+  const extra = given.filter((g) => !RECONSTRUCT_WITH_PLAN.has(g));
+  if (extra.length) throw new UsageError(`${spelled(extra[0])} cannot be given with reconstruct --plan: the plan fixes the model, inputs and output folder`);
+  const { reconstructShard } = await import('../../run/scale-out-reconstruct.ts');
+  await reconstructShard(flags.plan, flags.shard, flags, cliHooks(flags));
 }
