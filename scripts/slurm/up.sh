@@ -95,6 +95,12 @@ slurmd -N "$node_name" || fail "slurmd did not start"
 for _ in $(seq 1 120); do
   state="$(sinfo -h -N -o '%t' 2>/dev/null | head -n 1 || true)"
   [ "$state" = idle ] && { echo "export SLURM_CONF=$SLURM_CONF"; exit 0; }
+  # A daemon that exited (typically: its port is taken by another cluster) will not come back.
+  for daemon in slurmctld slurmd; do
+    pid="$(cat "$dir/run/$daemon.pid" 2>/dev/null || true)"
+    [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null &&
+      fail "$daemon exited (port $ctld_port or $slurmd_port in use? set CMD_SLURM_PORTS=ctld,slurmd)"
+  done
   sleep 0.5
 done
 fail "the node is not idle after 60 s (state: ${state:-none})"
