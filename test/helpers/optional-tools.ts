@@ -1,6 +1,6 @@
 /**
  * Optional external tools some tests need (Debian's python3-torch / python3-h5py / numpy,
- * Chromium). Locally a missing tool skips those tests with a message; in CI (CI=true), where
+ * Chromium, Slurm). Locally a missing tool skips those tests with a message; in CI (CI=true), where
  * `.ci/run` installs them, a missing tool fails the test file instead of hiding it.
  */
 import { spawnSync } from 'node:child_process';
@@ -13,7 +13,12 @@ const probes = {
   'python3-torch': [PYTHON, ['-c', 'import torch']],
   'python3-h5py': [PYTHON, ['-c', 'import h5py']],
   chromium: ['chromium', ['--version']],
+  // The daemons and the client scripts/slurm/up.sh needs (a private single-node cluster).
+  slurm: ['sh', ['-c', 'command -v munged && command -v slurmctld && command -v slurmd && command -v sbatch']],
 } as const;
+
+/** Debian packages that provide a tool, where its name is not one. */
+const packages: Partial<Record<OptionalTool, string>> = { slurm: 'slurmctld slurmd slurm-client munge' };
 
 export type OptionalTool = keyof typeof probes;
 
@@ -37,7 +42,7 @@ function available(tool: OptionalTool): boolean {
 export function haveTools(...tools: OptionalTool[]): boolean {
   const missing = tools.filter((t) => !available(t));
   if (missing.length === 0) return true;
-  const msg = `missing ${missing.join(', ')} (apt-get install -y ${missing.join(' ')})`;
+  const msg = `missing ${missing.join(', ')} (apt-get install -y ${missing.map((t) => packages[t] ?? t).join(' ')})`;
   if (process.env.CI) throw new Error(`${msg}: required in CI`);
   process.stderr.write(`skipping: ${msg}\n`);
   return false;

@@ -19,7 +19,7 @@ import { treeDigest } from '../helpers/tree-hash.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Written on purpose during a run: the build and the JSON results .ci/run reads. */
-const expected = /^(dist\/|node_modules\/|\.vitest-results\.json$|.*\.tsbuildinfo$)/;
+const expected = /^(dist\/|node_modules\/|\.vitest(-cluster)?-results\.json$|.*\.tsbuildinfo$)/;
 
 /** Untracked and ignored paths of the work tree, or undefined outside a git checkout. */
 function strayFiles(): Set<string> | undefined {
