@@ -6,7 +6,11 @@
  * (report `input.dir`, model metadata `cmd.source`), so every occurrence of that path is replaced
  * by `<input>` first. In the model file the replacement is made in the header only (the header
  * length prefix and its padding follow the path's length, so they are left out); the tensor data
- * after the header is hashed unchanged.
+ * after the header is hashed unchanged; the report's `provenance.model` (the model file's sha256)
+ * becomes `<model-sha256>`, since the model is checked on its own. The path's *length* still shows in the report (the
+ * model's size, the compression ratios, the PCA/DMD ranks of the same storage), so every run goes
+ * through `stableInput`: a symlink at a path of fixed length (`/tmp/cmd-golden-XXXXXX/in`),
+ * wherever the repository or the bench data lives.
  *
  * `node scripts/golden-hashes.mjs --write` reruns every case of test/pipeline/golden-hashes.json
  * with the built CLI and rewrites its hashes (only when the results are meant to change; the
@@ -33,17 +37,35 @@ export function digestOutputs(outDir, inputDir) {
   const n = Number(buf.readBigUInt64LE(0));
   const header = replaceAll(buf.subarray(8, 8 + n).toString('utf8').trimEnd(), abs, '<input>');
   const model = createHash('sha256').update(header).update('\0').update(buf.subarray(8 + n)).digest('hex');
-  const reportText = replaceAll(fs.readFileSync(path.join(outDir, 'report.json'), 'utf8'), abs, '<input>');
+  // The report names the model by its sha256 (provenance.model), which covers the header's path.
+  const fileHash = createHash('sha256').update(buf).digest('hex');
+  const reportText = replaceAll(replaceAll(fs.readFileSync(path.join(outDir, 'report.json'), 'utf8'), abs, '<input>'), fileHash, '<model-sha256>');
   const report = createHash('sha256').update(reportText).digest('hex');
   return { model, report };
+}
+
+/**
+ * `dir` seen through a symlink whose absolute path has the same length on every machine (the
+ * CLI records the input path as given). `remove()` deletes the symlink and its folder only.
+ */
+export function stableInput(dir) {
+  const parent = fs.mkdtempSync('/tmp/cmd-golden-');
+  const link = path.join(parent, 'in');
+  fs.symlinkSync(path.resolve(dir), link);
+  return { path: link, remove: () => fs.rmSync(parent, { recursive: true, force: true }) };
 }
 
 /** Runs `cmd analyze` on `input` (relative to the repo) with `args` into `out`; throws on failure. */
 export function runAnalyze(input, args, out) {
   const cli = path.join(root, 'bin', 'cmd.js');
-  const r = spawnSync(process.execPath, [cli, 'analyze', path.join(root, input), '-o', out, '--quiet', '--force', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
-  if (r.status !== 0) throw new Error(`cmd analyze ${input} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return digestOutputs(out, path.join(root, input));
+  const stable = stableInput(path.join(root, input));
+  try {
+    const r = spawnSync(process.execPath, [cli, 'analyze', stable.path, '-o', out, '--quiet', '--force', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    if (r.status !== 0) throw new Error(`cmd analyze ${input} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+    return digestOutputs(out, stable.path);
+  } finally {
+    stable.remove();
+  }
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.argv.includes('--write')) {
