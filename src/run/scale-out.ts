@@ -18,7 +18,7 @@ import type { OnlinePass } from '../online/engine.ts';
 import type { TaskResult as OnlineChunkResult } from '../online/online-tasks.ts';
 import { MODEL_FILE, modeDtypeFor, syncFile } from '../pipeline/model-file.ts';
 import { createPool, defaultWorkerCount, type WorkerPool } from '../pipeline/pool.ts';
-import type { PoolData, TensorSlots } from '../pipeline/worker.ts';
+import type { FitResult, PoolData, TensorSlots } from '../pipeline/worker.ts';
 import { planTrajectory } from '../trajectory/trajectory-reader.ts';
 import { placeScratchForRun } from '../output/run-scratch.ts';
 import { DEFAULTS } from './defaults.ts';
@@ -29,7 +29,7 @@ import { decompositionKey, sampledValueHashes, type DecompositionKey } from './p
 import { processFacts, writeRunInfo } from './run-info.ts';
 import type { RunReport } from '../output/report-schema.ts';
 import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDecomposition, planText, readPlan, SHARDS_DIR, type Plan, type PlannedKey, type PlannedOptions } from '../scale-out/plan.ts';
-import { abandonShard, checkShard, commitShard, COPY_BLOCK, copyRange, readShardResults, shardHeader, shardName, shardSlots, startShard, type ShardFile } from '../scale-out/shard-file.ts';
+import { abandonShard, checkShard, commitShard, COPY_BLOCK, copyRange, readShardResults, shardHeader, shardName, shardSlots, startShard, type ShardDraft, type ShardFile, type ShardHeader } from '../scale-out/shard-file.ts';
 
 /** The test hook of docs/scale-out.md: a shard task SIGKILLs itself after this many fitted chunks. */
 export const KILL_AFTER_CHUNKS_ENV = 'CMD_TEST_KILL_AFTER_CHUNKS';
@@ -205,25 +205,44 @@ export async function runShard(out: string, spec: string, o: { workers?: number 
   const range = plan.body.shards.ranges[shard];
   const modeBytes = d.clusterings.map((c) => (modeDtypeFor(c.M, options.skipNonFinite) === 'U8' ? 1 : 2) as 1 | 2);
   const header = shardHeader(plan.hash, shard, n, chunks, range, modeBytes);
-  const shardsDir = path.join(out, SHARDS_DIR);
-  await fsp.mkdir(shardsDir, { recursive: true });
-  const target = path.join(shardsDir, shardName(shard, n));
-  const draft = await startShard(target, header);
-  const onChunk = killHook();
   const pool = poolFor(set, o.workers, hooks.signal);
-  try {
+  return writeShard(out, header, range, hooks, () => pool.destroy(), async (draft, onChunk) => {
     const models = d.clusterings.map((c, k) => ({ stats: c.stats, modelPath: draft.temp, modeBytes: modeBytes[k], slots: shardSlots(header, k, draft.payloadStart, set.space.tensors) }));
     const progress = hooks.progress;
     progress?.start('fit', chunks.slice(range[0], range[1]).reduce((s, c) => s + c.count, 0));
     const results = await fitChunks(pool, set, { ...options, progress, signal: hooks.signal }, chunks, { c0: range[0], c1: range[1] }, models, onChunk);
     progress?.stop();
-    await commitShard(draft, results);
+    return results;
+  });
+}
+
+/**
+ * Writes shard `header.shard` of the plan in `out` to `shards/<i>-of-<n>`: `fit` fills a private
+ * draft, which is renamed into place only when it succeeded (a failure or a kill leaves no shard,
+ * docs/scale-out.md "Reruns and concurrency"); `close` releases the workers either way.
+ */
+async function writeShard(
+  out: string,
+  header: ShardHeader,
+  range: [number, number],
+  hooks: ReturnType<typeof resolveHooks>,
+  close: () => Promise<void>,
+  fit: (draft: ShardDraft, onChunk: () => void) => Promise<readonly FitResult[] | readonly OnlineChunkResult[]>,
+): Promise<{ file: string; shard: number; of: number }> {
+  const { shard, of: n } = header;
+  const shardsDir = path.join(out, SHARDS_DIR);
+  await fsp.mkdir(shardsDir, { recursive: true });
+  const target = path.join(shardsDir, shardName(shard, n));
+  let draft: ShardDraft | undefined;
+  try {
+    draft = await startShard(target, header);
+    await commitShard(draft, await fit(draft, killHook()));
   } catch (e) {
-    await abandonShard(draft);
+    if (draft) await abandonShard(draft);
     throw e;
   } finally {
     hooks.progress?.stop();
-    await pool.destroy();
+    await close();
   }
   hooks.log(shardLine(shard, n, range, target));
   return { file: target, shard, of: n };
@@ -238,25 +257,11 @@ async function runOnlineShard(plan: Plan, set: CheckpointSet, shard: number, o: 
   if (chunks.length !== plan.body.chunks) throw new InputError(path.join(plan.out, PLAN_DIR, PLAN_FILE), `plans ${plan.body.chunks} chunks, the checkpoints give ${chunks.length}`, 'changed-since-plan');
   const range = plan.body.shards.ranges[shard];
   const header = shardHeader(plan.hash, shard, n, chunks, range, [pass.meta.modeBytes]);
-  const shardsDir = path.join(plan.out, SHARDS_DIR);
-  await fsp.mkdir(shardsDir, { recursive: true });
-  const target = path.join(shardsDir, shardName(shard, n));
-  const draft = await startShard(target, header);
-  const onChunk = killHook();
   const engine = OnlineEngine.fromPass(set, pass, o.workers ?? defaultWorkerCount(), hooks.signal);
-  try {
+  return writeShard(plan.out, header, range, hooks, () => engine.close(), (draft, onChunk) => {
     const modelOut = { path: draft.temp, slots: shardSlots(header, 0, draft.payloadStart, set.space.tensors) };
-    const results = await engine.passChunks(pass, range[0], range[1], modelOut, (p) => set.checkpoints[p], hooks.progress, onChunk);
-    await commitShard(draft, results);
-  } catch (e) {
-    await abandonShard(draft);
-    throw e;
-  } finally {
-    hooks.progress?.stop();
-    await engine.close();
-  }
-  hooks.log(shardLine(shard, n, range, target));
-  return { file: target, shard, of: n };
+    return engine.passChunks(pass, range[0], range[1], modelOut, (p) => set.checkpoints[p], hooks.progress, onChunk);
+  });
 }
 
 /** The test hook (docs/scale-out.md): counts fitted chunks and SIGKILLs this process after the k-th. */

@@ -12,6 +12,7 @@ import type { StoredTensor } from '../formats/types.ts';
 import { remoteClient, type RangeClient } from '../remote/http-range.ts';
 import { isRemote } from '../remote/url.ts';
 import type { TrajectoryPlan } from './trajectory-reader.ts';
+import { firstTensor } from './tensor-lookup.ts';
 
 export interface ByteRange {
   path: string;
@@ -105,23 +106,11 @@ function tensorByteRanges(tensor: StoredTensor, byteStart: number, byteLength: n
   }
 }
 
-function firstTensor(plan: TrajectoryPlan, index: number): number {
-  const ts = plan.tensors;
-  let lo = 0;
-  let hi = ts.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (ts[mid].offset <= index) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
-}
-
 /** The ranges of the values of parameters `indices` at checkpoints from..to-1 (pass 1, the key's hashes). */
 export function valueRanges(plan: TrajectoryPlan, indices: ArrayLike<number>, from: number, to: number): ByteRange[] {
   const out: ByteRange[] = [];
   for (let j = 0; j < indices.length; j++) {
-    const k = firstTensor(plan, indices[j]);
+    const k = firstTensor(plan.tensors, indices[j]);
     const el = indices[j] - plan.tensors[k].offset;
     for (let t = from; t < to; t++) {
       const stored = plan.stored[t][k];
@@ -135,7 +124,7 @@ export function valueRanges(plan: TrajectoryPlan, indices: ArrayLike<number>, fr
 /** The ranges of parameters [start, end) at checkpoints from..to-1 (a pass-2 chunk piece). */
 export function blockRanges(plan: TrajectoryPlan, start: number, end: number, from: number, to: number, out: ByteRange[] = []): ByteRange[] {
   for (let t = from; t < to; t++) {
-    let k = firstTensor(plan, start);
+    let k = firstTensor(plan.tensors, start);
     let pos = start;
     while (pos < end) {
       const tensor = plan.tensors[k];

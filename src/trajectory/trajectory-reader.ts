@@ -10,6 +10,7 @@ import { modelledTensors, type CheckpointSet } from '../checkpoints/checkpoint-s
 import { ElementReader } from './element-reader.ts';
 import { remoteClient, type RemoteFileFacts } from '../remote/http-range.ts';
 import { isRemote } from '../remote/url.ts';
+import { firstTensor } from './tensor-lookup.ts';
 
 /** Serializable description of where every modelled tensor lives in every checkpoint. */
 export interface TrajectoryPlan {
@@ -47,19 +48,6 @@ export class TrajectoryReader {
     return this.io.bytesRead;
   }
 
-  /** First tensor index whose range reaches past `index`. */
-  private firstTensor(index: number): number {
-    const ts = this.plan.tensors;
-    let lo = 0;
-    let hi = ts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (ts[mid].offset <= index) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  }
-
   /**
    * Reads parameters [start, end) from the checkpoints `from..to-1` (all by default) into
    * `out`, laid out checkpoint-major: out[at + (t - from) * stride + i], by default at = 0 and
@@ -72,7 +60,7 @@ export class TrajectoryReader {
     const ts = this.plan.tensors;
     for (let t = from; t < to; t++) {
       const stored = this.plan.stored[t];
-      let k = this.firstTensor(start);
+      let k = firstTensor(this.plan.tensors, start);
       let pos = start;
       while (pos < end) {
         const tensor = ts[k];
@@ -93,7 +81,7 @@ export class TrajectoryReader {
     const T = to - from;
     for (let j = 0; j < indices.length; j++) {
       const g = indices[j];
-      const k = this.firstTensor(g);
+      const k = firstTensor(this.plan.tensors, g);
       const el = g - this.plan.tensors[k].offset;
       for (let t = from; t < to; t++) out[j * T + (t - from)] = this.io.readOne(this.plan.stored[t][k], el);
     }
