@@ -125,16 +125,15 @@ function readVmHWM(pid) {
 }
 
 /**
- * Runs `node bin/cmd.js analyze` as a child process. Peak RSS comes from `/usr/bin/time -v`
- * when present, else from polling /proc/<pid>/status VmHWM; run-info.json's peakRssBytes
- * (the process's own getrusage) is kept as a cross-check.
+ * Runs `node [nodeArgs] bin/cmd.js <args>` as a child process: wall seconds, CPU (user + system
+ * of the child and the children it waited for, from `/usr/bin/time -v` when present) and peak
+ * RSS (from `time -v`, else by polling /proc/<pid>/status VmHWM). With a time limit the child is
+ * node itself, so it can be stopped (`timedOut`) and its VmHWM polled.
  */
-function analyze(dir, { samples = 1000, extra = [], nodeArgs = [], timeoutSeconds = 0, input = [dir], digest = false } = {}) {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cmd-bench-out-'));
-  const cmdArgs = [...nodeArgs, cli, 'analyze', ...input, '-o', out, '--modes', String(MODES), '--samples', String(samples), '--force', '--quiet', ...extra];
-  // With a time limit the child is node itself, so it can be stopped and its VmHWM polled.
+function timedCli(cmdArgs, { nodeArgs = [], timeoutSeconds = 0 } = {}) {
   const useTime = timeBin && !timeoutSeconds;
-  const [file, argv] = useTime ? [timeBin, ['-v', process.execPath, ...cmdArgs]] : [process.execPath, cmdArgs];
+  const nodeArgv = [...nodeArgs, cli, ...cmdArgs];
+  const [file, argv] = useTime ? [timeBin, ['-v', process.execPath, ...nodeArgv]] : [process.execPath, nodeArgv];
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -155,48 +154,9 @@ function analyze(dir, { samples = 1000, extra = [], nodeArgs = [], timeoutSecond
       if (poll) clearInterval(poll);
       if (limit) clearTimeout(limit);
       if (timedOut) {
-        fs.rmSync(out, { recursive: true, force: true });
-        resolve({ seconds, cpu: NaN, rss: polled, rssSource: 'VmHWM polling', runInfo: { stageMilliseconds: {} }, modelBytes: 0, timedOut: true });
+        resolve({ seconds, cpu: NaN, rss: polled, rssSource: 'VmHWM polling', timedOut: true });
         return;
       }
-      if (code !== 0) {
-        fs.rmSync(out, { recursive: true, force: true });
-        reject(new Error(`bench: analyze exited ${code}\n${stderr}`));
-        return;
-      }
-      // run-info.json keeps the analyze figures under `analyze` (older files had them at the top).
-      const info = JSON.parse(fs.readFileSync(path.join(out, 'run-info.json'), 'utf8'));
-      const runInfo = info.analyze ?? info;
-      const hashes = digest ? digestOutputs(out, dir) : undefined;
-      const timeRss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
-      const user = /User time \(seconds\): ([\d.]+)/.exec(stderr);
-      const sys = /System time \(seconds\): ([\d.]+)/.exec(stderr);
-      const cpu = user && sys ? Number(user[1]) + Number(sys[1]) : NaN;
-      const rss = timeRss ? Number(timeRss[1]) * 1024 : polled;
-      const modelBytes = fs.statSync(path.join(out, 'cmd-model.safetensors')).size;
-      fs.rmSync(out, { recursive: true, force: true });
-      resolve({ seconds, cpu, rss, rssSource: timeRss ? '/usr/bin/time -v' : 'VmHWM polling', runInfo, modelBytes, hashes });
-    });
-  });
-}
-
-/**
- * Runs `node bin/cmd.js <args>` under `/usr/bin/time -v` (when present): wall seconds, CPU
- * (user + system of the child and the children it waited for) and the child's peak RSS.
- */
-function timedCli(cmdArgs) {
-  const [file, argv] = timeBin ? [timeBin, ['-v', process.execPath, cli, ...cmdArgs]] : [process.execPath, [cli, ...cmdArgs]];
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    let polled = 0;
-    child.stderr.on('data', (d) => (stderr += d));
-    const poll = timeBin ? undefined : setInterval(() => (polled = Math.max(polled, readVmHWM(child.pid))), 20);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const seconds = (performance.now() - t0) / 1000;
-      if (poll) clearInterval(poll);
       if (code !== 0) {
         reject(new Error(`bench: cmd ${cmdArgs.join(' ')} exited ${code}\n${stderr}`));
         return;
@@ -204,9 +164,35 @@ function timedCli(cmdArgs) {
       const timeRss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
       const user = /User time \(seconds\): ([\d.]+)/.exec(stderr);
       const sys = /System time \(seconds\): ([\d.]+)/.exec(stderr);
-      resolve({ seconds, cpu: user && sys ? Number(user[1]) + Number(sys[1]) : NaN, rss: timeRss ? Number(timeRss[1]) * 1024 : polled });
+      resolve({
+        seconds,
+        cpu: user && sys ? Number(user[1]) + Number(sys[1]) : NaN,
+        rss: timeRss ? Number(timeRss[1]) * 1024 : polled,
+        rssSource: timeRss ? '/usr/bin/time -v' : 'VmHWM polling',
+      });
     });
   });
+}
+
+/**
+ * Runs `cmd analyze` on `dir` into a temp folder and reads back its run-info.json (the process's
+ * own getrusage peakRssBytes is kept there as a cross-check), the model size and, with `digest`,
+ * the golden-hash digest of its outputs.
+ */
+async function analyze(dir, { samples = 1000, extra = [], nodeArgs = [], timeoutSeconds = 0, input = [dir], digest = false } = {}) {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cmd-bench-out-'));
+  try {
+    const run = await timedCli(['analyze', ...input, '-o', out, '--modes', String(MODES), '--samples', String(samples), '--force', '--quiet', ...extra], { nodeArgs, timeoutSeconds });
+    if (run.timedOut) return { ...run, runInfo: { stageMilliseconds: {} }, modelBytes: 0 };
+    // run-info.json keeps the analyze figures under `analyze` (older files had them at the top).
+    const info = JSON.parse(fs.readFileSync(path.join(out, 'run-info.json'), 'utf8'));
+    const runInfo = info.analyze ?? info;
+    const hashes = digest ? digestOutputs(out, dir) : undefined;
+    const modelBytes = fs.statSync(path.join(out, 'cmd-model.safetensors')).size;
+    return { ...run, runInfo, modelBytes, hashes };
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -291,7 +277,7 @@ async function urlsLine(d, samples = 1000) {
   fs.writeFileSync(list, files.map((f) => `${server.base}/${path.basename(f)}?X-Signature=bench`).join('\n'));
   try {
     const r = await analyze(d.dir, { samples, input: ['--urls', list] });
-    const remote = r.runInfo.analyze.remote;
+    const remote = r.runInfo.remote;
     const headers = files.reduce((s, f) => s + headerBytes(f), 0);
     const bound = 2 * (samples * d.T * 4 + headers);
     console.log(`\n--urls over a local HTTP Range server (${d.N.toLocaleString('en-US')} params × ${d.T} checkpoints, K = ${samples})\n`);

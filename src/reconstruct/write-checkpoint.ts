@@ -13,6 +13,7 @@ import { writeSafetensors } from '../formats/safetensors.ts';
 import { writeTfjsCheckpoint } from '../formats/tfjs.ts';
 import type { FormatName, TensorToWrite } from '../formats/types.ts';
 import { writeFileAtomic } from '../output/atomic.ts';
+import { averagedTensors } from './checkpoint-tensors.ts';
 import { copyCompanionFiles } from './companion-files.ts';
 
 export type OutputFormat = 'same' | FormatName;
@@ -183,4 +184,14 @@ export async function writeCheckpointLike(source: CheckpointInfo, outDir: string
       return dest;
     }
   }
+}
+
+/**
+ * Writes the uniform mean of `averaged` (the window's last k checkpoints) shaped like the last of
+ * them, named `avg-last-<k>` plus that checkpoint's suffix (`.safetensors`, …). Returns the path.
+ */
+export async function writeAverageLike(averaged: CheckpointInfo[], outDir: string, format: OutputFormat = 'same'): Promise<string> {
+  const last = averaged[averaged.length - 1];
+  const name = `avg-last-${averaged.length}${last.name.slice(stripCheckpointSuffix(last.name).length)}`;
+  return writeCheckpointLike(last, outDir, averagedTensors(averaged), format, name);
 }

@@ -6,7 +6,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { CheckpointSet, LoadOptions } from '../checkpoints/checkpoint-set.ts';
-import { stripCheckpointSuffix } from '../checkpoints/naming.ts';
 import { CancelledError, UsageError } from '../errors.ts';
 import type { EvalSpec, WrittenFiles } from '../eval/evaluate-run.ts';
 import { MODEL_FILE, SWEEP_DIR } from '../pipeline/model-file.ts';
@@ -14,8 +13,8 @@ import { openCmdModel, type CmdModel } from '../output/model-reader.ts';
 import { REPORT_FILE, RUN_INFO_FILE, SAMPLES_FILE } from '../output/report.ts';
 import { RunReportSchema, type RunReport } from '../output/report-schema.ts';
 import { HEATMAP_FILE, writeReport } from '../output/run-outputs.ts';
-import { averagedTensors, originalTensors, reconstructedTensors } from '../reconstruct/checkpoint-tensors.ts';
-import { writeCheckpointLike } from '../reconstruct/write-checkpoint.ts';
+import { originalTensors, reconstructedTensors } from '../reconstruct/checkpoint-tensors.ts';
+import { writeAverageLike, writeCheckpointLike } from '../reconstruct/write-checkpoint.ts';
 import { onlineAnalysis, onlineOptions, resolveWarmup } from '../online/run-online.ts';
 import { DEFAULTS } from './defaults.ts';
 import { evaluateInto, evaluationScope } from './evaluate.ts';
@@ -76,9 +75,7 @@ export async function reconstructOnline(set: CheckpointSet, o: ReconstructRunOpt
     const k = Math.min(o.avgLast ?? DEFAULTS.avgLast, set.checkpoints.length);
     const averaged = k > 0 ? set.checkpoints.slice(set.checkpoints.length - k) : [];
     if (averaged.length) {
-      const last = averaged[averaged.length - 1];
-      const name = `avg-last-${k}${last.name.slice(stripCheckpointSuffix(last.name).length)}`;
-      files.avg = await writeCheckpointLike(last, recDir, averagedTensors(averaged), o.outputFormat ?? 'same', name);
+      files.avg = await writeAverageLike(averaged, recDir, o.outputFormat ?? 'same');
       written.push(path.relative(staged.path, files.avg));
     }
     const model0 = await openCmdModel(staged.file(MODEL_FILE));

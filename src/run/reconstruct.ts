@@ -8,15 +8,14 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { loadCheckpointSet, type CheckpointSet, type LoadOptions } from '../checkpoints/checkpoint-set.ts';
-import { stripCheckpointSuffix } from '../checkpoints/naming.ts';
 import { CancelledError, InputError, UsageError } from '../errors.ts';
 import { MODEL_FILE, SWEEP_DIR } from '../pipeline/model-file.ts';
 import { openCmdModel, type CmdModel } from '../output/model-reader.ts';
 import { readReport, REPORT_FILE, RUN_INFO_FILE, SAMPLES_FILE } from '../output/report.ts';
 import { RunReportSchema, type RunReport } from '../output/report-schema.ts';
 import { HEATMAP_FILE, writeReport } from '../output/run-outputs.ts';
-import { averagedTensors, reconstructedTensors } from '../reconstruct/checkpoint-tensors.ts';
-import { writeCheckpointLike } from '../reconstruct/write-checkpoint.ts';
+import { reconstructedTensors } from '../reconstruct/checkpoint-tensors.ts';
+import { writeAverageLike, writeCheckpointLike } from '../reconstruct/write-checkpoint.ts';
 import { DEFAULTS } from './defaults.ts';
 import { decompose, keyRequest } from './decompose.ts';
 import { evalSpec, evaluateInto, evaluationScope, withoutEvaluation } from './evaluate.ts';
@@ -27,6 +26,7 @@ import { decompositionKey, keyDifference, type DecompositionKey } from './proven
 import { processFacts, readRunInfo, writeRunInfo, type RunInfo } from './run-info.ts';
 import { stageOutput } from './staging.ts';
 import { placeScratchForRun } from '../output/run-scratch.ts';
+import { pathExists } from '../io/path-exists.ts';
 
 export interface ReconstructRun {
   out: string;
@@ -41,12 +41,6 @@ export interface ReconstructRun {
 const DECOMPOSITION_FILES = [MODEL_FILE, REPORT_FILE, SAMPLES_FILE, HEATMAP_FILE, SWEEP_DIR, RUN_INFO_FILE];
 const RECONSTRUCTED_DIR = 'reconstructed';
 
-async function exists(p: string): Promise<boolean> {
-  return fsp.access(p).then(
-    () => true,
-    () => false,
-  );
-}
 
 /** Why `model` does not describe the checkpoints of `set` (undefined when it does). */
 export function modelMismatch(model: CmdModel, set: CheckpointSet): string | undefined {
@@ -91,10 +85,10 @@ const inside = (child: string, parent: string) => {
  */
 async function reportForModel(modelFile: string, model: CmdModel): Promise<{ report: RunReport; home: string }> {
   const beside = path.join(path.dirname(modelFile), REPORT_FILE);
-  if (path.basename(modelFile) === MODEL_FILE && (await exists(beside))) return { report: await readReport(beside), home: path.dirname(modelFile) };
+  if (path.basename(modelFile) === MODEL_FILE && (await pathExists(beside))) return { report: await readReport(beside), home: path.dirname(modelFile) };
   const home = path.dirname(path.dirname(modelFile));
   const runReport = path.join(home, REPORT_FILE);
-  const parent = (await exists(runReport)) ? await readReport(runReport) : undefined;
+  const parent = (await pathExists(runReport)) ? await readReport(runReport) : undefined;
   const entry = parent?.modeSweep?.find((m) => path.resolve(home, m.model) === path.resolve(modelFile));
   if (!parent || !entry) throw new InputError(modelFile, `has no readable ${REPORT_FILE} beside it and is not a model of the mode sweep in ${runReport}; rerun cmd analyze`, 'missing-report');
   return { report: sweepModelReport(parent, entry, model), home };
@@ -173,7 +167,7 @@ async function decide(o: ReconstructRunOptions, out: string, set: CheckpointSet,
     }
   }
   const outModel = path.join(out, MODEL_FILE);
-  if (!(await exists(outModel))) return { why: `no model in ${out} yet` };
+  if (!(await pathExists(outModel))) return { why: `no model in ${out} yet` };
   const info = await readRunInfo(out).catch(() => undefined);
   const recorded = info?.decomposition?.key as DecompositionKey | undefined;
   if (!recorded) return { why: `${out} has no record of the inputs its model was computed from (run-info.json)` };
@@ -214,7 +208,7 @@ export async function reconstruct(dirArg: string | undefined, options: Reconstru
   const outModel = path.join(out, MODEL_FILE);
   let dir = dirArg;
   if (!dir) {
-    const from = options.model ?? ((await exists(outModel)) ? outModel : undefined);
+    const from = options.model ?? ((await pathExists(outModel)) ? outModel : undefined);
     if (!from) throw new UsageError(`no checkpoint folder given and no ${outModel} to take it from`);
     const m = await openCmdModel(from);
     dir = m.source.dir;
@@ -232,7 +226,7 @@ export async function reconstruct(dirArg: string | undefined, options: Reconstru
   if (reusedInPlace && path.resolve(decision.reuse!) !== path.resolve(outModel)) {
     throw new UsageError(`${decision.reuse} is a model of the mode sweep in ${out}, whose report describes its main model; write its reconstruction elsewhere: -o <another folder>`);
   }
-  const outIsRun = await exists(outModel);
+  const outIsRun = await pathExists(outModel);
   const previous: RunInfo | undefined = outIsRun ? await readRunInfo(out).catch(() => undefined) : undefined;
   const staged = await stageOutput(out, Boolean(options.force) || outIsRun, set, [options.samplesFrom, options.tensorTable, options.evalData], options.html);
   try {
@@ -254,8 +248,8 @@ export async function reconstruct(dirArg: string | undefined, options: Reconstru
       } else {
         await carryOver(out, staged.path, [...own, ...DECOMPOSITION_FILES]);
         await fsp.copyFile(decision.reuse, staged.file(MODEL_FILE));
-        for (const f of [SAMPLES_FILE, HEATMAP_FILE]) if (await exists(path.join(home, f))) await fsp.copyFile(path.join(home, f), staged.file(f));
-        if (path.basename(decision.reuse) === MODEL_FILE && (await exists(path.join(home, SWEEP_DIR)))) await fsp.cp(path.join(home, SWEEP_DIR), staged.file(SWEEP_DIR), { recursive: true });
+        for (const f of [SAMPLES_FILE, HEATMAP_FILE]) if (await pathExists(path.join(home, f))) await fsp.copyFile(path.join(home, f), staged.file(f));
+        if (path.basename(decision.reuse) === MODEL_FILE && (await pathExists(path.join(home, SWEEP_DIR)))) await fsp.cp(path.join(home, SWEEP_DIR), staged.file(SWEEP_DIR), { recursive: true });
         info = decision.key ? { decomposition: { command: 'analyze', key: decision.key } } : {};
       }
       if (report.evaluation && !spec) hooks.log(`note: the evaluation in the earlier report.json is not carried over (it was measured by an earlier run); add --eval-data or --eval-cmd to evaluate`);
@@ -289,9 +283,7 @@ export async function reconstruct(dirArg: string | undefined, options: Reconstru
       const k = Math.min(options.avgLast ?? DEFAULTS.avgLast, window.length);
       const averaged = k > 0 ? window.slice(window.length - k) : [];
       if (averaged.length) {
-        const last = averaged[averaged.length - 1];
-        const name = `avg-last-${k}${last.name.slice(stripCheckpointSuffix(last.name).length)}`;
-        files.avg = await writeCheckpointLike(last, recDir, averagedTensors(averaged), format, name);
+        files.avg = await writeAverageLike(averaged, recDir, format);
         written.push(path.relative(staged.path, files.avg));
       }
       report = { ...report, outputs: { ...report.outputs, reconstructed: written } };
@@ -301,7 +293,7 @@ export async function reconstruct(dirArg: string | undefined, options: Reconstru
           for (const m of report.modeSweep ?? []) {
             if (m.modesRequested === report.method.modesRequested) continue;
             const file = staged.file(m.model);
-            if (await exists(file)) sweep.push({ modesRequested: m.modesRequested, model: await openCmdModel(file) });
+            if (await pathExists(file)) sweep.push({ modesRequested: m.modesRequested, model: await openCmdModel(file) });
           }
           const evalPositions = evaluationScope(positions, model.checkpoints.length, options.evalEvery);
           // An eval command scores the files just written when they are in the input's format

@@ -12,14 +12,14 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { CheckpointSet } from '../checkpoints/checkpoint-set.ts';
-import { stripCheckpointSuffix } from '../checkpoints/naming.ts';
 import { CancelledError, InputError, UsageError } from '../errors.ts';
 import { MODEL_FILE } from '../pipeline/model-file.ts';
 import { openCmdModel, type CmdModel } from '../output/model-reader.ts';
 import { readReport, REPORT_FILE } from '../output/report.ts';
 import { RunReportSchema, type RunReport } from '../output/report-schema.ts';
-import { averagedTensors, reconstructedTensors } from '../reconstruct/checkpoint-tensors.ts';
-import { writeCheckpointLike } from '../reconstruct/write-checkpoint.ts';
+import { reconstructedTensors } from '../reconstruct/checkpoint-tensors.ts';
+import { writeAverageLike, writeCheckpointLike } from '../reconstruct/write-checkpoint.ts';
+import type { WrittenFiles } from '../eval/evaluate-run.ts';
 import { assignChunks, readPlan, type Plan } from '../scale-out/plan.ts';
 import { decodeExact, encodeExact } from '../scale-out/codec.ts';
 import { DEFAULTS } from './defaults.ts';
@@ -99,20 +99,22 @@ export async function reconstructShard(out: string, spec: string, o: Reconstruct
     const recDir = path.join(staging, RECONSTRUCTED_DIR);
     await fsp.mkdir(recDir, { recursive: true });
     const written: string[] = [];
+    const files: WrittenFiles = { cmd: new Map() };
     const first = model.params.window.from;
     const format = request.outputFormat!;
     for (const p of part(positions, shard, n)) {
       if (hooks.signal.aborted) throw new CancelledError();
       const c = set.checkpoints[first + p];
-      written.push(path.relative(staging, await writeCheckpointLike(c, recDir, reconstructedTensors(set, model, c, p), format)));
+      const file = await writeCheckpointLike(c, recDir, reconstructedTensors(set, model, c, p), format);
+      files.cmd.set(p, file);
+      written.push(path.relative(staging, file));
     }
     const window = set.checkpoints.slice(first, model.params.window.to);
     const k = Math.min(request.avgLast!, window.length);
     const averaged = last && k > 0 ? window.slice(window.length - k) : [];
     if (averaged.length) {
-      const lastCkpt = averaged[averaged.length - 1];
-      const name = `avg-last-${k}${lastCkpt.name.slice(stripCheckpointSuffix(lastCkpt.name).length)}`;
-      written.push(path.relative(staging, await writeCheckpointLike(lastCkpt, recDir, averagedTensors(averaged), format, name)));
+      files.avg = await writeAverageLike(averaged, recDir, format);
+      written.push(path.relative(staging, files.avg));
     }
     let measured: ReconstructShardFile['measured'];
     const mine = evaluation ? part(evaluationScope(positions, model.checkpoints.length, request.evalEvery), shard, n) : [];
@@ -123,7 +125,7 @@ export async function reconstructShard(out: string, spec: string, o: Reconstruct
           sweep.push({ modesRequested: m.modesRequested, model: await openCmdModel(path.join(out, m.model)) });
         }
       }
-      const { extraMetrics, ...rest } = await measure(report, { set, model, positions: mine, averaged, spec: evaluation, stagingDir: staging, written }, hooks, sweep, last);
+      const { extraMetrics, ...rest } = await measure(report, { set, model, positions: mine, averaged, spec: evaluation, stagingDir: staging, written, files: format === 'same' ? files : undefined }, hooks, sweep, last);
       measured = { ...rest, ...(extraMetrics ? { extraMetrics: { sweep: [...extraMetrics.sweep], weighted: [...extraMetrics.weighted], ...(extraMetrics.ema ? { ema: extraMetrics.ema } : {}) } } : {}) };
     }
     if (hooks.signal.aborted) throw new CancelledError();

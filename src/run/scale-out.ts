@@ -10,7 +10,7 @@ import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { loadCheckpointSet, type CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 import { activeKernel, setKernel } from '../core/kernel-choice.ts';
-import { InputError, RuntimeError, UsageError } from '../errors.ts';
+import { CancelledError, InputError, RuntimeError, UsageError } from '../errors.ts';
 import { ChunkTotals, baselineTaskOf, createModelFiles, decompose as decomposePassOne, fitChunks, passTwoChunks, type AnalyzeOptions } from '../pipeline/analyze.ts';
 import { chunkElements, planChunks } from '../pipeline/chunks.ts';
 import type { Decomposition } from '../pipeline/analyze.ts';
@@ -30,6 +30,7 @@ import { processFacts, writeRunInfo } from './run-info.ts';
 import type { RunReport } from '../output/report-schema.ts';
 import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDecomposition, planText, readPlan, SHARDS_DIR, type Plan, type PlannedKey, type PlannedOptions } from '../scale-out/plan.ts';
 import { abandonShard, checkShard, commitShard, COPY_BLOCK, copyRange, readShardResults, shardHeader, shardName, shardSlots, startShard, type ShardDraft, type ShardFile, type ShardHeader } from '../scale-out/shard-file.ts';
+import { pathExists } from '../io/path-exists.ts';
 
 /** The test hook of docs/scale-out.md: a shard task SIGKILLs itself after this many fitted chunks. */
 export const KILL_AFTER_CHUNKS_ENV = 'CMD_TEST_KILL_AFTER_CHUNKS';
@@ -46,12 +47,6 @@ function poolFor(set: CheckpointSet, workers: number | undefined, signal: AbortS
   return createPool({ plan: planTrajectory(set), float64 } satisfies PoolData, Math.max(1, workers ?? defaultWorkerCount()), signal);
 }
 
-async function exists(p: string): Promise<boolean> {
-  return fsp.access(p).then(
-    () => true,
-    () => false,
-  );
-}
 
 /** `cmd analyze <dir> -o OUT --plan-only --shards n`: pass 1 and the clustering, once, into OUT/plan/. */
 export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: number }, runHooks?: RunHooks): Promise<Plan> {
@@ -66,7 +61,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
   const set = await loadCheckpointSet(dir, load);
   for (const n of set.notes) hooks.log(`note: ${n}`);
   const planDir = path.join(out, PLAN_DIR);
-  if (await exists(planDir)) {
+  if (await pathExists(planDir)) {
     if (!o.force) throw new UsageError(`${planDir} exists; use --force to plan again (its shards are then removed)`);
   }
   const options = postHocOptions(set, o, samplesFrom, hooks);
@@ -155,10 +150,6 @@ export function resolveShard(spec: string, n: number, env: NodeJS.ProcessEnv = p
   return i;
 }
 
-function pipelineOptions(plan: Plan): AnalyzeOptions {
-  return plan.body.options;
-}
-
 /** Loads the planned checkpoints and refuses any that changed since planning, naming the file. */
 export async function planCheckpoints(plan: Plan): Promise<CheckpointSet> {
   const { body } = plan;
@@ -198,7 +189,7 @@ export async function runShard(out: string, spec: string, o: { workers?: number 
   const shard = resolveShard(spec, n);
   const set = await planCheckpoints(plan);
   if (plan.body.online) return runOnlineShard(plan, set, shard, o, hooks);
-  const options = pipelineOptions(plan);
+  const options: AnalyzeOptions = plan.body.options;
   const chunks = passTwoChunks(set, options);
   if (chunks.length !== plan.body.chunks) throw new InputError(path.join(out, PLAN_DIR, PLAN_FILE), `plans ${plan.body.chunks} chunks, the checkpoints give ${chunks.length}`, 'changed-since-plan');
   const d = decompositionOf(plan.body);
@@ -327,7 +318,7 @@ async function gatherShards(plan: Plan): Promise<ShardFile[]> {
 async function moveProducts(staging: string, out: string): Promise<void> {
   for (const name of await fsp.readdir(staging)) {
     const to = path.join(out, name);
-    if ((await fsp.lstat(staging + path.sep + name)).isDirectory()) await fsp.rm(to, { recursive: true, force: true });
+    if ((await fsp.lstat(path.join(staging, name))).isDirectory()) await fsp.rm(to, { recursive: true, force: true });
     await fsp.rename(path.join(staging, name), to);
   }
 }
@@ -375,7 +366,7 @@ async function mergeOnline(plan: Plan, set: CheckpointSet, shards: ShardFile[], 
     } finally {
       fs.closeSync(fd);
     }
-    if (hooks.signal.aborted) throw new (await import('../errors.ts')).CancelledError();
+    if (hooks.signal.aborted) throw new CancelledError();
     if (results.length !== plan.body.chunks) throw new InputError(path.join(out, SHARDS_DIR), `the shards hold ${results.length} chunks, the plan ${plan.body.chunks}`, 'shards-incomplete');
     await engine.finishPass(pass, results, modelFile);
     const built = await engine.buildReport();
@@ -404,7 +395,7 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
   const shards = await gatherShards(plan);
   const set = await planCheckpoints(plan);
   if (plan.body.online) return mergeOnline(plan, set, shards, hooks, started);
-  const options = pipelineOptions(plan);
+  const options: AnalyzeOptions = plan.body.options;
   const d = decompositionOf(plan.body);
   const T = set.checkpoints.length;
   const staging = path.join(out, `.merge.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -424,7 +415,7 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
     } finally {
       for (const fd of fds) fs.closeSync(fd);
     }
-    if (hooks.signal.aborted) throw new (await import('../errors.ts')).CancelledError();
+    if (hooks.signal.aborted) throw new CancelledError();
     if (totals.chunks !== plan.body.chunks) throw new InputError(path.join(out, SHARDS_DIR), `the shards hold ${totals.chunks} chunks, the plan ${plan.body.chunks}`, 'shards-incomplete');
     for (const t of targets) await syncFile(t.modelPath);
     const result = await totals.finish(set, options, d, targets, 1, {});

@@ -51,6 +51,16 @@ function expectMergeRefused(out: string, rerun: string, why: RegExp): void {
   expect(fs.readdirSync(out).sort()).toEqual(['plan', 'shards']);
 }
 
+/** Shard 1 of 2 killed after its first chunk (the test hook) leaves no shard, merge names it, and a rerun completes the run. */
+function killShardOneThenRerun(out: string): void {
+  const killed = runCli(['analyze', '--plan', out, '--shard', '1/2', '--workers', '1', '-q'], { env: { CMD_TEST_KILL_AFTER_CHUNKS: '1' } });
+  expect(killed.status).toBeNull();
+  expect(fs.existsSync(shardFile(out, 1, 2))).toBe(false);
+  expectMergeRefused(out, 'shard 1', /1 missing/);
+  shard(out, 1, 2);
+  expect(runCli(['merge', out, '-q']).status).toBe(0);
+}
+
 describe('cmd merge refuses incomplete shard sets', () => {
   it('a missing shard', () => {
     const out = planned(4);
@@ -114,24 +124,14 @@ describe('shard tasks', () => {
   it('CMD_TEST_KILL_AFTER_CHUNKS: a task killed after its first chunk leaves no shard; its rerun completes the run', () => {
     const out = planned(2);
     shard(out, 0, 2);
-    const killed = runCli(['analyze', '--plan', out, '--shard', '1/2', '--workers', '1', '-q'], { env: { CMD_TEST_KILL_AFTER_CHUNKS: '1' } });
-    expect(killed.status).toBeNull();
-    expect(fs.existsSync(shardFile(out, 1, 2))).toBe(false);
-    expectMergeRefused(out, 'shard 1', /1 missing/);
-    shard(out, 1, 2);
-    expect(runCli(['merge', out, '-q']).status).toBe(0);
+    killShardOneThenRerun(out);
   });
 
   it('--online: a task killed after its first chunk leaves no shard, and a checkpoint changed after planning exits 2 naming it', () => {
     const input = copyInto(tempDir(), held, 'ckpts');
     const out = planned(2, input, ['--online', '--warmup', '6']);
     shard(out, 0, 2);
-    const killed = runCli(['analyze', '--plan', out, '--shard', '1/2', '--workers', '1', '-q'], { env: { CMD_TEST_KILL_AFTER_CHUNKS: '1' } });
-    expect(killed.status).toBeNull();
-    expect(fs.existsSync(shardFile(out, 1, 2))).toBe(false);
-    expectMergeRefused(out, 'shard 1', /1 missing/);
-    shard(out, 1, 2);
-    expect(runCli(['merge', out, '-q']).status).toBe(0);
+    killShardOneThenRerun(out);
     // A checkpoint after the warm-up, rewritten with other values (same size and mtime).
     const victim = path.join(input, 'epoch_020.npz');
     const before = fs.statSync(victim);

@@ -66,6 +66,20 @@ describe('cmd reconstruct --plan / --shard', () => {
     expect(tree(out)['cmd-model.safetensors']).toBe(modelBefore);
   });
 
+  it('an eval command scores the very files each task writes (not scratch copies)', () => {
+    const dir = tempDir();
+    const out = path.join(dir, 'sharded');
+    mergedRun(out, 2);
+    const log = path.join(dir, 'evals.log');
+    const count = path.join(repoRoot, 'test', 'fixtures-scripts', 'count-eval.mjs');
+    for (const i of [0, 1]) {
+      const r = runCli(['reconstruct', '--plan', out, '--shard', `${i}/2`, ...FEW, '--eval-cmd', `node ${count} {checkpoint}`, '-q'], { env: { CMD_EVAL_LOG: log } });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const fromOutput = fs.readFileSync(log, 'utf8').trim().split('\n').filter((p) => path.basename(path.dirname(p)) === 'reconstructed').map((p) => path.basename(p)).sort();
+    expect(fromOutput).toEqual(['avg-last-3.npz', 'epoch_005.npz', 'epoch_012.npz', 'epoch_020.npz', 'epoch_025.npz']);
+  });
+
   it('a failed evaluation writes no shard; merge names it and writes nothing; its rerun completes the run', () => {
     const out = path.join(tempDir(), 'out');
     mergedRun(out, 2);
