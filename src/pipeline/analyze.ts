@@ -26,6 +26,7 @@ import type { FitResult, FitTask, ModelTarget, PoolData } from './worker.ts';
 import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
 import { createBaselineAccumulators, finalizeBaselines, mergeBaselineAccumulators, type BaselineResults } from '../baselines/index.ts';
 import { addPieceErrors, relativeError } from './merge-errors.ts';
+import { windowValueHashes } from '../trajectory/sampled-values.ts';
 
 export interface ProgressSink {
   start(stage: string, total: number): void;
@@ -93,6 +94,8 @@ export interface AnalysisResult extends ModelSummary {
   sampleIndices: Float64Array;
   sampling: 'U_B' | 'U' | 'file';
   window: { from: number; to: number };
+  /** Per checkpoint of the window, the hash of its sampled values ({@link Decomposition.windowValueHashes}). */
+  windowValueHashes?: string[];
   /** The sampled |corr| matrix reordered by mode, block-averaged to ≤ 256 × 256. */
   heatmap: Heatmap;
   timings: Record<string, number>;
@@ -172,6 +175,12 @@ export interface Decomposition {
   /** Bytes received over HTTP for pass 1 (0 or absent for local checkpoints: plans are local). */
   bytesFetched?: number;
   timings: Record<string, number>;
+  /**
+   * Per checkpoint of the window, the hash of its values at the kept samples (what the provenance
+   * key records, src/trajectory/sampled-values.ts), so the key needs no second read of them.
+   * Absent when the decomposition was not read here (a plan's, at merge).
+   */
+  windowValueHashes?: string[];
 }
 
 /**
@@ -222,6 +231,7 @@ export async function decompose(set: CheckpointSet, options: AnalyzeOptions, poo
       K = keep.length;
       validateSizes(N, T, K, options.modes);
     }
+    const windowHashes = windowValueHashes(X, K, T);
     timings.readSamples = now() - t0;
     checkAbort(options.signal);
 
@@ -242,7 +252,7 @@ export async function decompose(set: CheckpointSet, options: AnalyzeOptions, poo
     progress.advance(2);
     progress.stop();
     timings.cluster = now() - t0;
-    return { indices, sampling, K, clusterings, heatmap, bytesRead: reader.bytesRead, bytesFetched, timings };
+    return { indices, sampling, K, clusterings, heatmap, bytesRead: reader.bytesRead, bytesFetched, timings, windowValueHashes: windowHashes };
   } finally {
     progress.stop();
     reader.close();
@@ -374,6 +384,7 @@ export class ChunkTotals {
       sampleIndices: d.indices,
       sampling: d.sampling,
       window,
+      windowValueHashes: d.windowValueHashes,
       heatmap: d.heatmap,
       timings,
       bytesRead: d.bytesRead + this.bytesRead,

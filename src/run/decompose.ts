@@ -21,6 +21,13 @@ export interface Decomposition {
   facts: Record<string, unknown>;
 }
 
+/** Pass 1's sampled-value hashes by checkpoint index (the window's checkpoints), for {@link decompositionKey}. */
+export function knownValueHashes(d: { window?: { from: number }; windowValueHashes?: string[] }): (string | undefined)[] {
+  const known: (string | undefined)[] = [];
+  d.windowValueHashes?.forEach((h, t) => (known[(d.window?.from ?? 0) + t] = h));
+  return known;
+}
+
 /** The key request of these options (what a model computed with them would record). */
 export function keyRequest(o: AnalyzeRunOptions, load: LoadOptions, samplesFrom: [string, number][] | undefined, set: CheckpointSet, warmup?: number): KeyRequest {
   return {
@@ -86,7 +93,7 @@ export async function decompose(set: CheckpointSet, o: AnalyzeRunOptions, load: 
   const reporting = Promise.all([import('../output/report.ts'), import('../output/run-outputs.ts')]);
   const result = await analyzeCheckpoints(set, stagingDir, postHocOptions(set, o, samplesFrom, hooks));
   await reporting;
-  const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set), Array.from(result.sampleIndices));
+  const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set), Array.from(result.sampleIndices), knownValueHashes(result));
   const report = await writePostHocOutputs(stagingDir, set, result, reportSampling(o, samplesFrom), key);
   const seconds = (performance.now() - started) / 1000;
   const checkpointBytes = report.storage.checkpointsBytes;

@@ -7,10 +7,11 @@
  * model's sampled parameters, re-read from the file.
  */
 import { createHash } from 'node:crypto';
-import fs, { promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { modelledTensors, type CheckpointSet, type LoadOptions } from '../checkpoints/checkpoint-set.ts';
 import { tensorIndexOf } from '../checkpoints/parameter-space.ts';
 import { ElementReader } from '../trajectory/element-reader.ts';
+import { sampledValuesHash } from '../trajectory/sampled-values.ts';
 import { prefetchValues } from '../trajectory/remote-bytes.ts';
 import { planTrajectory } from '../trajectory/trajectory-reader.ts';
 import { remoteClient } from '../remote/http-range.ts';
@@ -47,15 +48,32 @@ export function sha256(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** sha256 of a file, streamed (a model file can be large). */
+/** Bytes per read of {@link fileSha256}: few syscalls, and sha256 (≈ 1.8 GB/s here) sets the pace. */
+const HASH_BLOCK = 8 << 20;
+
+/** sha256 of a file, read in large blocks (a model file can be large; docs/performance.md). */
 export async function fileSha256(file: string): Promise<string> {
   const h = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file)) h.update(chunk as Buffer);
+  const fh = await fsp.open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(HASH_BLOCK);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, HASH_BLOCK, null);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
   return h.digest('hex');
 }
 
-/** Per checkpoint of `set`: sha256 of the values at the global indices `sampleIndex`. */
-export function sampledValueHashes(set: CheckpointSet, sampleIndex: readonly number[]): string[] {
+/**
+ * Per checkpoint of `set`: sha256 of the values at the global indices `sampleIndex`
+ * ({@link sampledValuesHash}). `known[i]`, when given, is checkpoint i's hash already computed
+ * from the same values (pass 1 of the run that made the model): it is not read again.
+ */
+export function sampledValueHashes(set: CheckpointSet, sampleIndex: readonly number[], known: readonly (string | undefined)[] = []): string[] {
   const io = new ElementReader();
   const values = new Float64Array(sampleIndex.length);
   const where = sampleIndex.map((g) => {
@@ -63,10 +81,11 @@ export function sampledValueHashes(set: CheckpointSet, sampleIndex: readonly num
     return { ti, element: g - set.space.tensors[ti].offset };
   });
   try {
-    return set.checkpoints.map((c) => {
+    return set.checkpoints.map((c, i) => {
+      if (known[i] !== undefined) return known[i];
       const stored = modelledTensors(set, c);
-      where.forEach((w, i) => (values[i] = io.readOne(stored[w.ti], w.element)));
-      return sha256(new Uint8Array(values.buffer));
+      where.forEach((w, j) => (values[j] = io.readOne(stored[w.ti], w.element)));
+      return sampledValuesHash(values);
     });
   } finally {
     io.close();
@@ -91,11 +110,16 @@ export interface KeyRequest {
   load: LoadOptions;
 }
 
-/** The key of decomposing `set` with `req`, for a model that sampled `sampleIndex`. */
-export async function decompositionKey(set: CheckpointSet, req: KeyRequest, sampleIndex: readonly number[]): Promise<DecompositionKey> {
+/**
+ * The key of decomposing `set` with `req`, for a model that sampled `sampleIndex`. `known`: the
+ * sampled-value hashes a run computed in its pass 1 (by checkpoint index; see
+ * {@link sampledValueHashes}).
+ */
+export async function decompositionKey(set: CheckpointSet, req: KeyRequest, sampleIndex: readonly number[], known: readonly (string | undefined)[] = []): Promise<DecompositionKey> {
+  const missing = set.checkpoints.filter((_, i) => known[i] === undefined).length;
   // Remote checkpoints: pass 1 fetched these values already, unless the key covers more.
-  await prefetchValues(planTrajectory(set), sampleIndex, 0, set.checkpoints.length);
-  const hashes = sampledValueHashes(set, sampleIndex);
+  if (missing > 0) await prefetchValues(planTrajectory(set), sampleIndex, 0, set.checkpoints.length);
+  const hashes = sampledValueHashes(set, sampleIndex, known);
   const checkpoints: CheckpointKey[] = [];
   for (const [i, c] of set.checkpoints.entries()) {
     checkpoints.push({ name: c.name, bytes: c.bytes, mtimeMs: await latestMtime(c.contents.files ?? [], c.entry), sampledValues: hashes[i] });

@@ -22,7 +22,7 @@ import type { FitResult, PoolData, TensorSlots } from '../pipeline/worker.ts';
 import { planTrajectory } from '../trajectory/trajectory-reader.ts';
 import { placeScratchForRun } from '../output/run-scratch.ts';
 import { DEFAULTS } from './defaults.ts';
-import { finish as writeReportWithProvenance, keyRequest, postHocOptions, reportSampling, writePostHocOutputs } from './decompose.ts';
+import { finish as writeReportWithProvenance, keyRequest, knownValueHashes, postHocOptions, reportSampling, writePostHocOutputs } from './decompose.ts';
 import { resolveHooks, type RunHooks } from './hooks.ts';
 import { checkSampleFlags, loadOptionsFrom, readSamplesFile, type AnalyzeRunOptions } from './options.ts';
 import { decompositionKey, sampledValueHashes, type DecompositionKey } from './provenance.ts';
@@ -67,7 +67,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
   const options = postHocOptions(set, o, samplesFrom, hooks);
   const T = set.checkpoints.length;
   let chunkSize = o.chunkSize ?? chunkElements(T);
-  let d: Pick<Decomposition, 'indices' | 'sampling' | 'K' | 'clusterings' | 'heatmap' | 'bytesRead'>;
+  let d: Pick<Decomposition, 'indices' | 'sampling' | 'K' | 'clusterings' | 'heatmap' | 'bytesRead' | 'windowValueHashes'>;
   let chunks: number;
   let online: OnlinePass | undefined;
   let warmup: number | undefined;
@@ -94,7 +94,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
     }
     chunks = passTwoChunks(set, { ...options, chunkSize }).length;
   }
-  const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set, warmup), Array.from(d.indices));
+  const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set, warmup), Array.from(d.indices), knownValueHashes({ window: options.window, windowValueHashes: d.windowValueHashes }));
   const { signal: _s, progress: _p, onNote: _n, workers: _w, ...planned } = options;
   const body = newPlanBody({
     kernel: activeKernel(),
