@@ -5,7 +5,6 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { redactUrls } from '../remote/url.ts';
-import { readFileSync } from 'node:fs';
 import { CancelledError, CmdError, RuntimeError, UsageError } from '../errors.ts';
 import { diskErrorText, reviveWorkerError } from '../io/disk-errors.ts';
 import { addOutputOptions, addSamplingOptions, addSelectionOptions, addWorkerOptions, baselinesArg, floatArg, intArg, modesArg } from './options.ts';
@@ -18,8 +17,8 @@ import type { AnalyzeFlags } from './commands/analyze.ts';
 import type { ReconstructFlags } from './commands/reconstruct.ts';
 import type { OutputFormat } from '../reconstruct/write-checkpoint.ts';
 import { DEFAULTS, defaultNote } from '../run/defaults.ts';
+import { TOOL_VERSION } from '../version.ts';
 
-const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const exitCodesHelp = `
 Exit codes: 0 success, 1 a gate failed (cmd report thresholds), 2 usage error, bad input or runtime failure, 130 interrupted.`;
@@ -27,7 +26,7 @@ Exit codes: 0 success, 1 a gate failed (cmd report thresholds), 2 usage error, b
 function buildProgram() {
   const program = new Command('cmd')
     .description('Correlation Mode Decomposition (CMD) for folders of training checkpoints')
-    .version(version)
+    .version(TOOL_VERSION)
     .addHelpText('after', exitCodesHelp)
     .exitOverride()
     .configureOutput({

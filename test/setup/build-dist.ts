@@ -1,8 +1,8 @@
 /**
  * Global setup of the e2e project.
- * - Compiles src/ into dist/ once per vitest run, because the end-to-end tests spawn
- *   bin/cmd.js, which loads dist/. Without it `npx vitest run` after an edit would test the
- *   previous build.
+ * - Compiles src/ into dist/ and bundles the CLI into dist/bundle/ (what `npm run build`
+ *   does) once per vitest run, because the end-to-end tests spawn bin/cmd.js, which loads the
+ *   bundle. Without it `npx vitest run` after an edit would test the previous build.
  * - Guards the rule that tests write only under temp folders: a git-ignored file or folder
  *   (cmd-out/, demo-out/, test-artifacts/, …) or an untracked one outside the source folders
  *   that appears during the run fails it. Untracked files under src/, test/, docs/ and scripts/
@@ -36,12 +36,14 @@ function strayFiles(): Set<string> | undefined {
 }
 
 /** One hash over every path, mode, size, mtime and byte under `dir` (links by their target). */
-export default function setup(): () => void {
+export default async function setup(): Promise<() => void> {
   const fixtures = path.join(root, 'fixtures');
   const fixturesBefore = treeDigest(fixtures);
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`building dist/ for the e2e tests failed (tsc exit ${r.status}):\n${r.stdout}${r.stderr}`);
+  const { bundleCli } = (await import(path.join(root, 'scripts', 'bundle-cli.mjs'))) as { bundleCli: () => Promise<void> };
+  await bundleCli();
   const before = strayFiles();
   return () => {
     if (treeDigest(fixtures) !== fixturesBefore) throw new Error('an end-to-end run changed a file under fixtures/ (inputs are never modified: docs/formats.md)');

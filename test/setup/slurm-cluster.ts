@@ -1,6 +1,6 @@
 /**
  * Global setup of the cluster project (`npm run test:cluster`, docs/architecture.md "Tests").
- * - Does everything the e2e setup does (builds dist/, guards the work tree and the fixtures).
+ * - Does everything the e2e setup does (builds dist/ and the CLI bundle, guards the work tree and the fixtures).
  * - Brings a private single-node Slurm cluster up once (scripts/slurm/up.sh, under a temp folder)
  *   on two ports free at that moment (so two runs on one machine, e.g. two work trees, never meet on
  *   up.sh's fixed defaults) and hands its SLURM_CONF to the tests; tears it down (scripts/slurm/down.sh: jobs cancelled,
@@ -41,7 +41,7 @@ async function freePorts(): Promise<[number, number]> {
 }
 
 export default async function setup(project: TestProject): Promise<() => void> {
-  const checkRepo = buildDist();
+  const checkRepo = await buildDist();
   if (!haveTools('slurm')) {
     project.provide('slurmConf', '');
     return checkRepo;
