@@ -141,11 +141,18 @@ function nonFiniteError(set: CheckpointSet, checkpoint: number, tensorName: stri
   return new InputError(c.path, `tensor ${tensorName} element ${element} is ${value} (non-finite) at step ${c.step}`, 'non-finite');
 }
 
-/** From this K on, the distances run on the worker pool; below it one thread is faster than shipping tasks. */
+/**
+ * From this K on, the distances run on the run's worker pool, which is idle during the clustering
+ * (K = 1,000: ≈ 0.1 s on one thread; docs/performance.md). Below it one thread is faster than
+ * shipping the tasks.
+ */
+const POOL_DISTANCES_MIN_K = 400;
+
+/** From this K on, the distances are worth starting a pool for (a run that has none of its own). */
 const PARALLEL_DISTANCES_MIN_K = 2000;
 
 async function distances(A: Float64Array, K: number, pool: WorkerPool | undefined): Promise<Float64Array> {
-  if (!pool || K < PARALLEL_DISTANCES_MIN_K) return rowDistances(A, K);
+  if (!pool || K < POOL_DISTANCES_MIN_K) return rowDistances(A, K);
   // The caller puts A on a SharedArrayBuffer for this case (K = 10,000: 800 MB); copy only if not.
   let shared = A;
   if (!(A.buffer instanceof SharedArrayBuffer)) {
@@ -238,7 +245,7 @@ export async function decompose(set: CheckpointSet, options: AnalyzeOptions, poo
     // Cluster: |corr| → distances between its rows → complete linkage → maxclust.
     t0 = now();
     progress.start('cluster', 4);
-    const parallel = pool !== undefined && pool.threads > 1 && K >= PARALLEL_DISTANCES_MIN_K;
+    const parallel = pool !== undefined && pool.threads > 1 && K >= POOL_DISTANCES_MIN_K;
     const A = absCorrelation(X, K, T, parallel ? new Float64Array(new SharedArrayBuffer(K * K * 8)) : undefined);
     progress.advance(1);
     const D = await distances(A, K, parallel ? pool : undefined);
