@@ -18,7 +18,8 @@ export { discoverCheckpoints } from './checkpoints/discover.ts';
 export { loadCheckpointSet, type CheckpointSet, type CheckpointInfo, type LoadOptions } from './checkpoints/checkpoint-set.ts';
 export { describeCheckpointSet, type FolderDescription } from './checkpoints/describe.ts';
 export { buildParameterSpace, locate, globalIndex, type ParameterSpace } from './checkpoints/parameter-space.ts';
-export { TrajectoryReader, planTrajectory, type TrajectoryPlan } from './trajectory/trajectory-reader.ts';
+export { TrajectoryReader, type TrajectoryPlan } from './trajectory/trajectory-reader.ts';
+export { planTrajectory } from './trajectory/plan-trajectory.ts';
 export { ElementReader } from './trajectory/element-reader.ts';
 
 // the method

@@ -4,10 +4,10 @@
  * in the workers; the main thread merges the results in chunk order and calls
  * {@link finalizeBaselines} once.
  */
-import { accumulateGram, createGram, mergeGram, type GramAccumulator } from './gram.ts';
 import { finalizePca, type PcaRankResult } from './pca.ts';
 import { finalizeDmd, type DmdRankResult } from './dmd.ts';
-import { accumulateSmoothing, createSmoothing, finalizeSmoothing, mergeSmoothing, type SmoothingAccumulator, type SmoothingModels, type SmoothingOptions } from './smoothing.ts';
+import { finalizeSmoothing } from './smoothing.ts';
+import type { BaselineAccumulators } from './accumulators.ts';
 import { dmdBytes, pcaBytes, sameStorageRank } from './storage.ts';
 import type { ErrorSeries } from './series.ts';
 
@@ -25,29 +25,7 @@ export {
 } from './smoothing.ts';
 export { cmdModelBytes, dmdBytes, pcaBytes, sameStorageRank, type CmdModelSize, type SameStorageRanks } from './storage.ts';
 export { errorSeries, type ErrorSeries } from './series.ts';
-
-/** Everything one chunk contributes (plain typed arrays: cloneable between threads). */
-export interface BaselineAccumulators {
-  gram: GramAccumulator;
-  smoothing: SmoothingAccumulator;
-}
-
-/** Zeroed accumulators for T checkpoints. */
-export function createBaselineAccumulators(T: number, options: SmoothingOptions = {}): BaselineAccumulators {
-  return { gram: createGram(T), smoothing: createSmoothing(T, options) };
-}
-
-/** Adds one chunk (`values[t·n + i]`, T checkpoints, n parameters) to all baselines. */
-export function accumulateBaselines(values: ArrayLike<number>, n: number, T: number, acc: BaselineAccumulators, models?: SmoothingModels): void {
-  accumulateGram(values, n, T, acc.gram);
-  accumulateSmoothing(values, n, T, acc.smoothing, models);
-}
-
-/** Adds `from` into `into`; call in chunk order. */
-export function mergeBaselineAccumulators(into: BaselineAccumulators, from: BaselineAccumulators): void {
-  mergeGram(into.gram, from.gram);
-  mergeSmoothing(into.smoothing, from.smoothing);
-}
+export { accumulateBaselines, createBaselineAccumulators, mergeBaselineAccumulators, type BaselineAccumulators } from './accumulators.ts';
 
 /** One low-rank baseline at one rank, with its storage. */
 export interface LowRankEntry<R> {

@@ -22,7 +22,8 @@ import { createModelFile, modeDtypeFor, planModelFile, syncFile, writeAtPosition
 import { defaultWorkerCount } from '../pipeline/pool.ts';
 import type { RunReport } from '../output/report-schema.ts';
 import type { ReportResult, ReportSource } from '../output/report.ts';
-import { TrajectoryReader, planTrajectory } from '../trajectory/trajectory-reader.ts';
+import { TrajectoryReader } from '../trajectory/trajectory-reader.ts';
+import { planTrajectory } from '../trajectory/plan-trajectory.ts';
 import { addReferences, createModeSums, modeFit, solveChunk, type ModeFit, type ModeSums } from './kernel.ts';
 import { createTaskRunner, type TaskRunner } from './online-pool.ts';
 import type { InitTask, ModelOut, SharedData, TaskContext, TaskResult } from './online-tasks.ts';

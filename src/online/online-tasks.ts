@@ -14,7 +14,7 @@ import type { TensorSlots } from '../pipeline/worker.ts';
 import { TrajectoryReader } from '../trajectory/trajectory-reader.ts';
 import { openChunkKernel, type ChunkKernel, type RangeErrors } from './chunk-kernel.ts';
 import { fitTable, flatRows, solveChunk, sumsFinite, type ChunkSums, type ModeFit, type SolveStats } from './kernel.ts';
-import { readChunk, writeChunkStatic, writeChunkSums } from './state.ts';
+import { readChunk, writeChunkStatic, writeChunkSums } from './chunk-files.ts';
 import { writeParameterSlots } from '../pipeline/slot-writer.ts';
 
 /** Shared by all tasks of a run. */

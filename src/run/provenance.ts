@@ -13,7 +13,7 @@ import { tensorIndexOf } from '../checkpoints/parameter-space.ts';
 import { ElementReader } from '../trajectory/element-reader.ts';
 import { sampledValuesHash } from '../trajectory/sampled-values.ts';
 import { prefetchValues } from '../trajectory/remote-bytes.ts';
-import { planTrajectory } from '../trajectory/trajectory-reader.ts';
+import { planTrajectory } from '../trajectory/plan-trajectory.ts';
 import { remoteClient } from '../remote/http-range.ts';
 import { isRemote } from '../remote/url.ts';
 

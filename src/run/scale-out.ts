@@ -19,7 +19,7 @@ import type { TaskResult as OnlineChunkResult } from '../online/online-tasks.ts'
 import { MODEL_FILE, modeDtypeFor, syncFile } from '../pipeline/model-file.ts';
 import { createPool, defaultWorkerCount, type WorkerPool } from '../pipeline/pool.ts';
 import type { FitResult, PoolData, TensorSlots } from '../pipeline/worker.ts';
-import { planTrajectory } from '../trajectory/trajectory-reader.ts';
+import { planTrajectory } from '../trajectory/plan-trajectory.ts';
 import { placeScratchForRun } from '../output/run-scratch.ts';
 import { DEFAULTS } from './defaults.ts';
 import { finish as writeReportWithProvenance, keyRequest, knownValueHashes, postHocOptions, reportSampling, writePostHocOutputs } from './decompose.ts';

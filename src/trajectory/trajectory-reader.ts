@@ -1,15 +1,14 @@
 /**
  * Trajectory access: the T values of any range of parameters, read by position from every
  * checkpoint, never the whole N × T matrix. The plan is plain data so a worker thread can
- * rebuild a reader from it and do its own reads.
+ * rebuild a reader from it and do its own reads (the plan is made by plan-trajectory.ts, apart,
+ * so worker threads do not load the checkpoint-discovery code).
  */
 import type { FloatArray } from '../formats/dtype.ts';
 import type { StoredTensor } from '../formats/types.ts';
 import type { ModelledTensor } from '../checkpoints/parameter-space.ts';
-import { modelledTensors, type CheckpointSet } from '../checkpoints/checkpoint-set.ts';
 import { ElementReader } from './element-reader.ts';
-import { remoteClient, type RemoteFileFacts } from '../remote/http-range.ts';
-import { isRemote } from '../remote/url.ts';
+import type { RemoteFileFacts } from '../remote/http-range.ts';
 import { firstTensor } from './tensor-lookup.ts';
 
 /** Serializable description of where every modelled tensor lives in every checkpoint. */
@@ -24,14 +23,6 @@ export interface TrajectoryPlan {
    * the same file (else exit 2, "changed during the run"). Absent for local checkpoints.
    */
   remote?: RemoteFileFacts[];
-}
-
-export function planTrajectory(set: CheckpointSet): TrajectoryPlan {
-  const stored = set.checkpoints.map((c) => modelledTensors(set, c));
-  const urls = [...new Set(stored.flatMap((row) => row.flatMap((t) => t.spans.map((s) => s.path))).filter(isRemote))];
-  const plan: TrajectoryPlan = { tensors: set.space.tensors, stored, total: set.space.total };
-  if (urls.length) plan.remote = urls.map((u) => remoteClient().facts(u)).filter((f): f is RemoteFileFacts => f !== undefined);
-  return plan;
 }
 
 export class TrajectoryReader {

@@ -6,7 +6,8 @@ import { describeCheckpointSet } from '../../src/checkpoints/describe.ts';
 import { globalIndex, locate } from '../../src/checkpoints/parameter-space.ts';
 import { InputError } from '../../src/errors.ts';
 import { readSafetensorsHeader, writeSafetensors } from '../../src/formats/safetensors.ts';
-import { planTrajectory, TrajectoryReader } from '../../src/trajectory/trajectory-reader.ts';
+import { TrajectoryReader } from '../../src/trajectory/trajectory-reader.ts';
+import { planTrajectory } from '../../src/trajectory/plan-trajectory.ts';
 import { copyInto, fixture, tempDir } from '../helpers/tmp.ts';
 
 const lenetNpz = fixture('lenet5-fmnist', 'npz');

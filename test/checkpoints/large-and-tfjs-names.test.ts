@@ -3,7 +3,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpointSet } from '../../src/checkpoints/checkpoint-set.ts';
 import { planSafetensors } from '../../src/formats/safetensors.ts';
-import { planTrajectory, TrajectoryReader } from '../../src/trajectory/trajectory-reader.ts';
+import { TrajectoryReader } from '../../src/trajectory/trajectory-reader.ts';
+import { planTrajectory } from '../../src/trajectory/plan-trajectory.ts';
 import { copyInto, fixture, tempDir } from '../helpers/tmp.ts';
 
 describe('trajectory access beyond 2 GiB', () => {

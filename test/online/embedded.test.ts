@@ -14,7 +14,8 @@ import { findThreshold, ThresholdSelector, type ValueSource } from '../../src/on
 import { checkEmbedFlags, resolveEmbedOptions } from '../../src/online/embedded-flags.ts';
 import { newCheckpoint, onlineOptions } from '../../src/online/run-online.ts';
 import { RunReportSchema } from '../../src/output/report-schema.ts';
-import { TrajectoryReader, planTrajectory } from '../../src/trajectory/trajectory-reader.ts';
+import { TrajectoryReader } from '../../src/trajectory/trajectory-reader.ts';
+import { planTrajectory } from '../../src/trajectory/plan-trajectory.ts';
 import { UsageError } from '../../src/errors.ts';
 import { fixture, tempDir } from '../helpers/tmp.ts';
 

@@ -12,7 +12,8 @@ import { createAccumulators, fitFixedModes, prepareReferences } from '../../src/
 import { writeSafetensors } from '../../src/formats/safetensors.ts';
 import { openCmdModel } from '../../src/output/model-reader.ts';
 import { MODEL_FILE } from '../../src/pipeline/model-file.ts';
-import { TrajectoryReader, planTrajectory } from '../../src/trajectory/trajectory-reader.ts';
+import { TrajectoryReader } from '../../src/trajectory/trajectory-reader.ts';
+import { planTrajectory } from '../../src/trajectory/plan-trajectory.ts';
 import { OnlineEngine } from '../../src/online/engine.ts';
 import { createChunkSums, accumulateCheckpoint, createModeSums, addReferences, modeFit, solveChunk } from '../../src/online/kernel.ts';
 import { reconstruct } from '../../src/run/reconstruct.ts';

@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpointSet } from '../../src/checkpoints/checkpoint-set.ts';
-import { planTrajectory, TrajectoryReader } from '../../src/trajectory/trajectory-reader.ts';
+import { TrajectoryReader } from '../../src/trajectory/trajectory-reader.ts';
+import { planTrajectory } from '../../src/trajectory/plan-trajectory.ts';
 import { runCli } from '../helpers/cli.ts';
 import { fixture, tempDir } from '../helpers/tmp.ts';
 
