@@ -6,9 +6,8 @@ import type { AnalysisResult } from '../pipeline/analyze.ts';
 import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
 import { num, REPORT_SCHEMA_VERSION, RunReportSchema, type RunReport } from './report-schema.ts';
 
-export const REPORT_FILE = 'report.json';
-export const SAMPLES_FILE = 'samples.json';
-export const RUN_INFO_FILE = 'run-info.json';
+export { REPORT_FILE, RUN_INFO_FILE, SAMPLES_FILE } from './file-names.ts';
+import { SAMPLES_FILE } from './file-names.ts';
 
 /** What a report says about its input: the folder, the checkpoints and the parameter space. */
 export interface ReportSource {

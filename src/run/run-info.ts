@@ -7,36 +7,15 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
 import { InputError } from '../errors.ts';
 import { writeFileAtomic } from '../output/atomic.ts';
-import { RUN_INFO_FILE } from '../output/report.ts';
+import { RUN_INFO_FILE } from '../output/file-names.ts';
+import type { RunInfo } from './run-info-schema.ts';
 import type { DecompositionKey } from './provenance.ts';
 
 export type CommandName = 'analyze' | 'reconstruct' | 'watch';
 
-const CommandEntry = z.looseObject({ seconds: z.number().nonnegative() });
-const KeySchema = z.object({
-  variant: z.enum(['post-hoc', 'online']),
-  modesRequested: z.number(),
-  samplesRequested: z.number().nullable(),
-  seed: z.number().nullable(),
-  samplesFile: z.string().nullable(),
-  warmup: z.number().nullable(),
-  skipNonfinite: z.boolean(),
-  selection: z.record(z.string(), z.unknown()),
-  tensorTable: z.string().nullable(),
-  checkpoints: z.array(z.object({ name: z.string(), bytes: z.number(), mtimeMs: z.number(), sampledValues: z.string() })),
-});
-
-export const RunInfoSchema = z.looseObject({
-  /** Which command computed the model in this folder, and from what. */
-  decomposition: z.object({ command: z.enum(['analyze', 'reconstruct', 'watch']), key: KeySchema }).optional(),
-  analyze: CommandEntry.optional(),
-  reconstruct: CommandEntry.optional(),
-  watch: CommandEntry.optional(),
-});
-export type RunInfo = z.infer<typeof RunInfoSchema>;
+export type { RunInfo } from './run-info-schema.ts';
 
 /**
  * The run-info.json of `dir`: undefined when there is none; an older single-entry file (top-level
@@ -58,6 +37,8 @@ export async function readRunInfo(dir: string): Promise<RunInfo | undefined> {
     throw new InputError(file, `is not JSON (${(e as Error).message})`, 'bad-json');
   }
   if (json && typeof json === 'object' && typeof (json as { seconds?: unknown }).seconds === 'number' && !('analyze' in json)) json = { analyze: json };
+  // The schema (zod) loads only when a run-info.json is read, off every command's start-up.
+  const { RunInfoSchema } = await import('./run-info-schema.ts');
   const parsed = RunInfoSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
