@@ -23,7 +23,7 @@ import { isRemote } from '../remote/url.ts';
 import { chunkElements, planChunks, type Chunk } from './chunks.ts';
 import { createModelFile, MODEL_FILE, planModelFile, SWEEP_DIR, sweepModelName, syncFile, writeAtPosition } from './model-file.ts';
 import { createPool, defaultWorkerCount, runAll, type WorkerPool } from './pool.ts';
-import type { FitResult, FitTask, KernelsTask, ModelTarget, PoolData } from './worker.ts';
+import type { FitResult, FitTask, ModelTarget, PoolData } from './worker.ts';
 import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
 import { createBaselineAccumulators, finalizeBaselines, mergeBaselineAccumulators, type BaselineResults } from '../baselines/index.ts';
 import { addPieceErrors, relativeError } from './merge-errors.ts';
@@ -143,17 +143,14 @@ function nonFiniteError(set: CheckpointSet, checkpoint: number, tensorName: stri
 }
 
 /**
- * From this K on, the distances run on the run's worker pool, which is idle during the clustering
- * (K = 1,000: ≈ 0.1 s on one thread; docs/performance.md). Below it one thread is faster than
- * shipping the tasks.
+ * From this K on, the distances run on the worker pool; below it one thread is faster. (K = 1,000
+ * on the run's two fresh workers took as long as on the main thread: their first call runs
+ * unoptimized WebAssembly; docs/performance.md.)
  */
-const POOL_DISTANCES_MIN_K = 400;
-
-/** From this K on, the distances are worth starting a pool for (a run that has none of its own). */
 const PARALLEL_DISTANCES_MIN_K = 2000;
 
 async function distances(A: Float64Array, K: number, pool: WorkerPool | undefined): Promise<Float64Array> {
-  if (!pool) return rowDistances(A, K);
+  if (!pool || K < PARALLEL_DISTANCES_MIN_K) return rowDistances(A, K);
   // The caller puts A on a SharedArrayBuffer for this case (K = 10,000: 800 MB); copy only if not.
   let shared = A;
   if (!(A.buffer instanceof SharedArrayBuffer)) {
@@ -246,9 +243,7 @@ export async function decompose(set: CheckpointSet, options: AnalyzeOptions, poo
     // Cluster: |corr| → distances between its rows → complete linkage → maxclust.
     t0 = now();
     progress.start('cluster', 4);
-    // Workers still starting would make the main thread wait for them: below the big-K cut-off the
-    // pool is used only once its threads are up (the result is the same either way).
-    const parallel = pool !== undefined && pool.threads > 1 && (K >= PARALLEL_DISTANCES_MIN_K || (K >= POOL_DISTANCES_MIN_K && pool.started === pool.threads));
+    const parallel = pool !== undefined && pool.threads > 1 && K >= PARALLEL_DISTANCES_MIN_K;
     const A = absCorrelation(X, K, T, parallel ? new Float64Array(new SharedArrayBuffer(K * K * 8)) : undefined);
     progress.advance(1);
     const D = await distances(A, K, parallel ? pool : undefined);
@@ -416,7 +411,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
   const plan = planTrajectory(set);
   const float64 = set.space.tensors.some((t) => t.dtype === 'F64');
   const threads = Math.max(1, options.workers ?? defaultWorkerCount());
-  const pool = createPool({ plan, float64 } satisfies PoolData, threads, options.signal, undefined, { kind: 'kernels' } satisfies KernelsTask);
+  const pool = createPool({ plan, float64 } satisfies PoolData, threads, options.signal);
   try {
     const d = await decompose(set, options, pool);
     // Model files, pre-sized; pass 2 fills a, b and mode by position.

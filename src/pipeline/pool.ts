@@ -25,35 +25,18 @@ export interface WorkerPool {
   run<R>(task: unknown): Promise<R>;
   destroy(): Promise<void>;
   readonly threads: number;
-  /** Threads known to have started (answered a warm-up task); see {@link createPool}'s `warmTask`. */
-  readonly started: number;
 }
 
 /**
  * The pool of worker threads every pass uses: post-hoc's fit/distance workers by default, or
  * another worker module (the online tasks, src/online/online-worker.ts) given as `worker`.
- * `warmTask`, when given, is sent once per thread at once: its answers count the threads that
- * have started (`started`), so a short job can stay on the calling thread while they start
- * (a worker takes ≈ 0.1 s to load its code; docs/performance.md, "Start-up").
  */
-export function createPool(workerData: unknown, threads: number, signal?: AbortSignal, worker = workerModule(import.meta.url, 'worker'), warmTask?: unknown): WorkerPool {
+export function createPool(workerData: unknown, threads: number, signal?: AbortSignal, worker = workerModule(import.meta.url, 'worker')): WorkerPool {
   const { filename, execArgv } = worker;
   // env: the workers run the kernels chosen here (core/kernel-choice.ts).
   const pool = new Piscina({ filename, workerData, env: workerEnv(), minThreads: threads, maxThreads: threads, execArgv, idleTimeout: 60_000 });
-  let started = 0;
-  if (warmTask !== undefined) {
-    for (let i = 0; i < threads; i++) {
-      pool.run(warmTask).then(
-        () => started++,
-        () => undefined, // a pool destroyed before it started: nothing to count
-      );
-    }
-  }
   return {
     threads,
-    get started() {
-      return started;
-    },
     async run<R>(task: unknown): Promise<R> {
       if (signal?.aborted) throw new CancelledError();
       try {
