@@ -23,7 +23,7 @@ import { isRemote } from '../remote/url.ts';
 import { chunkElements, planChunks, type Chunk } from './chunks.ts';
 import { createModelFile, MODEL_FILE, planModelFile, SWEEP_DIR, sweepModelName, syncFile, writeAtPosition } from './model-file.ts';
 import { createPool, defaultWorkerCount, runAll, type WorkerPool } from './pool.ts';
-import type { FitResult, FitTask, ModelTarget, PoolData } from './worker.ts';
+import type { FitResult, FitTask, HashTask, ModelTarget, PoolData } from './worker.ts';
 import { TOOL_NAME, TOOL_VERSION } from '../version.ts';
 import { createBaselineAccumulators, finalizeBaselines, mergeBaselineAccumulators, type BaselineResults } from '../baselines/index.ts';
 import { addPieceErrors, relativeError } from './merge-errors.ts';
@@ -104,6 +104,11 @@ export interface AnalysisResult extends ModelSummary {
   /** Remote checkpoints: bytes received over HTTP by pass 1 and pass 2. */
   bytesFetched?: { pass1: number; pass2: number };
   workers: number;
+  /**
+   * sha256 of the (primary) model file, being computed on a worker thread while the caller
+   * writes the other outputs (the pool closes once it is done). Absent from merged results.
+   */
+  modelSha256?: Promise<string>;
 }
 
 const noProgress: ProgressSink = { start() {}, advance() {}, stop() {} };
@@ -412,6 +417,7 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
   const float64 = set.space.tensors.some((t) => t.dtype === 'F64');
   const threads = Math.max(1, options.workers ?? defaultWorkerCount());
   const pool = createPool({ plan, float64 } satisfies PoolData, threads, options.signal);
+  let modelSha256: Promise<string> | undefined;
   try {
     const d = await decompose(set, options, pool);
     // Model files, pre-sized; pass 2 fills a, b and mode by position.
@@ -424,13 +430,20 @@ export async function analyzeCheckpoints(set: CheckpointSet, outDir: string, opt
     const results = await fitChunks(pool, set, { ...options, progress }, chunks, { c0: 0, c1: chunks.length }, targets);
     progress.stop();
     const timings = { ...d.timings, fit: now() - t0 };
+    // The model is complete: a worker hashes it while this thread syncs it, sums up, and the
+    // caller writes the report (docs/performance.md, "Outputs").
+    modelSha256 = pool.run<string>({ kind: 'sha256', file: targets[0].modelPath } satisfies HashTask);
     for (const t of targets) await syncFile(t.modelPath);
     const totals = new ChunkTotals(set, d.clusterings, T, baselineTaskOf(options));
     for (const r of results) totals.add(r);
-    return await totals.finish(set, options, d, targets, threads, timings);
+    return { ...(await totals.finish(set, options, d, targets, threads, timings)), modelSha256 };
   } finally {
     progress.stop();
-    await pool.destroy();
+    if (modelSha256) {
+      // Closed once the hash is done, without holding up the caller; a failed hash is the
+      // caller's to see (it awaits modelSha256).
+      void modelSha256.then(pool.destroy, pool.destroy).catch(() => undefined);
+    } else await pool.destroy();
   }
 }
 

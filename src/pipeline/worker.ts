@@ -4,6 +4,7 @@
  * reads of the chunk's trajectories, assignment and fit, a/b/mode written straight into the
  * pre-sized model file). Only small sums travel back.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { activeDistanceKernel, rowDistancesBlock } from '../core/correlation.ts';
@@ -223,6 +224,27 @@ function zeroNonFinite(values: Float32Array | Float64Array, n: number, T: number
   return bad;
 }
 
+/** sha256 of a written file (the model), so the main thread can build the report meanwhile. */
+export interface HashTask {
+  kind: 'sha256';
+  file: string;
+}
+
+/** Bytes per read of {@link hashFile}: few syscalls; sha256 sets the pace. */
+const HASH_BLOCK = 8 << 20;
+
+function hashFile(file: string): string {
+  const h = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(HASH_BLOCK);
+    for (let n; (n = fs.readSync(fd, buf, 0, HASH_BLOCK, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
 /** Asks a worker which kernels it runs (the switch in core/kernel-choice.ts reaches it through its environment). */
 export interface KernelsTask {
   kind: 'kernels';
@@ -261,8 +283,9 @@ async function runRemoteFit(task: FitTask): Promise<FitResult> {
 let remote: boolean | undefined;
 let expected = false;
 
-export default function run(task: DistanceTask | FitTask | KernelsTask): FitResult | Promise<FitResult> | { fit: string; distances: string } | null {
+export default function run(task: DistanceTask | FitTask | KernelsTask | HashTask): FitResult | Promise<FitResult> | { fit: string; distances: string } | string | null {
   if (task.kind === 'kernels') return { fit: activeFitKernel(), distances: activeDistanceKernel() };
+  if (task.kind === 'sha256') return hashFile(task.file);
   if (task.kind === 'distances') {
     rowDistancesBlock(task.A, task.K, task.i0, task.i1, task.out);
     return null;

@@ -42,11 +42,15 @@ export function keyRequest(o: AnalyzeRunOptions, load: LoadOptions, samplesFrom:
   };
 }
 
-/** Adds the provenance (input key hash, model file hash) and writes the report. */
-export async function finish(stagingDir: string, report: RunReport, key: DecompositionKey): Promise<RunReport> {
+/**
+ * Adds the provenance (input key hash, model file hash) and writes the report. `modelSha256`:
+ * the model's hash when it is being computed already (post-hoc pass 2's worker).
+ */
+export async function finish(stagingDir: string, report: RunReport, key: DecompositionKey, modelSha256?: Promise<string>): Promise<RunReport> {
   const { writeReport } = await import('../output/run-outputs.ts');
   const { RunReportSchema } = await import('../output/report-schema.ts');
-  const withProvenance = RunReportSchema.parse({ ...report, provenance: { inputs: inputsHash(key), model: await fileSha256(path.join(stagingDir, MODEL_FILE)) } });
+  const model = await (modelSha256 ?? fileSha256(path.join(stagingDir, MODEL_FILE)));
+  const withProvenance = RunReportSchema.parse({ ...report, provenance: { inputs: inputsHash(key), model } });
   await writeReport(stagingDir, withProvenance);
   return withProvenance;
 }
@@ -83,7 +87,7 @@ export async function writePostHocOutputs(stagingDir: string, set: CheckpointSet
   const built = buildReport({ set, result, ...sampling });
   await writeSamples(stagingDir, set, result.sampleIndices);
   await writeHeatmap(stagingDir, result);
-  return finish(stagingDir, built, key);
+  return finish(stagingDir, built, key, result.modelSha256);
 }
 
 export async function decompose(set: CheckpointSet, o: AnalyzeRunOptions, load: LoadOptions, stagingDir: string, samplesFrom: [string, number][] | undefined, hooks: ResolvedHooks): Promise<Decomposition> {
