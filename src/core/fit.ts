@@ -646,9 +646,10 @@ const PANEL_BYTES = 256 << 10;
 
 /**
  * Panel bytes when a {@link PanelSource} fills the panel: one positioned read per checkpoint row,
- * so wider rows mean fewer system calls (at T = 40, 1 MB is 26 KB per read).
+ * so wider rows mean fewer system calls (at T = 40, 2 MB is 52 KB per read). On the bench 2 and
+ * 4 MB were ≈ 30 ms faster in pass 2 than 1 MB, 512 KB and 8 MB slower (docs/performance.md).
  */
-const SOURCE_PANEL_BYTES = 1 << 20;
+const SOURCE_PANEL_BYTES = 2 << 20;
 
 /** Whether `out` is the pipeline's compact form the kernel's `emit` writes: float32 a and b, byte modes, no R². */
 function outIsCompact(out: FitOutput, M: number): boolean {

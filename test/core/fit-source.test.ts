@@ -54,7 +54,7 @@ describe('fitAssignFromSource', () => {
   for (const [M, T, n] of [
     [10, 40, 20_003],
     [3, 25, 30_001],
-    [20, 7, 50_000],
+    [20, 7, 160_000],
   ] as const) {
     it(`M = ${M}, T = ${T}, n = ${n}: bit-identical to fitAssign`, () => {
       const { refs, values } = chunk(M * 100 + T, M, T, n);
