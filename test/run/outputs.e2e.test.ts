@@ -29,6 +29,9 @@ describe('reconstruct into an analyze folder (defect 4)', () => {
       const before = fileHashes(out);
       expect(Object.keys(before)).toEqual(expect.arrayContaining(['run-info.json', 'sweep/cmd-model-M2.safetensors', 'cmd-model.safetensors', 'samples.json', 'sampled-corr.npy']));
       const analyzeInfo = readJson(path.join(out, 'run-info.json')).analyze;
+      // The report names the model by its sha256 (hashed on a pass-2 worker thread).
+      const modelSha = createHash('sha256').update(fs.readFileSync(path.join(out, 'cmd-model.safetensors'))).digest('hex');
+      expect(readJson(path.join(out, 'report.json')).provenance.model).toBe(modelSha);
       const r = runCli(['reconstruct', '-o', out, '--eval-cmd', `node ${evalScript} {checkpoint}`, ...(force ? ['--force'] : [])]);
       ok(r);
       expect(r.stderr).toMatch(/using the existing model .*same checkpoints/);
