@@ -28,7 +28,7 @@ import { checkSampleFlags, loadOptionsFrom, readSamplesFile, type AnalyzeRunOpti
 import { decompositionKey, sampledValueHashes, type DecompositionKey } from './provenance.ts';
 import { processFacts, writeRunInfo } from './run-info.ts';
 import type { RunReport } from '../output/report-schema.ts';
-import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDecomposition, planText, readPlan, SHARDS_DIR, type Plan, type PlannedKey, type PlannedOptions } from '../scale-out/plan.ts';
+import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDecomposition, planText, readPlan, SHARDS_DIR, samplesWithin, shardParameters, type Plan, type PlannedKey, type PlannedOptions } from '../scale-out/plan.ts';
 import { abandonShard, checkShard, commitShard, COPY_BLOCK, copyRange, readShardResults, shardHeader, shardName, shardSlots, startShard, type ShardDraft, type ShardFile, type ShardHeader } from '../scale-out/shard-file.ts';
 import { pathExists } from '../io/path-exists.ts';
 
@@ -68,7 +68,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
   const T = set.checkpoints.length;
   let chunkSize = o.chunkSize ?? chunkElements(T);
   let d: Pick<Decomposition, 'indices' | 'sampling' | 'K' | 'clusterings' | 'heatmap' | 'bytesRead'>;
-  let chunks: number;
+  let chunkCounts: number[];
   let online: OnlinePass | undefined;
   let warmup: number | undefined;
   if (o.online) {
@@ -83,7 +83,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
     // Timings vary from run to run; the plan holds only what decides the result.
     online = { ...pass, warm: { ...pass.warm, timings: {} } };
     chunkSize = pass.meta.chunkSize;
-    chunks = planChunks(pass.meta.tensors, chunkSize).length;
+    chunkCounts = planChunks(pass.meta.tensors, chunkSize).map((c) => c.count);
     d = { indices: pass.warm.sampleIndices, sampling: pass.warm.sampling, K: pass.meta.K, clusterings: [], heatmap: pass.warm.heatmap, bytesRead: pass.warm.bytesRead };
   } else {
     const pool = poolFor(set, o.workers, hooks.signal);
@@ -92,8 +92,11 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
     } finally {
       await pool.destroy();
     }
-    chunks = passTwoChunks(set, { ...options, chunkSize }).length;
+    chunkCounts = passTwoChunks(set, { ...options, chunkSize }).map((c) => c.count);
   }
+  const chunks = chunkCounts.length;
+  const ranges = assignChunks(chunks, o.shards);
+  const parameters = shardParameters(chunkCounts, ranges);
   const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set, warmup), Array.from(d.indices));
   const { signal: _s, progress: _p, onNote: _n, workers: _w, ...planned } = options;
   const body = newPlanBody({
@@ -104,7 +107,9 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
     report: reportSampling(o, samplesFrom),
     key: key as unknown as PlannedKey,
     chunks,
-    shards: { n: o.shards, ranges: assignChunks(chunks, o.shards) },
+    shards: { n: o.shards, ranges, parameters },
+    // Each task checks the sampled values its own output depends on; all shards together check every one.
+    sampleChecks: parameters.map((p) => sampledValueHashes(set, samplesWithin(d.indices, p))),
     decomposition: planDecomposition(d),
     ...(online ? { online } : {}),
   });
@@ -150,19 +155,27 @@ export function resolveShard(spec: string, n: number, env: NodeJS.ProcessEnv = p
   return i;
 }
 
+/**
+ * Which sampled values a command re-reads to check the checkpoints against the plan (names,
+ * sizes and mtimes are always checked): a shard task those inside its parameter range, which
+ * are all its output depends on; `all` every one (a reconstruct task reads whole checkpoints);
+ * `none` for the merge, whose output depends only on the plan and the shards that checked them.
+ */
+export type SampleCheck = { shard: number } | 'all' | 'none';
+
 /** Loads the planned checkpoints and refuses any that changed since planning, naming the file. */
-export async function planCheckpoints(plan: Plan): Promise<CheckpointSet> {
+export async function planCheckpoints(plan: Plan, check: SampleCheck): Promise<CheckpointSet> {
   const { body } = plan;
   if (body.kernel === 'js') setKernel('js');
   else if (activeKernel() !== body.kernel) throw new RuntimeError(`${path.join(plan.out, PLAN_DIR, PLAN_FILE)}: planned with the ${body.kernel} kernels, which this engine cannot run`);
   await placeScratchForRun(plan.out, body.dir);
   const set = await loadCheckpointSet(body.dir, body.load);
-  checkUnchanged(set, body.key, body.decomposition.indices);
+  checkUnchanged(set, body, check);
   return set;
 }
 
-function checkUnchanged(set: CheckpointSet, key: PlannedKey, indices: Float64Array): void {
-  const planned = key.checkpoints;
+function checkUnchanged(set: CheckpointSet, body: Plan['body'], check: SampleCheck): void {
+  const planned = body.key.checkpoints;
   for (let i = 0; i < Math.max(planned.length, set.checkpoints.length); i++) {
     const c = set.checkpoints[i];
     const p = planned[i];
@@ -171,10 +184,19 @@ function checkUnchanged(set: CheckpointSet, key: PlannedKey, indices: Float64Arr
     if (c.name !== p.name) throw new InputError(c.path, `checkpoint ${i} was ${p.name} when planned; plan again`, 'changed-since-plan');
     if (c.bytes !== p.bytes) throw new InputError(c.path, `has ${c.bytes} bytes, ${p.bytes} when planned; plan again`, 'changed-since-plan');
   }
-  const hashes = sampledValueHashes(set, Array.from(indices));
+  const indices = body.decomposition.indices;
+  let hashes: string[] | undefined;
+  let wanted: string[] | undefined;
+  if (check === 'all') {
+    hashes = sampledValueHashes(set, Array.from(indices));
+    wanted = planned.map((p) => p.sampledValues);
+  } else if (check !== 'none') {
+    hashes = sampledValueHashes(set, samplesWithin(indices, body.shards.parameters[check.shard]));
+    wanted = body.sampleChecks[check.shard];
+  }
   // mtimes: a file touched after planning might hold other values anywhere, not only at the samples.
   for (const [i, c] of set.checkpoints.entries()) {
-    if (hashes[i] !== planned[i].sampledValues) throw new InputError(c.path, 'holds other values than when planned; plan again', 'changed-since-plan');
+    if (hashes && hashes[i] !== wanted![i]) throw new InputError(c.path, 'holds other values than when planned; plan again', 'changed-since-plan');
     const files = c.contents.files?.length ? c.contents.files : [c.entry];
     const mtime = Math.max(...files.map((f) => fs.statSync(f).mtimeMs));
     if (mtime !== planned[i].mtimeMs) throw new InputError(c.path, 'was modified after planning; plan again', 'changed-since-plan');
@@ -187,7 +209,7 @@ export async function runShard(out: string, spec: string, o: { workers?: number 
   const plan = await readPlan(out);
   const n = plan.body.shards.n;
   const shard = resolveShard(spec, n);
-  const set = await planCheckpoints(plan);
+  const set = await planCheckpoints(plan, { shard });
   if (plan.body.online) return runOnlineShard(plan, set, shard, o, hooks);
   const options: AnalyzeOptions = plan.body.options;
   const chunks = passTwoChunks(set, options);
@@ -393,7 +415,7 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
   const started = performance.now();
   const plan = await readPlan(out);
   const shards = await gatherShards(plan);
-  const set = await planCheckpoints(plan);
+  const set = await planCheckpoints(plan, 'none');
   if (plan.body.online) return mergeOnline(plan, set, shards, hooks, started);
   const options: AnalyzeOptions = plan.body.options;
   const d = decompositionOf(plan.body);
