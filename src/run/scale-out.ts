@@ -29,7 +29,8 @@ import { decompositionKey, sampledValueHashes, type DecompositionKey } from './p
 import { processFacts, writeRunInfo } from './run-info.ts';
 import type { RunReport } from '../output/report-schema.ts';
 import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDecomposition, planText, readPlan, SHARDS_DIR, samplesWithin, shardParameters, type Plan, type PlannedKey, type PlannedOptions } from '../scale-out/plan.ts';
-import { abandonShard, checkShard, commitShard, COPY_BLOCK, copyRange, readShardResults, shardHeader, shardName, shardSlots, startShard, type ShardDraft, type ShardFile, type ShardHeader } from '../scale-out/shard-file.ts';
+import { abandonShard, commitShard, COPY_BLOCK, DAMAGED, decodeShardResults, openShard, readShard, shardHeader, shardName, shardSlots, startShard, verifyShard, type ShardDraft, type ShardFile, type ShardHeader } from '../scale-out/shard-file.ts';
+import { writeFullySync } from '../io/atomic-file.ts';
 import { pathExists } from '../io/path-exists.ts';
 
 /** The test hook of docs/scale-out.md: a shard task SIGKILLs itself after this many fitted chunks. */
@@ -293,7 +294,11 @@ function shardLine(shard: number, n: number, range: [number, number], target: st
 
 const SHARD_NAME = /^(\d+)-of-(\d+)$/;
 
-/** Every shard of the plan, checked; or an InputError listing the shards to rerun (and why). */
+/**
+ * Every shard of the plan, its framing checked (the checksums are checked as the merge reads
+ * them, `readShards`); or an InputError listing the shards to rerun and why — then every
+ * framed shard is hashed first, so the one line names the damaged ones too.
+ */
 async function gatherShards(plan: Plan): Promise<ShardFile[]> {
   const dir = path.join(plan.out, SHARDS_DIR);
   const n = plan.body.shards.n;
@@ -305,23 +310,46 @@ async function gatherShards(plan: Plan): Promise<ShardFile[]> {
   }
   const byIndex = new Map<number, ShardFile[]>();
   const bad = new Map<number, string>();
+  const framed: { nameIndex: number; nameOf: number; shard: ShardFile }[] = [];
   for (const name of names.sort()) {
     const m = SHARD_NAME.exec(name);
     if (!m) continue;
     const nameIndex = Number(m[1]);
     const file = path.join(dir, name);
-    const checked = await checkShard(file);
-    if ('problem' in checked) {
-      if (Number(m[2]) === n && nameIndex < n) bad.set(nameIndex, `half-written: ${checked.problem}`);
+    const opened = await openShard(file);
+    if ('problem' in opened) {
+      if (Number(m[2]) === n && nameIndex < n) bad.set(nameIndex, `half-written: ${opened.problem}`);
       continue;
     }
-    const h = checked.header;
-    if (h.planHash !== plan.hash || h.of !== n) {
-      if (nameIndex < n) bad.set(nameIndex, 'foreign (another plan)');
-      continue;
-    }
-    byIndex.set(h.shard, [...(byIndex.get(h.shard) ?? []), checked]);
+    framed.push({ nameIndex, nameOf: Number(m[2]), shard: opened });
   }
+  const sort = (verify: boolean) => {
+    byIndex.clear();
+    const buf = verify ? Buffer.allocUnsafe(COPY_BLOCK) : undefined;
+    for (const { nameIndex, nameOf, shard: s } of framed) {
+      const damaged = buf && verifyShard(s, buf);
+      if (damaged) {
+        if (nameOf === n && nameIndex < n) bad.set(nameIndex, `half-written: ${damaged}`);
+        continue;
+      }
+      const h = s.header;
+      if (h.planHash !== plan.hash || h.of !== n) {
+        if (nameIndex < n) bad.set(nameIndex, 'foreign (another plan)');
+        continue;
+      }
+      byIndex.set(h.shard, [...(byIndex.get(h.shard) ?? []), s]);
+    }
+    return shardProblems(n, byIndex, bad);
+  };
+  if (sort(false).rerun.length) {
+    const { rerun, problems } = sort(true);
+    throw new InputError(dir, `rerun shard${rerun.length === 1 ? '' : 's'} ${rerun.join(', ')} (${problems.join('; ')})`, 'shards-incomplete');
+  }
+  return Array.from({ length: n }, (_, i) => byIndex.get(i)![0]);
+}
+
+/** The shards to rerun and why, given the well-formed shards found for each index and the bad ones. */
+function shardProblems(n: number, byIndex: Map<number, ShardFile[]>, bad: Map<number, string>): { rerun: number[]; problems: string[] } {
   const problems: string[] = [];
   const rerun: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -332,8 +360,7 @@ async function gatherShards(plan: Plan): Promise<ShardFile[]> {
     else problems.push(`${i} ${bad.get(i) ?? 'missing'}`);
     rerun.push(i);
   }
-  if (rerun.length) throw new InputError(dir, `rerun shard${rerun.length === 1 ? '' : 's'} ${rerun.join(', ')} (${problems.join('; ')})`, 'shards-incomplete');
-  return Array.from({ length: n }, (_, i) => byIndex.get(i)![0]);
+  return { rerun, problems };
 }
 
 /** The products `cmd merge` writes into the output folder (what a plain analyze writes). */
@@ -345,21 +372,54 @@ async function moveProducts(staging: string, out: string): Promise<void> {
   }
 }
 
-/** Streams a shard's a, b and mode bytes into the model files (one per model) by position. */
-function copyPayload(s: ShardFile, fds: number[], slotsOf: TensorSlots[][], buf: Buffer): void {
-  const src = fs.openSync(s.file, 'r');
-  try {
-    s.header.models.forEach((m, k) => {
-      const slots = slotsOf[k];
-      for (const r of m.regions) {
-        copyRange(src, s.payloadStart + r.a, fds[k], slots[r.tensor].a + 4 * r.start, 4 * r.count, buf);
-        copyRange(src, s.payloadStart + r.b, fds[k], slots[r.tensor].b + 4 * r.start, 4 * r.count, buf);
-        copyRange(src, s.payloadStart + r.mode, fds[k], slots[r.tensor].mode + m.modeBytes * r.start, m.modeBytes * r.count, buf);
+/**
+ * Reads the shards once each, in order, writing their a, b and mode bytes into the model files
+ * (one per model) by position straight from the read buffer, and returns their accumulators in
+ * chunk order (shards are contiguous chunk ranges). A shard whose checksum fails is named with
+ * every other failing one in one InputError after all were read; the caller writes into a staging
+ * folder, so nothing stays behind.
+ */
+function readShards<R>(plan: Plan, shards: ShardFile[], fds: number[], slotsOf: TensorSlots[][], signal: AbortSignal, onResult: (r: R) => void): void {
+  const buf = Buffer.allocUnsafe(COPY_BLOCK);
+  const damaged: number[] = [];
+  for (const [i, s] of shards.entries()) {
+    if (signal.aborted) throw new CancelledError();
+    const segments = payloadSegments(s, fds, slotsOf);
+    let next = 0;
+    const { ok, accumulators } = readShard(s, buf, (bytes, offset) => {
+      // Segments tile the payload in order; a block may end inside one and start the next.
+      const end = offset + bytes.length;
+      while (next < segments.length && segments[next].from + segments[next].length <= offset) next++;
+      for (let q = next; q < segments.length && segments[q].from < end; q++) {
+        const g = segments[q];
+        const a = Math.max(offset, g.from);
+        const b = Math.min(end, g.from + g.length);
+        writeFullySync(g.fd, bytes.subarray(a - offset, b - offset), g.to + (a - g.from));
       }
     });
-  } finally {
-    fs.closeSync(src);
+    if (!ok) damaged.push(i);
+    // One shard's accumulators at a time (bounded memory); after a damaged shard only the checksums matter.
+    else if (!damaged.length) for (const r of decodeShardResults<R>(accumulators)) onResult(r);
   }
+  if (signal.aborted) throw new CancelledError();
+  if (damaged.length) {
+    const n = plan.body.shards.n;
+    throw new InputError(path.join(plan.out, SHARDS_DIR), `rerun shard${damaged.length === 1 ? '' : 's'} ${damaged.join(', ')} (${damaged.map((i) => `${i} half-written: ${DAMAGED}`).join('; ')})`, 'shards-incomplete');
+  }
+}
+
+/** Where a shard's payload goes: its a, b and mode runs, in payload order, each with its model file position. */
+function payloadSegments(s: ShardFile, fds: number[], slotsOf: TensorSlots[][]): { from: number; length: number; fd: number; to: number }[] {
+  const out: { from: number; length: number; fd: number; to: number }[] = [];
+  s.header.models.forEach((m, k) => {
+    const slots = slotsOf[k];
+    for (const r of m.regions) {
+      out.push({ from: r.a, length: 4 * r.count, fd: fds[k], to: slots[r.tensor].a + 4 * r.start });
+      out.push({ from: r.b, length: 4 * r.count, fd: fds[k], to: slots[r.tensor].b + 4 * r.start });
+      out.push({ from: r.mode, length: m.modeBytes * r.count, fd: fds[k], to: slots[r.tensor].mode + m.modeBytes * r.start });
+    }
+  });
+  return out.filter((g) => g.length > 0).sort((x, y) => x.from - y.from);
 }
 
 /** The merge of an `--online` plan: what a plain `cmd analyze --online` writes, byte for byte. */
@@ -375,20 +435,13 @@ async function mergeOnline(plan: Plan, set: CheckpointSet, shards: ShardFile[], 
   try {
     const modelFile = path.join(staging, MODEL_FILE);
     const model = await engine.preparePassModel(pass, modelFile);
-    const buf = Buffer.allocUnsafe(COPY_BLOCK);
     const fd = fs.openSync(modelFile, 'r+');
     const results: OnlineChunkResult[] = [];
     try {
-      for (const s of shards) {
-        if (hooks.signal.aborted) break;
-        copyPayload(s, [fd], [model.slots], buf);
-        // Shards are contiguous chunk ranges in order: the results come in chunk order.
-        results.push(...(await readShardResults<OnlineChunkResult>(s)));
-      }
+      readShards<OnlineChunkResult>(plan, shards, [fd], [model.slots], hooks.signal, (r) => results.push(r));
     } finally {
       fs.closeSync(fd);
     }
-    if (hooks.signal.aborted) throw new CancelledError();
     if (results.length !== plan.body.chunks) throw new InputError(path.join(out, SHARDS_DIR), `the shards hold ${results.length} chunks, the plan ${plan.body.chunks}`, 'shards-incomplete');
     await engine.finishPass(pass, results, modelFile);
     const built = await engine.buildReport();
@@ -425,19 +478,12 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
   try {
     const targets = await createModelFiles(set, staging, options, d);
     const totals = new ChunkTotals(set, d.clusterings, T, baselineTaskOf(options));
-    const buf = Buffer.allocUnsafe(COPY_BLOCK);
     const fds = targets.map((t) => fs.openSync(t.modelPath, 'r+'));
     try {
-      for (const s of shards) {
-        if (hooks.signal.aborted) break;
-        copyPayload(s, fds, targets.map((t) => t.slots), buf);
-        // Chunk results fold shard by shard, and shards are contiguous chunk ranges in order.
-        for (const r of await readShardResults(s)) totals.add(r);
-      }
+      readShards<FitResult>(plan, shards, fds, targets.map((t) => t.slots), hooks.signal, (r) => totals.add(r));
     } finally {
       for (const fd of fds) fs.closeSync(fd);
     }
-    if (hooks.signal.aborted) throw new CancelledError();
     if (totals.chunks !== plan.body.chunks) throw new InputError(path.join(out, SHARDS_DIR), `the shards hold ${totals.chunks} chunks, the plan ${plan.body.chunks}`, 'shards-incomplete');
     for (const t of targets) await syncFile(t.modelPath);
     const result = await totals.finish(set, options, d, targets, 1, {});

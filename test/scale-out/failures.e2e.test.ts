@@ -98,6 +98,18 @@ describe('cmd merge refuses incomplete shard sets', () => {
     fs.writeFileSync(f3, bytes);
     expectMergeRefused(out, 'shards 0, 3', /0 half-written.*3 half-written: checksum mismatch/);
   });
+
+  it('damaged payloads only: merge finds them as it copies, names every one, and writes nothing', () => {
+    const out = planned(3, held, ['--chunk-size', '2000']);
+    allShards(out, 3);
+    for (const i of [0, 2]) {
+      const f = shardFile(out, i, 3);
+      const bytes = fs.readFileSync(f);
+      bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+      fs.writeFileSync(f, bytes);
+    }
+    expectMergeRefused(out, 'shards 0, 2', /0 half-written: checksum mismatch.*2 half-written: checksum mismatch/);
+  });
 });
 
 describe('shard tasks', () => {
