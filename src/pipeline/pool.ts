@@ -50,6 +50,27 @@ export function createPool(workerData: unknown, threads: number, signal?: AbortS
   };
 }
 
+/**
+ * A pool without threads: each task runs on this thread after a turn of the event loop, so a
+ * SIGINT between tasks still lands; once destroyed it refuses tasks, as a worker pool does.
+ */
+export function inlinePool(tasks: { run: (task: never) => unknown; close: () => void }, signal?: AbortSignal): WorkerPool {
+  let closed = false;
+  return {
+    threads: 1,
+    async run<R>(task: unknown): Promise<R> {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (signal?.aborted) throw new CancelledError();
+      if (closed) throw new Error('inline pool destroyed');
+      return (await tasks.run(task as never)) as R;
+    },
+    async destroy() {
+      if (!closed) tasks.close();
+      closed = true;
+    },
+  };
+}
+
 /** Runs `count` tasks over the pool, at most `2 × threads` in flight, results in index order. */
 export async function runAll<R>(pool: WorkerPool, count: number, makeTask: (i: number) => unknown, onDone?: (i: number, r: R) => void): Promise<R[]> {
   const results = new Array<R>(count);

@@ -17,7 +17,7 @@ import type { Decomposition } from '../pipeline/analyze.ts';
 import type { OnlinePass } from '../online/engine.ts';
 import type { TaskResult as OnlineChunkResult } from '../online/online-tasks.ts';
 import { MODEL_FILE, modeDtypeFor, syncFile } from '../pipeline/model-file.ts';
-import { createPool, defaultWorkerCount, type WorkerPool } from '../pipeline/pool.ts';
+import { createPool, defaultWorkerCount, inlinePool, type WorkerPool } from '../pipeline/pool.ts';
 import type { FitResult, PoolData, TensorSlots } from '../pipeline/worker.ts';
 import { planTrajectory } from '../trajectory/trajectory-reader.ts';
 import { placeScratchForRun } from '../output/run-scratch.ts';
@@ -48,6 +48,13 @@ function poolFor(set: CheckpointSet, workers: number | undefined, signal: AbortS
   return createPool({ plan: planTrajectory(set), float64 } satisfies PoolData, Math.max(1, workers ?? defaultWorkerCount()), signal);
 }
 
+
+/** A shard task's pool: with one thread the fit runs inline, sparing a worker's start-up (same kernels, same bytes). */
+async function shardPool(set: CheckpointSet, workers: number | undefined, signal: AbortSignal): Promise<WorkerPool> {
+  if (Math.max(1, workers ?? defaultWorkerCount()) > 1) return poolFor(set, workers, signal);
+  const { inlineTasks } = await import('../pipeline/worker.ts');
+  return inlinePool(inlineTasks({ plan: planTrajectory(set), float64: set.space.tensors.some((t) => t.dtype === 'F64') }), signal);
+}
 
 /** `cmd analyze <dir> -o OUT --plan-only --shards n`: pass 1 and the clustering, once, into OUT/plan/. */
 export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: number }, runHooks?: RunHooks): Promise<Plan> {
@@ -219,7 +226,7 @@ export async function runShard(out: string, spec: string, o: { workers?: number 
   const range = plan.body.shards.ranges[shard];
   const modeBytes = d.clusterings.map((c) => (modeDtypeFor(c.M, options.skipNonFinite) === 'U8' ? 1 : 2) as 1 | 2);
   const header = shardHeader(plan.hash, shard, n, chunks, range, modeBytes);
-  const pool = poolFor(set, o.workers, hooks.signal);
+  const pool = await shardPool(set, o.workers, hooks.signal);
   return writeShard(out, header, range, hooks, () => pool.destroy(), async (draft, onChunk) => {
     const models = d.clusterings.map((c, k) => ({ stats: c.stats, modelPath: draft.temp, modeBytes: modeBytes[k], slots: shardSlots(header, k, draft.payloadStart, set.space.tensors) }));
     const progress = hooks.progress;
