@@ -3,7 +3,8 @@
  * pass 1 and the clustering once and writes `<out>/plan/`; `runShard` fits one shard's chunks
  * into `<out>/shards/<i>-of-<n>`; `mergeRun` folds the shards' chunk results in chunk order
  * with the in-process run's merge code and streams their a, b, mode into the model file, so
- * the outputs are analyze's, byte for byte.
+ * the outputs are analyze's, byte for byte. What only the plan or the merge needs (run-info and
+ * its schema library) is imported where used: every shard task pays for what it loads.
  */
 import { randomBytes } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
@@ -26,7 +27,6 @@ import { finish as writeReportWithProvenance, keyRequest, postHocOptions, report
 import { resolveHooks, type RunHooks } from './hooks.ts';
 import { checkSampleFlags, loadOptionsFrom, readSamplesFile, type AnalyzeRunOptions } from './options.ts';
 import { decompositionKey, sampledValueHashes, type DecompositionKey } from './provenance.ts';
-import { processFacts, writeRunInfo } from './run-info.ts';
 import type { RunReport } from '../output/report-schema.ts';
 import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDecomposition, planText, readPlan, SHARDS_DIR, samplesWithin, shardParameters, type Plan, type PlannedKey, type PlannedOptions } from '../scale-out/plan.ts';
 import { abandonShard, commitShard, COPY_BLOCK, DAMAGED, decodeShardResults, openShard, readShard, shardHeader, shardName, shardSlots, startShard, verifyShard, type ShardDraft, type ShardFile, type ShardHeader } from '../scale-out/shard-file.ts';
@@ -457,6 +457,7 @@ async function mergeOnline(plan: Plan, set: CheckpointSet, shards: ShardFile[], 
     const key = plan.body.key as unknown as DecompositionKey;
     const report = await writeReportWithProvenance(staging, built, key);
     const seconds = (performance.now() - started) / 1000;
+    const { processFacts, writeRunInfo } = await import('./run-info.ts');
     await writeRunInfo(staging, {
       decomposition: { command: 'analyze', key },
       analyze: { seconds, mode: 'sharded', variant: 'online', warmup: pass.meta.warmup, shards: plan.body.shards.n, plan: plan.hash, bytesRead: engine.commit.bytesRead, checkpointBytes: report.storage.checkpointsBytes, ...processFacts() },
@@ -503,6 +504,7 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
       report = rec.report;
       await (await import('../output/run-outputs.ts')).writeReport(staging, report);
     }
+    const { processFacts, writeRunInfo } = await import('./run-info.ts');
     await writeRunInfo(staging, {
       decomposition: { command: 'analyze', key: plan.body.key as unknown as DecompositionKey },
       analyze: { seconds, mode: 'sharded', shards: plan.body.shards.n, plan: plan.hash, bytesRead: result.bytesRead, checkpointBytes: report.storage.checkpointsBytes, ...processFacts() },
