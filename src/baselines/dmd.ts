@@ -19,7 +19,7 @@
  * the SVD done on W_s itself rather than on its squared Gram. H is scaled to unit diagonal before
  * its eigendecomposition so that the huge μ column (|mean| ≫ std) does not swamp the z columns.
  */
-import { EigenvalueDecomposition, Matrix, SingularValueDecomposition } from 'ml-matrix';
+import { mlMatrix } from './ml-matrix.ts';
 import type { GramAccumulator } from './gram.ts';
 import { symmetricEigen } from './pca.ts';
 import { errorSeries, type ErrorSeries } from './series.ts';
@@ -103,6 +103,7 @@ export function finalizeDmd(gram: GramAccumulator, ranks: readonly number[]): Dm
     return { singularValues: new Float64Array(0), ranks: ranks.map((r) => ({ rank: Math.min(r, m), effectiveRank: 0, eigenvalues: [], errors: zero, finalWeights: new Float64Array(T) })) };
   }
   const col = (t: number) => Array.from({ length: p }, (_, k) => Ws[k * T + t]);
+  const { Matrix, SingularValueDecomposition } = mlMatrix();
   const X1 = new Matrix(Array.from({ length: p }, (_, k) => Array.from(Ws.subarray(k * T, k * T + m))));
   const svd = new SingularValueDecomposition(X1, { autoTranspose: true });
   const sigma = Float64Array.from(svd.diagonal);
@@ -170,6 +171,7 @@ export function finalizeDmd(gram: GramAccumulator, ranks: readonly number[]): Dm
 
 function eigenvaluesOf(A: Float64Array, r: number): { re: number; im: number }[] {
   const rows = Array.from({ length: r }, (_, a) => Array.from(A.subarray(a * r, (a + 1) * r)));
+  const { EigenvalueDecomposition, Matrix } = mlMatrix();
   const evd = new EigenvalueDecomposition(new Matrix(rows));
   const re = evd.realEigenvalues;
   const im = evd.imaginaryEigenvalues;

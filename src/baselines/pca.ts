@@ -11,7 +11,7 @@
  *
  * a sum of non-negative terms (no cancellation against the head of the spectrum).
  */
-import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import { mlMatrix } from './ml-matrix.ts';
 import { centredGram, type GramAccumulator } from './gram.ts';
 import { errorSeries, type ErrorSeries } from './series.ts';
 
@@ -41,6 +41,7 @@ export interface PcaResult {
 export function symmetricEigen(A: Float64Array, T: number): { values: Float64Array; vectors: Float64Array } {
   const rows: number[][] = [];
   for (let t = 0; t < T; t++) rows.push(Array.from(A.subarray(t * T, (t + 1) * T)));
+  const { EigenvalueDecomposition, Matrix } = mlMatrix();
   const evd = new EigenvalueDecomposition(new Matrix(rows), { assumeSymmetric: true });
   const lam = evd.realEigenvalues;
   const V = evd.eigenvectorMatrix;

@@ -13,12 +13,13 @@
  * in place by position as for safetensors: each checkpoint's weights are copied once, dataset by
  * dataset, into a scratch file that the spans point to (docs/formats.md states the cost).
  */
+import type { ZipFile } from 'yauzl';
+import { zipLibrary } from './zip-library.ts';
 import { createWriteStream } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import yauzl from 'yauzl';
 import { InputError, UsageError } from '../errors.ts';
 import { DTYPES, elementCount, type DType } from './dtype.ts';
 import { zeroObjectTimes } from './hdf5-times.ts';
@@ -86,9 +87,9 @@ async function checkSignature(file: string, shown: string): Promise<void> {
 
 /** Copies the `model.weights.h5` member of a `.keras` archive into scratch. */
 async function extractWeights(archive: string): Promise<string> {
-  let zip: yauzl.ZipFile;
+  let zip: ZipFile;
   try {
-    zip = await yauzl.openPromise(archive, { lazyEntries: true, autoClose: false, validateEntrySizes: true });
+    zip = await (await zipLibrary()).openPromise(archive, { lazyEntries: true, autoClose: false, validateEntrySizes: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code) throw new InputError(archive, `cannot open (${code})`, code === 'ENOENT' ? 'file-missing' : 'file-unreadable');

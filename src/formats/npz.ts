@@ -3,12 +3,12 @@
  * in place (spans point into the archive); deflated members are inflated once into scratch.
  * Format notes: docs/formats.md, "npy / npz".
  */
+import { zipLibrary } from './zip-library.ts';
 import { createWriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { crc32, deflateRawSync } from 'node:zlib';
-import yauzl from 'yauzl';
 import type { Entry, ZipFile } from 'yauzl';
 import { errorText, zipEntries } from './zip-entries.ts';
 import { InputError, RuntimeError } from '../errors.ts';
@@ -186,7 +186,7 @@ export async function readNpzCheckpoint(path: string): Promise<CheckpointContent
   }
   let zip: ZipFile;
   try {
-    zip = await yauzl.fromFdPromise(fd, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true });
+    zip = await (await zipLibrary()).fromFdPromise(fd, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true });
   } catch (e) {
     closeSync(fd);
     throw new InputError(path, `not a readable zip archive (${errorText(e)})`, 'npz-corrupt');

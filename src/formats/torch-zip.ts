@@ -5,8 +5,8 @@
  * `<archive>/byteorder` and `<archive>/.data/serialization_id`. Only the central directory, the
  * pickle and small records are read; storages are located by position, never loaded.
  */
+import { zipLibrary } from './zip-library.ts';
 import { open } from 'node:fs/promises';
-import yauzl from 'yauzl';
 import type { Entry, ZipFile } from 'yauzl';
 import { errorText, zipEntries } from './zip-entries.ts';
 import { InputError } from '../errors.ts';
@@ -58,7 +58,7 @@ export async function sniffTorchFile(path: string): Promise<TorchSniff> {
 export async function zipEntryNames(path: string): Promise<string[] | undefined> {
   let zip: ZipFile;
   try {
-    zip = await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, decodeStrings: false });
+    zip = await (await zipLibrary()).openPromise(path, { lazyEntries: true, autoClose: false, decodeStrings: false });
   } catch {
     return undefined;
   }
@@ -102,7 +102,7 @@ export async function openTorchArchive(path: string): Promise<TorchArchive> {
   if (sniff !== 'zip') throw new InputError(path, 'is not a torch.save zip archive (no zip header)', 'torch-not-zip');
   let zip: ZipFile;
   try {
-    zip = await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true });
+    zip = await (await zipLibrary()).openPromise(path, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== undefined) throw new InputError(path, `cannot open (${code})`, 'unreadable');

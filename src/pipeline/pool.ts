@@ -3,10 +3,17 @@
  * positioned reads, and write results into shared memory or the output file, so only
  * small messages cross threads.
  */
+import { createRequire } from 'node:module';
 import os from 'node:os';
-import { Piscina } from 'piscina';
+import type { Piscina as PiscinaClass } from 'piscina';
 import { workerEnv } from '../core/kernel-choice.ts';
 import { CancelledError } from '../errors.ts';
+
+/** piscina, loaded with the first pool: a one-thread shard task fits inline and never needs it (src/run/scale-out.ts). */
+let piscina: typeof PiscinaClass | undefined;
+function Piscina(): typeof PiscinaClass {
+  return (piscina ??= (createRequire(import.meta.url)('piscina') as { Piscina: typeof PiscinaClass }).Piscina);
+}
 
 export function defaultWorkerCount(): number {
   return Math.max(1, os.availableParallelism());
@@ -34,7 +41,7 @@ export interface WorkerPool {
 export function createPool(workerData: unknown, threads: number, signal?: AbortSignal, worker = workerModule(import.meta.url, 'worker')): WorkerPool {
   const { filename, execArgv } = worker;
   // env: the workers run the kernels chosen here (core/kernel-choice.ts).
-  const pool = new Piscina({ filename, workerData, env: workerEnv(), minThreads: threads, maxThreads: threads, execArgv, idleTimeout: 60_000 });
+  const pool = new (Piscina())({ filename, workerData, env: workerEnv(), minThreads: threads, maxThreads: threads, execArgv, idleTimeout: 60_000 });
   return {
     threads,
     async run<R>(task: unknown): Promise<R> {
@@ -47,6 +54,27 @@ export function createPool(workerData: unknown, threads: number, signal?: AbortS
       }
     },
     destroy: () => pool.destroy(),
+  };
+}
+
+/**
+ * A pool without threads: each task runs on this thread after a turn of the event loop, so a
+ * SIGINT between tasks still lands; once destroyed it refuses tasks, as a worker pool does.
+ */
+export function inlinePool(tasks: { run: (task: never) => unknown; close: () => void }, signal?: AbortSignal): WorkerPool {
+  let closed = false;
+  return {
+    threads: 1,
+    async run<R>(task: unknown): Promise<R> {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (signal?.aborted) throw new CancelledError();
+      if (closed) throw new Error('inline pool destroyed');
+      return (await tasks.run(task as never)) as R;
+    },
+    async destroy() {
+      if (!closed) tasks.close();
+      closed = true;
+    },
   };
 }
 

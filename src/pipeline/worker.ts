@@ -88,7 +88,7 @@ export interface FitResult {
   remoteError?: { file: string; message: string; rule: string };
 }
 
-const data = workerData as PoolData;
+let data = workerData as PoolData;
 let reader: TrajectoryReader | undefined;
 const modelFds = new Map<string, number>();
 
@@ -292,4 +292,22 @@ export default function run(task: DistanceTask | FitTask | KernelsTask | HashTas
   }
   remote ??= planIsRemote(data.plan);
   return remote ? runRemoteFit(task) : runFit(task);
+}
+
+/**
+ * This module's tasks on the calling thread (src/pipeline/pool.ts inlinePool): a one-thread
+ * shard task then starts no worker, which would load the modules and compile the kernels a
+ * second time (docs/scale-out.md, "Benchmark"). `close` releases the files the tasks opened.
+ */
+export function inlineTasks(d: PoolData): { run: typeof run; close: () => void } {
+  data = d;
+  return {
+    run,
+    close() {
+      reader?.close();
+      reader = undefined;
+      for (const fd of modelFds.values()) fs.closeSync(fd);
+      modelFds.clear();
+    },
+  };
 }

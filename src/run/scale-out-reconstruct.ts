@@ -83,7 +83,7 @@ export async function reconstructShard(out: string, spec: string, o: Reconstruct
   const n = plan.body.shards.n;
   const shard = resolveShard(spec, n);
   const { modelFile, report } = await mergedRun(plan);
-  const set = await planCheckpoints(plan);
+  const set = await planCheckpoints(plan, 'all');
   const request = requestOf(o);
   const evaluation = evalSpec(o);
   const dir = path.join(out, RECONSTRUCT_SHARDS_DIR);

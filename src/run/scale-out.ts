@@ -3,7 +3,8 @@
  * pass 1 and the clustering once and writes `<out>/plan/`; `runShard` fits one shard's chunks
  * into `<out>/shards/<i>-of-<n>`; `mergeRun` folds the shards' chunk results in chunk order
  * with the in-process run's merge code and streams their a, b, mode into the model file, so
- * the outputs are analyze's, byte for byte.
+ * the outputs are analyze's, byte for byte. What only the plan or the merge needs (run-info and
+ * its schema library) is imported where used: every shard task pays for what it loads.
  */
 import { randomBytes } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
@@ -17,7 +18,7 @@ import type { Decomposition } from '../pipeline/analyze.ts';
 import type { OnlinePass } from '../online/engine.ts';
 import type { TaskResult as OnlineChunkResult } from '../online/online-tasks.ts';
 import { MODEL_FILE, modeDtypeFor, syncFile } from '../pipeline/model-file.ts';
-import { createPool, defaultWorkerCount, type WorkerPool } from '../pipeline/pool.ts';
+import { createPool, defaultWorkerCount, inlinePool, type WorkerPool } from '../pipeline/pool.ts';
 import type { FitResult, PoolData, TensorSlots } from '../pipeline/worker.ts';
 import { planTrajectory } from '../trajectory/plan-trajectory.ts';
 import { placeScratchForRun } from '../output/run-scratch.ts';
@@ -26,10 +27,10 @@ import { finish as writeReportWithProvenance, keyRequest, knownValueHashes, post
 import { resolveHooks, type RunHooks } from './hooks.ts';
 import { checkSampleFlags, loadOptionsFrom, readSamplesFile, type AnalyzeRunOptions } from './options.ts';
 import { decompositionKey, sampledValueHashes, type DecompositionKey } from './provenance.ts';
-import { processFacts, writeRunInfo } from './run-info.ts';
 import type { RunReport } from '../output/report-schema.ts';
-import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDecomposition, planText, readPlan, SHARDS_DIR, type Plan, type PlannedKey, type PlannedOptions } from '../scale-out/plan.ts';
-import { abandonShard, checkShard, commitShard, COPY_BLOCK, copyRange, readShardResults, shardHeader, shardName, shardSlots, startShard, type ShardDraft, type ShardFile, type ShardHeader } from '../scale-out/shard-file.ts';
+import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDecomposition, planText, readPlan, SHARDS_DIR, samplesWithin, shardParameters, type Plan, type PlannedKey, type PlannedOptions } from '../scale-out/plan.ts';
+import { abandonShard, commitShard, COPY_BLOCK, DAMAGED, decodeShardResults, openShard, readShard, shardHeader, shardName, shardSlots, startShard, verifyShard, type ShardDraft, type ShardFile, type ShardHeader } from '../scale-out/shard-file.ts';
+import { writeFullySync } from '../io/atomic-file.ts';
 import { pathExists } from '../io/path-exists.ts';
 
 /** The test hook of docs/scale-out.md: a shard task SIGKILLs itself after this many fitted chunks. */
@@ -47,6 +48,13 @@ function poolFor(set: CheckpointSet, workers: number | undefined, signal: AbortS
   return createPool({ plan: planTrajectory(set), float64 } satisfies PoolData, Math.max(1, workers ?? defaultWorkerCount()), signal);
 }
 
+
+/** A shard task's pool: with one thread the fit runs inline, sparing a worker's start-up (same kernels, same bytes). */
+async function shardPool(set: CheckpointSet, workers: number | undefined, signal: AbortSignal): Promise<WorkerPool> {
+  if (Math.max(1, workers ?? defaultWorkerCount()) > 1) return poolFor(set, workers, signal);
+  const { inlineTasks } = await import('../pipeline/worker.ts');
+  return inlinePool(inlineTasks({ plan: planTrajectory(set), float64: set.space.tensors.some((t) => t.dtype === 'F64') }), signal);
+}
 
 /** `cmd analyze <dir> -o OUT --plan-only --shards n`: pass 1 and the clustering, once, into OUT/plan/. */
 export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: number }, runHooks?: RunHooks): Promise<Plan> {
@@ -68,7 +76,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
   const T = set.checkpoints.length;
   let chunkSize = o.chunkSize ?? chunkElements(T);
   let d: Pick<Decomposition, 'indices' | 'sampling' | 'K' | 'clusterings' | 'heatmap' | 'bytesRead' | 'windowValueHashes'>;
-  let chunks: number;
+  let chunkCounts: number[];
   let online: OnlinePass | undefined;
   let warmup: number | undefined;
   if (o.online) {
@@ -83,7 +91,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
     // Timings vary from run to run; the plan holds only what decides the result.
     online = { ...pass, warm: { ...pass.warm, timings: {} } };
     chunkSize = pass.meta.chunkSize;
-    chunks = planChunks(pass.meta.tensors, chunkSize).length;
+    chunkCounts = planChunks(pass.meta.tensors, chunkSize).map((c) => c.count);
     d = { indices: pass.warm.sampleIndices, sampling: pass.warm.sampling, K: pass.meta.K, clusterings: [], heatmap: pass.warm.heatmap, bytesRead: pass.warm.bytesRead };
   } else {
     const pool = poolFor(set, o.workers, hooks.signal);
@@ -92,8 +100,11 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
     } finally {
       await pool.destroy();
     }
-    chunks = passTwoChunks(set, { ...options, chunkSize }).length;
+    chunkCounts = passTwoChunks(set, { ...options, chunkSize }).map((c) => c.count);
   }
+  const chunks = chunkCounts.length;
+  const ranges = assignChunks(chunks, o.shards);
+  const parameters = shardParameters(chunkCounts, ranges);
   const key = await decompositionKey(set, keyRequest(o, load, samplesFrom, set, warmup), Array.from(d.indices), knownValueHashes({ window: options.window, windowValueHashes: d.windowValueHashes }));
   const { signal: _s, progress: _p, onNote: _n, workers: _w, ...planned } = options;
   const body = newPlanBody({
@@ -104,7 +115,9 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
     report: reportSampling(o, samplesFrom),
     key: key as unknown as PlannedKey,
     chunks,
-    shards: { n: o.shards, ranges: assignChunks(chunks, o.shards) },
+    shards: { n: o.shards, ranges, parameters },
+    // Each task checks the sampled values its own output depends on; all shards together check every one.
+    sampleChecks: parameters.map((p) => sampledValueHashes(set, samplesWithin(d.indices, p))),
     decomposition: planDecomposition(d),
     ...(online ? { online } : {}),
   });
@@ -150,19 +163,27 @@ export function resolveShard(spec: string, n: number, env: NodeJS.ProcessEnv = p
   return i;
 }
 
+/**
+ * Which sampled values a command re-reads to check the checkpoints against the plan (names,
+ * sizes and mtimes are always checked): a shard task those inside its parameter range, which
+ * are all its output depends on; `all` every one (a reconstruct task reads whole checkpoints);
+ * `none` for the merge, whose output depends only on the plan and the shards that checked them.
+ */
+export type SampleCheck = { shard: number } | 'all' | 'none';
+
 /** Loads the planned checkpoints and refuses any that changed since planning, naming the file. */
-export async function planCheckpoints(plan: Plan): Promise<CheckpointSet> {
+export async function planCheckpoints(plan: Plan, check: SampleCheck): Promise<CheckpointSet> {
   const { body } = plan;
   if (body.kernel === 'js') setKernel('js');
   else if (activeKernel() !== body.kernel) throw new RuntimeError(`${path.join(plan.out, PLAN_DIR, PLAN_FILE)}: planned with the ${body.kernel} kernels, which this engine cannot run`);
   await placeScratchForRun(plan.out, body.dir);
   const set = await loadCheckpointSet(body.dir, body.load);
-  checkUnchanged(set, body.key, body.decomposition.indices);
+  checkUnchanged(set, body, check);
   return set;
 }
 
-function checkUnchanged(set: CheckpointSet, key: PlannedKey, indices: Float64Array): void {
-  const planned = key.checkpoints;
+function checkUnchanged(set: CheckpointSet, body: Plan['body'], check: SampleCheck): void {
+  const planned = body.key.checkpoints;
   for (let i = 0; i < Math.max(planned.length, set.checkpoints.length); i++) {
     const c = set.checkpoints[i];
     const p = planned[i];
@@ -171,10 +192,19 @@ function checkUnchanged(set: CheckpointSet, key: PlannedKey, indices: Float64Arr
     if (c.name !== p.name) throw new InputError(c.path, `checkpoint ${i} was ${p.name} when planned; plan again`, 'changed-since-plan');
     if (c.bytes !== p.bytes) throw new InputError(c.path, `has ${c.bytes} bytes, ${p.bytes} when planned; plan again`, 'changed-since-plan');
   }
-  const hashes = sampledValueHashes(set, Array.from(indices));
+  const indices = body.decomposition.indices;
+  let hashes: string[] | undefined;
+  let wanted: string[] | undefined;
+  if (check === 'all') {
+    hashes = sampledValueHashes(set, Array.from(indices));
+    wanted = planned.map((p) => p.sampledValues);
+  } else if (check !== 'none') {
+    hashes = sampledValueHashes(set, samplesWithin(indices, body.shards.parameters[check.shard]));
+    wanted = body.sampleChecks[check.shard];
+  }
   // mtimes: a file touched after planning might hold other values anywhere, not only at the samples.
   for (const [i, c] of set.checkpoints.entries()) {
-    if (hashes[i] !== planned[i].sampledValues) throw new InputError(c.path, 'holds other values than when planned; plan again', 'changed-since-plan');
+    if (hashes && hashes[i] !== wanted![i]) throw new InputError(c.path, 'holds other values than when planned; plan again', 'changed-since-plan');
     const files = c.contents.files?.length ? c.contents.files : [c.entry];
     const mtime = Math.max(...files.map((f) => fs.statSync(f).mtimeMs));
     if (mtime !== planned[i].mtimeMs) throw new InputError(c.path, 'was modified after planning; plan again', 'changed-since-plan');
@@ -187,7 +217,7 @@ export async function runShard(out: string, spec: string, o: { workers?: number 
   const plan = await readPlan(out);
   const n = plan.body.shards.n;
   const shard = resolveShard(spec, n);
-  const set = await planCheckpoints(plan);
+  const set = await planCheckpoints(plan, { shard });
   if (plan.body.online) return runOnlineShard(plan, set, shard, o, hooks);
   const options: AnalyzeOptions = plan.body.options;
   const chunks = passTwoChunks(set, options);
@@ -196,7 +226,7 @@ export async function runShard(out: string, spec: string, o: { workers?: number 
   const range = plan.body.shards.ranges[shard];
   const modeBytes = d.clusterings.map((c) => (modeDtypeFor(c.M, options.skipNonFinite) === 'U8' ? 1 : 2) as 1 | 2);
   const header = shardHeader(plan.hash, shard, n, chunks, range, modeBytes);
-  const pool = poolFor(set, o.workers, hooks.signal);
+  const pool = await shardPool(set, o.workers, hooks.signal);
   return writeShard(out, header, range, hooks, () => pool.destroy(), async (draft, onChunk) => {
     const models = d.clusterings.map((c, k) => ({ stats: c.stats, modelPath: draft.temp, modeBytes: modeBytes[k], slots: shardSlots(header, k, draft.payloadStart, set.space.tensors) }));
     const progress = hooks.progress;
@@ -271,7 +301,11 @@ function shardLine(shard: number, n: number, range: [number, number], target: st
 
 const SHARD_NAME = /^(\d+)-of-(\d+)$/;
 
-/** Every shard of the plan, checked; or an InputError listing the shards to rerun (and why). */
+/**
+ * Every shard of the plan, its framing checked (the checksums are checked as the merge reads
+ * them, `readShards`); or an InputError listing the shards to rerun and why — then every
+ * framed shard is hashed first, so the one line names the damaged ones too.
+ */
 async function gatherShards(plan: Plan): Promise<ShardFile[]> {
   const dir = path.join(plan.out, SHARDS_DIR);
   const n = plan.body.shards.n;
@@ -283,23 +317,46 @@ async function gatherShards(plan: Plan): Promise<ShardFile[]> {
   }
   const byIndex = new Map<number, ShardFile[]>();
   const bad = new Map<number, string>();
+  const framed: { nameIndex: number; nameOf: number; shard: ShardFile }[] = [];
   for (const name of names.sort()) {
     const m = SHARD_NAME.exec(name);
     if (!m) continue;
     const nameIndex = Number(m[1]);
     const file = path.join(dir, name);
-    const checked = await checkShard(file);
-    if ('problem' in checked) {
-      if (Number(m[2]) === n && nameIndex < n) bad.set(nameIndex, `half-written: ${checked.problem}`);
+    const opened = await openShard(file);
+    if ('problem' in opened) {
+      if (Number(m[2]) === n && nameIndex < n) bad.set(nameIndex, `half-written: ${opened.problem}`);
       continue;
     }
-    const h = checked.header;
-    if (h.planHash !== plan.hash || h.of !== n) {
-      if (nameIndex < n) bad.set(nameIndex, 'foreign (another plan)');
-      continue;
-    }
-    byIndex.set(h.shard, [...(byIndex.get(h.shard) ?? []), checked]);
+    framed.push({ nameIndex, nameOf: Number(m[2]), shard: opened });
   }
+  const sort = (verify: boolean) => {
+    byIndex.clear();
+    const buf = verify ? Buffer.allocUnsafe(COPY_BLOCK) : undefined;
+    for (const { nameIndex, nameOf, shard: s } of framed) {
+      const damaged = buf && verifyShard(s, buf);
+      if (damaged) {
+        if (nameOf === n && nameIndex < n) bad.set(nameIndex, `half-written: ${damaged}`);
+        continue;
+      }
+      const h = s.header;
+      if (h.planHash !== plan.hash || h.of !== n) {
+        if (nameIndex < n) bad.set(nameIndex, 'foreign (another plan)');
+        continue;
+      }
+      byIndex.set(h.shard, [...(byIndex.get(h.shard) ?? []), s]);
+    }
+    return shardProblems(n, byIndex, bad);
+  };
+  if (sort(false).rerun.length) {
+    const { rerun, problems } = sort(true);
+    throw new InputError(dir, `rerun shard${rerun.length === 1 ? '' : 's'} ${rerun.join(', ')} (${problems.join('; ')})`, 'shards-incomplete');
+  }
+  return Array.from({ length: n }, (_, i) => byIndex.get(i)![0]);
+}
+
+/** The shards to rerun and why, given the well-formed shards found for each index and the bad ones. */
+function shardProblems(n: number, byIndex: Map<number, ShardFile[]>, bad: Map<number, string>): { rerun: number[]; problems: string[] } {
   const problems: string[] = [];
   const rerun: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -310,8 +367,7 @@ async function gatherShards(plan: Plan): Promise<ShardFile[]> {
     else problems.push(`${i} ${bad.get(i) ?? 'missing'}`);
     rerun.push(i);
   }
-  if (rerun.length) throw new InputError(dir, `rerun shard${rerun.length === 1 ? '' : 's'} ${rerun.join(', ')} (${problems.join('; ')})`, 'shards-incomplete');
-  return Array.from({ length: n }, (_, i) => byIndex.get(i)![0]);
+  return { rerun, problems };
 }
 
 /** The products `cmd merge` writes into the output folder (what a plain analyze writes). */
@@ -323,21 +379,54 @@ async function moveProducts(staging: string, out: string): Promise<void> {
   }
 }
 
-/** Streams a shard's a, b and mode bytes into the model files (one per model) by position. */
-function copyPayload(s: ShardFile, fds: number[], slotsOf: TensorSlots[][], buf: Buffer): void {
-  const src = fs.openSync(s.file, 'r');
-  try {
-    s.header.models.forEach((m, k) => {
-      const slots = slotsOf[k];
-      for (const r of m.regions) {
-        copyRange(src, s.payloadStart + r.a, fds[k], slots[r.tensor].a + 4 * r.start, 4 * r.count, buf);
-        copyRange(src, s.payloadStart + r.b, fds[k], slots[r.tensor].b + 4 * r.start, 4 * r.count, buf);
-        copyRange(src, s.payloadStart + r.mode, fds[k], slots[r.tensor].mode + m.modeBytes * r.start, m.modeBytes * r.count, buf);
+/**
+ * Reads the shards once each, in order, writing their a, b and mode bytes into the model files
+ * (one per model) by position straight from the read buffer, and returns their accumulators in
+ * chunk order (shards are contiguous chunk ranges). A shard whose checksum fails is named with
+ * every other failing one in one InputError after all were read; the caller writes into a staging
+ * folder, so nothing stays behind.
+ */
+function readShards<R>(plan: Plan, shards: ShardFile[], fds: number[], slotsOf: TensorSlots[][], signal: AbortSignal, onResult: (r: R) => void): void {
+  const buf = Buffer.allocUnsafe(COPY_BLOCK);
+  const damaged: number[] = [];
+  for (const [i, s] of shards.entries()) {
+    if (signal.aborted) throw new CancelledError();
+    const segments = payloadSegments(s, fds, slotsOf);
+    let next = 0;
+    const { ok, accumulators } = readShard(s, buf, (bytes, offset) => {
+      // Segments tile the payload in order; a block may end inside one and start the next.
+      const end = offset + bytes.length;
+      while (next < segments.length && segments[next].from + segments[next].length <= offset) next++;
+      for (let q = next; q < segments.length && segments[q].from < end; q++) {
+        const g = segments[q];
+        const a = Math.max(offset, g.from);
+        const b = Math.min(end, g.from + g.length);
+        writeFullySync(g.fd, bytes.subarray(a - offset, b - offset), g.to + (a - g.from));
       }
     });
-  } finally {
-    fs.closeSync(src);
+    if (!ok) damaged.push(i);
+    // One shard's accumulators at a time (bounded memory); after a damaged shard only the checksums matter.
+    else if (!damaged.length) for (const r of decodeShardResults<R>(accumulators)) onResult(r);
   }
+  if (signal.aborted) throw new CancelledError();
+  if (damaged.length) {
+    const n = plan.body.shards.n;
+    throw new InputError(path.join(plan.out, SHARDS_DIR), `rerun shard${damaged.length === 1 ? '' : 's'} ${damaged.join(', ')} (${damaged.map((i) => `${i} half-written: ${DAMAGED}`).join('; ')})`, 'shards-incomplete');
+  }
+}
+
+/** Where a shard's payload goes: its a, b and mode runs, in payload order, each with its model file position. */
+function payloadSegments(s: ShardFile, fds: number[], slotsOf: TensorSlots[][]): { from: number; length: number; fd: number; to: number }[] {
+  const out: { from: number; length: number; fd: number; to: number }[] = [];
+  s.header.models.forEach((m, k) => {
+    const slots = slotsOf[k];
+    for (const r of m.regions) {
+      out.push({ from: r.a, length: 4 * r.count, fd: fds[k], to: slots[r.tensor].a + 4 * r.start });
+      out.push({ from: r.b, length: 4 * r.count, fd: fds[k], to: slots[r.tensor].b + 4 * r.start });
+      out.push({ from: r.mode, length: m.modeBytes * r.count, fd: fds[k], to: slots[r.tensor].mode + m.modeBytes * r.start });
+    }
+  });
+  return out.filter((g) => g.length > 0).sort((x, y) => x.from - y.from);
 }
 
 /** The merge of an `--online` plan: what a plain `cmd analyze --online` writes, byte for byte. */
@@ -353,20 +442,13 @@ async function mergeOnline(plan: Plan, set: CheckpointSet, shards: ShardFile[], 
   try {
     const modelFile = path.join(staging, MODEL_FILE);
     const model = await engine.preparePassModel(pass, modelFile);
-    const buf = Buffer.allocUnsafe(COPY_BLOCK);
     const fd = fs.openSync(modelFile, 'r+');
     const results: OnlineChunkResult[] = [];
     try {
-      for (const s of shards) {
-        if (hooks.signal.aborted) break;
-        copyPayload(s, [fd], [model.slots], buf);
-        // Shards are contiguous chunk ranges in order: the results come in chunk order.
-        results.push(...(await readShardResults<OnlineChunkResult>(s)));
-      }
+      readShards<OnlineChunkResult>(plan, shards, [fd], [model.slots], hooks.signal, (r) => results.push(r));
     } finally {
       fs.closeSync(fd);
     }
-    if (hooks.signal.aborted) throw new CancelledError();
     if (results.length !== plan.body.chunks) throw new InputError(path.join(out, SHARDS_DIR), `the shards hold ${results.length} chunks, the plan ${plan.body.chunks}`, 'shards-incomplete');
     await engine.finishPass(pass, results, modelFile);
     const built = await engine.buildReport();
@@ -375,6 +457,7 @@ async function mergeOnline(plan: Plan, set: CheckpointSet, shards: ShardFile[], 
     const key = plan.body.key as unknown as DecompositionKey;
     const report = await writeReportWithProvenance(staging, built, key);
     const seconds = (performance.now() - started) / 1000;
+    const { processFacts, writeRunInfo } = await import('./run-info.ts');
     await writeRunInfo(staging, {
       decomposition: { command: 'analyze', key },
       analyze: { seconds, mode: 'sharded', variant: 'online', warmup: pass.meta.warmup, shards: plan.body.shards.n, plan: plan.hash, bytesRead: engine.commit.bytesRead, checkpointBytes: report.storage.checkpointsBytes, ...processFacts() },
@@ -393,7 +476,7 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
   const started = performance.now();
   const plan = await readPlan(out);
   const shards = await gatherShards(plan);
-  const set = await planCheckpoints(plan);
+  const set = await planCheckpoints(plan, 'none');
   if (plan.body.online) return mergeOnline(plan, set, shards, hooks, started);
   const options: AnalyzeOptions = plan.body.options;
   const d = decompositionOf(plan.body);
@@ -403,19 +486,12 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
   try {
     const targets = await createModelFiles(set, staging, options, d);
     const totals = new ChunkTotals(set, d.clusterings, T, baselineTaskOf(options));
-    const buf = Buffer.allocUnsafe(COPY_BLOCK);
     const fds = targets.map((t) => fs.openSync(t.modelPath, 'r+'));
     try {
-      for (const s of shards) {
-        if (hooks.signal.aborted) break;
-        copyPayload(s, fds, targets.map((t) => t.slots), buf);
-        // Chunk results fold shard by shard, and shards are contiguous chunk ranges in order.
-        for (const r of await readShardResults(s)) totals.add(r);
-      }
+      readShards<FitResult>(plan, shards, fds, targets.map((t) => t.slots), hooks.signal, (r) => totals.add(r));
     } finally {
       for (const fd of fds) fs.closeSync(fd);
     }
-    if (hooks.signal.aborted) throw new CancelledError();
     if (totals.chunks !== plan.body.chunks) throw new InputError(path.join(out, SHARDS_DIR), `the shards hold ${totals.chunks} chunks, the plan ${plan.body.chunks}`, 'shards-incomplete');
     for (const t of targets) await syncFile(t.modelPath);
     const result = await totals.finish(set, options, d, targets, 1, {});
@@ -428,6 +504,7 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
       report = rec.report;
       await (await import('../output/run-outputs.ts')).writeReport(staging, report);
     }
+    const { processFacts, writeRunInfo } = await import('./run-info.ts');
     await writeRunInfo(staging, {
       decomposition: { command: 'analyze', key: plan.body.key as unknown as DecompositionKey },
       analyze: { seconds, mode: 'sharded', shards: plan.body.shards.n, plan: plan.hash, bytesRead: result.bytesRead, checkpointBytes: report.storage.checkpointsBytes, ...processFacts() },

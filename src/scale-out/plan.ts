@@ -21,7 +21,7 @@ import type { OnlinePass } from '../online/engine.ts';
 export const PLAN_DIR = 'plan';
 export const PLAN_FILE = 'plan.json';
 export const SHARDS_DIR = 'shards';
-const PLAN_FORMAT = 'cmd-plan/1';
+const PLAN_FORMAT = 'cmd-plan/2';
 
 /** The pipeline options a plan fixes (no threads, signal or progress: those are per process). */
 export type PlannedOptions = Omit<AnalyzeOptions, 'workers' | 'signal' | 'progress' | 'onNote'> & { chunkSize: number };
@@ -49,8 +49,14 @@ export interface PlanBody {
   /** Names, sizes, mtimes and sampled-value hashes of the checkpoints (src/run/provenance.ts). */
   key: PlannedKey;
   chunks: number;
-  /** Shard s fits chunks [ranges[s][0], ranges[s][1]). */
-  shards: { n: number; ranges: [number, number][] };
+  /** Shard s fits chunks [ranges[s][0], ranges[s][1]), global parameters [parameters[s][0], parameters[s][1]). */
+  shards: { n: number; ranges: [number, number][]; parameters: [number, number][] };
+  /**
+   * `sampleChecks[s][t]`: sha256 of checkpoint t's values at the sampled parameters inside shard
+   * s's parameter range (src/run/provenance.ts sampledValueHashes of that subset). A shard task
+   * re-reads only those (docs/scale-out.md, "Checkpoints changed after planning").
+   */
+  sampleChecks: string[][];
   decomposition: {
     indices: Float64Array;
     sampling: Decomposition['sampling'];
@@ -73,6 +79,23 @@ export interface Plan {
   hash: string;
   /** The run's output folder (the plan lives in its `plan/`). */
   out: string;
+}
+
+/**
+ * The global parameter range [g0, g1) of each shard's chunks. Chunks cover the parameter space
+ * in order (src/pipeline/chunks.ts), so a contiguous chunk range is one interval.
+ */
+export function shardParameters(chunkCounts: readonly number[], ranges: readonly [number, number][]): [number, number][] {
+  const starts = [0];
+  for (const c of chunkCounts) starts.push(starts[starts.length - 1] + c);
+  return ranges.map(([c0, c1]) => [starts[c0], starts[c1]]);
+}
+
+/** The sampled global indices inside [g0, g1), in sample order. */
+export function samplesWithin(indices: ArrayLike<number>, [g0, g1]: [number, number]): number[] {
+  const mine: number[] = [];
+  for (let j = 0; j < indices.length; j++) if (indices[j] >= g0 && indices[j] < g1) mine.push(indices[j]);
+  return mine;
 }
 
 /** Contiguous, balanced ranges: shard s gets chunks ⌊s·C/n⌋ … ⌊(s+1)·C/n⌋ − 1 (empty when C < n). */
@@ -126,6 +149,7 @@ export async function readPlan(out: string): Promise<Plan> {
   } catch (e) {
     throw new InputError(file, `is not a cmd plan (${(e as Error).message})`, 'bad-plan');
   }
+  if ((body?.format as string) === 'cmd-plan/1') throw new InputError(file, 'was made by an older cmd (format cmd-plan/1): make the plan again', 'plan-version');
   if (body?.format !== PLAN_FORMAT) throw new InputError(file, `is not a cmd plan (format ${JSON.stringify(body?.format)})`, 'bad-plan');
   const tool = `${TOOL_NAME} ${TOOL_VERSION}`;
   if (body.tool !== tool) throw new InputError(file, `was made by ${body.tool}, this is ${tool}: make the plan again`, 'plan-version');

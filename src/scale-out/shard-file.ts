@@ -17,7 +17,7 @@ import type { ModelledTensor } from '../checkpoints/parameter-space.ts';
 import type { Chunk } from '../pipeline/chunks.ts';
 import type { FitResult, TensorSlots } from '../pipeline/worker.ts';
 import type { TaskResult as OnlineChunkResult } from '../online/online-tasks.ts';
-import { writeFully, writeFullySync } from '../io/atomic-file.ts';
+import { writeFully } from '../io/atomic-file.ts';
 import { asWriteError } from '../io/disk-errors.ts';
 import { decodeExact, encodeExact } from './codec.ts';
 
@@ -165,17 +165,22 @@ async function hashRange(fh: fsp.FileHandle, from: number, to: number, hash: Ret
   }
 }
 
-/** A complete, checked shard file. */
+/** A shard file whose framing holds (magic, lengths, trailer, header); its checksum is checked as it is read. */
 export interface ShardFile {
   file: string;
   header: ShardHeader;
   payloadStart: number;
   accStart: number;
   accLength: number;
+  /** The sha256 the trailer records for every byte before it. */
+  checksum: Buffer;
 }
 
-/** Checks a shard file's framing and checksum; returns why it is not whole, or the file. */
-export async function checkShard(file: string): Promise<ShardFile | { problem: string }> {
+/**
+ * Checks a shard file's framing — magic, trailer, lengths, header — without reading its payload;
+ * returns why it is not whole, or the file. A damaged header is told apart by its checksum.
+ */
+export async function openShard(file: string): Promise<ShardFile | { problem: string }> {
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(file, 'r');
@@ -197,14 +202,19 @@ export async function checkShard(file: string): Promise<ShardFile | { problem: s
     if (accStart + accLength + TRAILER_BYTES !== size) return { problem: `length ${size} does not match its trailer` };
     const headerLength = start.readUInt32LE(MAGIC.length);
     if (MAGIC.length + 4 + headerLength !== payloadStart) return { problem: 'header length does not match its trailer' };
-    const hash = createHash('sha256');
-    await hashRange(fh, 0, accStart + accLength, hash);
-    if (!hash.digest().equals(trailer.subarray(32, 64))) return { problem: 'checksum mismatch (damaged)' };
+    const checksum = trailer.subarray(32, 64);
     const headerBuf = Buffer.alloc(headerLength);
     await fh.read(headerBuf, 0, headerLength, MAGIC.length + 4);
-    const header = JSON.parse(headerBuf.toString('utf8')) as ShardHeader;
+    let header: ShardHeader;
+    try {
+      header = JSON.parse(headerBuf.toString('utf8')) as ShardHeader;
+    } catch (e) {
+      const hash = createHash('sha256');
+      await hashRange(fh, 0, accStart + accLength, hash);
+      return { problem: hash.digest().equals(checksum) ? `unreadable header (${(e as Error).message})` : DAMAGED };
+    }
     if (payloadStart + header.payloadBytes !== accStart) return { problem: 'payload length does not match its header' };
-    return { file, header, payloadStart, accStart, accLength };
+    return { file, header, payloadStart, accStart, accLength, checksum };
   } catch (e) {
     return { problem: `unreadable (${(e as Error).message})` };
   } finally {
@@ -212,27 +222,47 @@ export async function checkShard(file: string): Promise<ShardFile | { problem: s
   }
 }
 
-/** The per-chunk results a checked shard carries, in chunk order (an online plan's: the online chunk tasks'). */
-export async function readShardResults<R = FitResult>(shard: ShardFile): Promise<R[]> {
-  const fh = await fsp.open(shard.file, 'r');
-  try {
-    const buf = Buffer.alloc(shard.accLength);
-    const { bytesRead } = await fh.read(buf, 0, shard.accLength, shard.accStart);
-    if (bytesRead !== shard.accLength) throw new Error(`${shard.file}: short read`);
-    return decodeExact<R[]>(buf.toString('utf8'));
-  } finally {
-    await fh.close();
-  }
+export const DAMAGED = 'checksum mismatch (damaged)';
+
+/** Hashes a framed shard whole: undefined when its checksum holds, else why not. */
+export function verifyShard(shard: ShardFile, buf: Buffer): string | undefined {
+  return readShard(shard, buf, () => undefined).ok ? undefined : DAMAGED;
 }
 
-/** Copies `length` bytes from `src` at `from` into `dst` at `to`, a block at a time (bounded memory). */
-export function copyRange(src: number, from: number, dst: number, to: number, length: number, buf: Buffer): void {
-  for (let done = 0; done < length; ) {
-    const n = fs.readSync(src, buf, 0, Math.min(buf.length, length - done), from + done);
-    if (n <= 0) throw new Error(`unexpected end of shard at byte ${from + done}`);
-    writeFullySync(dst, buf.subarray(0, n), to + done);
-    done += n;
+/**
+ * Reads a framed shard once, front to back, `buf` at a time: hashes every byte, passes each
+ * block's payload bytes to `payload(bytes, offset from the payload start)` as they come, and
+ * returns the accumulators' bytes and whether the checksum held. The verdict comes at the end,
+ * so a caller writes the payload only where a failure leaves nothing behind (a staging folder).
+ */
+export function readShard(shard: ShardFile, buf: Buffer, payload: (bytes: Buffer, offset: number) => void): { ok: boolean; accumulators: Buffer } {
+  const end = shard.accStart + shard.accLength;
+  const payloadEnd = shard.accStart;
+  const accumulators = Buffer.allocUnsafe(shard.accLength);
+  const hash = createHash('sha256');
+  const fd = fs.openSync(shard.file, 'r');
+  try {
+    for (let pos = 0; pos < end; ) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, end - pos), pos);
+      if (n <= 0) throw new Error(`${shard.file}: unexpected end of shard at byte ${pos}`);
+      const block = buf.subarray(0, n);
+      hash.update(block);
+      const p0 = Math.max(pos, shard.payloadStart);
+      const p1 = Math.min(pos + n, payloadEnd);
+      if (p1 > p0) payload(block.subarray(p0 - pos, p1 - pos), p0 - shard.payloadStart);
+      const a0 = Math.max(pos, shard.accStart);
+      if (pos + n > a0) block.copy(accumulators, a0 - shard.accStart, a0 - pos, n);
+      pos += n;
+    }
+  } finally {
+    fs.closeSync(fd);
   }
+  return { ok: hash.digest().equals(shard.checksum), accumulators };
+}
+
+/** The per-chunk results a shard carries, in chunk order (an online plan's: the online chunk tasks'). */
+export function decodeShardResults<R = FitResult>(accumulators: Buffer): R[] {
+  return decodeExact<R[]>(accumulators.toString('utf8'));
 }
 
 export const COPY_BLOCK = BLOCK;

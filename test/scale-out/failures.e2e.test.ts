@@ -10,6 +10,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadCheckpointSet, modelledTensors } from '../../src/checkpoints/checkpoint-set.ts';
+import { tensorIndexOf } from '../../src/checkpoints/parameter-space.ts';
+import { readPlan } from '../../src/scale-out/plan.ts';
 import { runCli } from '../helpers/cli.ts';
 import { copyInto, fixture, repoRoot, tempDir } from '../helpers/tmp.ts';
 
@@ -94,6 +97,18 @@ describe('cmd merge refuses incomplete shard sets', () => {
     bytes[200] ^= 0xff;
     fs.writeFileSync(f3, bytes);
     expectMergeRefused(out, 'shards 0, 3', /0 half-written.*3 half-written: checksum mismatch/);
+  });
+
+  it('damaged payloads only: merge finds them as it copies, names every one, and writes nothing', () => {
+    const out = planned(3, held, ['--chunk-size', '2000']);
+    allShards(out, 3);
+    for (const i of [0, 2]) {
+      const f = shardFile(out, i, 3);
+      const bytes = fs.readFileSync(f);
+      bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+      fs.writeFileSync(f, bytes);
+    }
+    expectMergeRefused(out, 'shards 0, 2', /0 half-written: checksum mismatch.*2 half-written: checksum mismatch/);
   });
 });
 
@@ -183,6 +198,48 @@ describe('shard tasks', () => {
     fs.utimesSync(victim, before.atime, new Date(before.mtimeMs + 5000));
     const t = runCli(['analyze', '--plan', out, '--shard', '0/2', '-q']);
     expect([t.status, t.stderr]).toEqual([2, `cmd: ${victim}: was modified after planning; plan again\n`]);
+  });
+
+  it('a sampled value changed after planning: the task whose parameter range holds it exits 2 naming the file, the others need not read it, merge refuses', async () => {
+    const input = copyInto(tempDir(), held, 'ckpts');
+    // A whole-second mtime, so that setting it back restores exactly what the plan recorded.
+    const victimFile = path.join(input, 'epoch_012.npz');
+    const mtime = 1_700_000_000;
+    fs.utimesSync(victimFile, mtime, mtime);
+    const n = 3;
+    const out = planned(n, input);
+    const { body } = await readPlan(out);
+    const set = await loadCheckpointSet(input, body.load);
+    const victim = set.checkpoints.find((c) => c.path === victimFile)!;
+    const stored = modelledTensors(set, victim);
+    const original = fs.readFileSync(victim.path);
+    for (let s = 0; s < n; s++) {
+      // One sampled parameter inside shard s's range, rewritten in place (stored npz, float32):
+      // same size, same mtime, only this shard's sampled-value hash can tell.
+      const [g0, g1] = body.shards.parameters[s];
+      const g = Array.from(body.decomposition.indices).find((i) => i >= g0 && i < g1)!;
+      expect(g).toBeDefined();
+      const ti = tensorIndexOf(set.space, g);
+      const t = stored[ti];
+      expect([t.dtype, t.spans.length, t.spans[0].path]).toEqual(['F32', 1, victim.path]);
+      const bytes = Buffer.from(original);
+      const at = t.spans[0].offset + 4 * (g - set.space.tensors[ti].offset);
+      bytes.writeFloatLE(bytes.readFloatLE(at) + 0.5, at);
+      fs.writeFileSync(victim.path, bytes);
+      fs.utimesSync(victim.path, mtime, mtime);
+      fs.rmSync(path.join(out, 'shards'), { recursive: true, force: true });
+      for (let i = 0; i < n; i++) {
+        const r = runCli(['analyze', '--plan', out, '--shard', `${i}/${n}`, '--workers', '1', '-q']);
+        if (i === s) expect([r.status, r.stderr]).toEqual([2, `cmd: ${victim.path}: holds other values than when planned; plan again\n`]);
+        else expect([i, r.status, r.stderr]).toEqual([i, 0, '']);
+      }
+      expectMergeRefused(out, `shard ${s}`, new RegExp(`${s} missing`));
+    }
+    // Restored: every task and the merge go through.
+    fs.writeFileSync(victim.path, original);
+    fs.utimesSync(victim.path, mtime, mtime);
+    allShards(out, n);
+    expect(runCli(['merge', out, '-q']).status).toBe(0);
   });
 });
 

@@ -1,5 +1,4 @@
 import type { RunReport } from '../../output/report-schema.ts';
-import { analyze } from '../../run/analyze.ts';
 import type { AnalyzeRunOptions } from '../../run/options.ts';
 import { createProgress } from '../progress.ts';
 import { interruptSignal } from '../signals.ts';
@@ -18,6 +17,8 @@ export function cliHooks(flags: { quiet?: boolean; json?: boolean }) {
 }
 
 export async function analyzeCommand(dir: string | undefined, flags: AnalyzeFlags): Promise<void> {
+  // Imported here: the scale-out commands borrow cliHooks without loading the one-process run.
+  const { analyze } = await import('../../run/analyze.ts');
   const { report, out } = await analyze(dir, flags, cliHooks(flags));
   if (flags.html) await (await import('../../report/html.ts')).writeHtmlReport(out, flags.html);
   writeOut(flags.json ? (await import('../../output/report.ts')).serializeReport(report) : renderSummary(report, out));
