@@ -191,6 +191,8 @@ export interface Decomposition {
    * Absent when the decomposition was not read here (a plan's, at merge).
    */
   windowValueHashes?: string[];
+  /** Pass 1's values, X[j·T + t] over the window (absent, like the hashes, for a plan's decomposition). */
+  sampleValues?: Float64Array;
 }
 
 /**
@@ -262,7 +264,7 @@ export async function decompose(set: CheckpointSet, options: AnalyzeOptions, poo
     progress.advance(2);
     progress.stop();
     timings.cluster = now() - t0;
-    return { indices, sampling, K, clusterings, heatmap, bytesRead: reader.bytesRead, bytesFetched, timings, windowValueHashes: windowHashes };
+    return { indices, sampling, K, clusterings, heatmap, bytesRead: reader.bytesRead, bytesFetched, timings, windowValueHashes: windowHashes, sampleValues: X };
   } finally {
     progress.stop();
     reader.close();

@@ -4,7 +4,6 @@
  * reads of the chunk's trajectories, assignment and fit, a/b/mode written straight into the
  * pre-sized model file). Only small sums travel back.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { activeDistanceKernel, rowDistancesBlock } from '../core/correlation.ts';
@@ -16,6 +15,7 @@ import { accumulateSmoothing } from '../baselines/smoothing.ts';
 import type { Chunk } from './chunks.ts';
 import { writeParameterSlots } from './slot-writer.ts';
 import { InputError } from '../errors.ts';
+import { fileSha256Sync } from '../io/file-sha256.ts';
 import { remoteClient } from '../remote/http-range.ts';
 import { blockRanges, planIsRemote, prefetch, remoteBytes, type ByteRange } from '../trajectory/remote-bytes.ts';
 
@@ -230,21 +230,6 @@ export interface HashTask {
   file: string;
 }
 
-/** Bytes per read of {@link hashFile}: few syscalls; sha256 sets the pace. */
-const HASH_BLOCK = 8 << 20;
-
-function hashFile(file: string): string {
-  const h = createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(HASH_BLOCK);
-    for (let n; (n = fs.readSync(fd, buf, 0, HASH_BLOCK, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
 /** Asks a worker which kernels it runs (the switch in core/kernel-choice.ts reaches it through its environment). */
 export interface KernelsTask {
   kind: 'kernels';
@@ -285,7 +270,7 @@ let expected = false;
 
 export default function run(task: DistanceTask | FitTask | KernelsTask | HashTask): FitResult | Promise<FitResult> | { fit: string; distances: string } | string | null {
   if (task.kind === 'kernels') return { fit: activeFitKernel(), distances: activeDistanceKernel() };
-  if (task.kind === 'sha256') return hashFile(task.file);
+  if (task.kind === 'sha256') return fileSha256Sync(task.file);
   if (task.kind === 'distances') {
     rowDistancesBlock(task.A, task.K, task.i0, task.i1, task.out);
     return null;

@@ -48,25 +48,7 @@ export function sha256(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Bytes per read of {@link fileSha256}: few syscalls, and sha256 (≈ 1.8 GB/s here) sets the pace. */
-const HASH_BLOCK = 8 << 20;
-
-/** sha256 of a file, read in large blocks (a model file can be large; docs/performance.md). */
-export async function fileSha256(file: string): Promise<string> {
-  const h = createHash('sha256');
-  const fh = await fsp.open(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(HASH_BLOCK);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, HASH_BLOCK, null);
-      if (bytesRead === 0) break;
-      h.update(buf.subarray(0, bytesRead));
-    }
-  } finally {
-    await fh.close();
-  }
-  return h.digest('hex');
-}
+export { fileSha256 } from '../io/file-sha256.ts';
 
 /**
  * Per checkpoint of `set`: sha256 of the values at the global indices `sampleIndex`

@@ -32,6 +32,7 @@ import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDe
 import { abandonShard, commitShard, COPY_BLOCK, DAMAGED, decodeShardResults, openShard, readShard, shardHeader, shardName, shardSlots, startShard, verifyShard, type ShardDraft, type ShardFile, type ShardHeader } from '../scale-out/shard-file.ts';
 import { writeFullySync } from '../io/atomic-file.ts';
 import { pathExists } from '../io/path-exists.ts';
+import { windowValueHashes } from '../trajectory/sampled-values.ts';
 
 /** The test hook of docs/scale-out.md: a shard task SIGKILLs itself after this many fitted chunks. */
 export const KILL_AFTER_CHUNKS_ENV = 'CMD_TEST_KILL_AFTER_CHUNKS';
@@ -56,6 +57,18 @@ async function shardPool(set: CheckpointSet, workers: number | undefined, signal
   return inlinePool(inlineTasks({ plan: planTrajectory(set), float64: set.space.tensors.some((t) => t.dtype === 'F64') }), signal);
 }
 
+/**
+ * The hashes a shard task checks (the sampled values inside its parameter range `p`, per
+ * checkpoint): from pass 1's values when it read every checkpoint (a post-hoc plan), else read.
+ */
+function shardSampleHashes(set: CheckpointSet, d: Pick<Decomposition, 'indices' | 'K' | 'sampleValues'>, p: [number, number]): string[] {
+  const T = set.checkpoints.length;
+  if (!d.sampleValues || d.sampleValues.length !== d.K * T) return sampledValueHashes(set, samplesWithin(d.indices, p));
+  const rows: number[] = [];
+  for (let j = 0; j < d.K; j++) if (d.indices[j] >= p[0] && d.indices[j] < p[1]) rows.push(j);
+  return windowValueHashes(d.sampleValues, d.K, T, rows);
+}
+
 /** `cmd analyze <dir> -o OUT --plan-only --shards n`: pass 1 and the clustering, once, into OUT/plan/. */
 export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: number }, runHooks?: RunHooks): Promise<Plan> {
   const hooks = resolveHooks(runHooks);
@@ -75,7 +88,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
   const options = postHocOptions(set, o, samplesFrom, hooks);
   const T = set.checkpoints.length;
   let chunkSize = o.chunkSize ?? chunkElements(T);
-  let d: Pick<Decomposition, 'indices' | 'sampling' | 'K' | 'clusterings' | 'heatmap' | 'bytesRead' | 'windowValueHashes'>;
+  let d: Pick<Decomposition, 'indices' | 'sampling' | 'K' | 'clusterings' | 'heatmap' | 'bytesRead' | 'windowValueHashes' | 'sampleValues'>;
   let chunkCounts: number[];
   let online: OnlinePass | undefined;
   let warmup: number | undefined;
@@ -117,7 +130,7 @@ export async function planRun(dir: string, o: AnalyzeRunOptions & { shards: numb
     chunks,
     shards: { n: o.shards, ranges, parameters },
     // Each task checks the sampled values its own output depends on; all shards together check every one.
-    sampleChecks: parameters.map((p) => sampledValueHashes(set, samplesWithin(d.indices, p))),
+    sampleChecks: parameters.map((p) => shardSampleHashes(set, d, p)),
     decomposition: planDecomposition(d),
     ...(online ? { online } : {}),
   });

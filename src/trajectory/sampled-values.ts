@@ -12,12 +12,13 @@ export function sampledValuesHash(values: Float64Array): string {
 
 /**
  * The hash of every checkpoint of pass 1's K × T matrix `X` (sample-major: X[j·T + t]), for the
- * window's T checkpoints in order.
+ * window's T checkpoints in order; over the samples `rows` (positions j, in order) when given.
  */
-export function windowValueHashes(X: Float64Array, K: number, T: number): string[] {
-  const values = new Float64Array(K);
+export function windowValueHashes(X: Float64Array, K: number, T: number, rows?: readonly number[]): string[] {
+  const js = rows ?? Array.from({ length: K }, (_, j) => j);
+  const values = new Float64Array(js.length);
   return Array.from({ length: T }, (_, t) => {
-    for (let j = 0; j < K; j++) values[j] = X[j * T + t];
+    js.forEach((j, q) => (values[q] = X[j * T + t]));
     return sampledValuesHash(values);
   });
 }

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadCheckpointSet } from '../../src/checkpoints/checkpoint-set.ts';
 import { decompose } from '../../src/pipeline/analyze.ts';
 import { sampledValueHashes } from '../../src/run/provenance.ts';
+import { windowValueHashes } from '../../src/trajectory/sampled-values.ts';
 import { fixture } from '../helpers/tmp.ts';
 
 describe('sampled-value hashes from pass 1', () => {
@@ -27,6 +28,11 @@ describe('sampled-value hashes from pass 1', () => {
     const mixed = sampledValueHashes(set, Array.from(d.indices), known);
     expect(mixed[from]).toBe('x');
     expect(mixed.filter((_, i) => i !== from)).toEqual(read.filter((_, i) => i !== from));
+    // A subset of the samples (a shard's range, src/run/scale-out.ts) hashed from pass 1's values.
+    const rows = Array.from({ length: d.K }, (_, j) => j).filter((j) => j % 3 === 1);
+    const subset = windowValueHashes(d.sampleValues!, d.K, d.windowValueHashes!.length, rows);
+    expect(subset).toEqual(sampledValueHashes(set, rows.map((j) => d.indices[j])).slice(from, from + subset.length));
+    expect(subset).not.toEqual(d.windowValueHashes);
     // Checkpoints differ from each other, so a hash of the wrong checkpoint would be caught.
     expect(new Set(read).size).toBe(read.length);
   });
