@@ -37,6 +37,19 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Polls `cond` every 20 ms until it holds or `ms` pass; returns whether it held. A guard for a
+ * machine under load (a process may take a while to start or to be reaped), not a timing assertion.
+ */
+async function waitFor(cond: () => boolean, ms = 10_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  return true;
+}
+
 describe('renderEvalCommand', () => {
   const ck = { index: 0, step: 7, name: "it's", path: '/a b/c' };
   it('quotes path and name for sh and replaces surrounding quotes', () => {
@@ -134,14 +147,14 @@ describe('runEvalCommands', () => {
   it('kills the whole process group on timeout', { timeout: 30_000 }, async () => {
     const pidFile = join(tmp, 'grandchild.pid');
     const ck = [{ index: 0, step: 1, name: 'hang', path: pidFile }];
-    const [r] = await runEvalCommands({ template: `${NODE} ${FAKE} hang {checkpoint}`, checkpoints: ck, timeoutMs: 700 });
+    // 3 s: time enough for the command to start its grandchild even on a loaded machine.
+    const [r] = await runEvalCommands({ template: `${NODE} ${FAKE} hang {checkpoint}`, checkpoints: ck, timeoutMs: 3000 });
     expect(r.exitCode).toBeNull();
     expect(r.timedOut).toBe(true);
-    expect(r.error).toBe('timed out after 700 ms');
+    expect(r.error).toBe('timed out after 3000 ms');
     expect(r.stderrTail).toEqual(['hanging']);
     const grandchild = Number(readFileSync(pidFile, 'utf8'));
-    await new Promise((res) => setTimeout(res, 200));
-    expect(isAlive(grandchild)).toBe(false);
+    expect(await waitFor(() => !isAlive(grandchild))).toBe(true);
   });
 
   it('never runs more than `concurrency` commands at once', async () => {
@@ -163,10 +176,11 @@ describe('runEvalCommands', () => {
     const controller = new AbortController();
     const pidFile = join(tmp, 'abort.pid');
     const ck = [{ index: 0, step: 1, name: 'hang', path: pidFile }];
-    setTimeout(() => controller.abort(), 500);
+    // Aborted once the command is running (its grandchild's pid is on disk).
+    void waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8') !== '', 20_000).then(() => controller.abort());
     await expect(runEvalCommands({ template: `${NODE} ${FAKE} hang {checkpoint}`, checkpoints: ck, signal: controller.signal })).rejects.toBeInstanceOf(CancelledError);
-    await new Promise((res) => setTimeout(res, 200));
-    expect(isAlive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
+    const grandchild = Number(readFileSync(pidFile, 'utf8'));
+    expect(await waitFor(() => !isAlive(grandchild))).toBe(true);
   });
 
   it('rejects a template without {checkpoint}', async () => {

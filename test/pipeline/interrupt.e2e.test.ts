@@ -2,15 +2,14 @@
  * Ctrl-C during `cmd analyze`: the process exits 130 within a few seconds and leaves
  * neither the output folder nor its `.<out>.partial-*` staging folder behind.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { resnet18Tensors, writeSyntheticCheckpoints } from '../../scripts/synthetic.mjs';
-import { repoRoot, tempDir } from '../helpers/tmp.ts';
+import { interrupt, startCli, waitForStage } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
-const cli = path.join(repoRoot, 'bin', 'cmd.js');
 let input: string;
 
 beforeAll(() => {
@@ -37,37 +36,15 @@ function stagedModel(parent: string): string {
 
 const hasStaging = (parent: string) => fs.readdirSync(parent).some((d) => d.startsWith('.out.partial-'));
 
-/**
- * Starts analyze, waits for `ready(parent)` (polling) and `delayMs` more, sends SIGINT and reports how the
- * process ended. A run that ignores SIGINT fails the 15 s hang guard below (a guard against a
- * stuck process, not an assertion on speed: the run would otherwise finish with outputs).
- */
+/** Starts analyze, interrupts it once `ready(parent)` holds and `delayMs` more have passed. */
 async function interruptWhen(ready: (parent: string) => boolean, delayMs: number, extra: string[]) {
   const parent = tempDir('cmd-interrupt-out-');
   const out = path.join(parent, 'out');
-  const child = spawn(process.execPath, [cli, 'analyze', input, '-o', out, '--modes', '10', '--samples', '1000', '--quiet', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  let exitedEarly = false;
-  void ended.then(() => (exitedEarly = true));
-  const deadline = Date.now() + 60_000;
-  while (!ready(parent)) {
-    if (exitedEarly) throw new Error(`analyze ended before it could be interrupted: ${stderr}`);
-    if (Date.now() > deadline) throw new Error('analyze never reached the stage to interrupt');
-    await sleep(10);
-  }
+  const cli = startCli(['analyze', input, '-o', out, '--modes', '10', '--samples', '1000', '--quiet', ...extra]);
+  await waitForStage(cli, () => ready(parent), 'the stage to interrupt');
   await sleep(delayMs);
-  if (exitedEarly) throw new Error(`analyze ended before it could be interrupted: ${stderr}`);
-  child.kill('SIGINT');
-  const end = await Promise.race([ended, sleep(15_000).then(() => undefined)]);
-  if (!end) {
-    child.kill('SIGKILL');
-    throw new Error('analyze did not exit within 15 s of SIGINT');
-  }
-  // A shell reports death by SIGINT as 128 + 2 = 130, same as exiting with 130.
-  const status = end.code ?? (end.signal === 'SIGINT' ? 130 : -1);
-  return { status, stderr, left: fs.readdirSync(parent) };
+  const status = await interrupt(cli);
+  return { status, stderr: cli.stderr(), left: fs.readdirSync(parent) };
 }
 
 describe('cmd analyze on SIGINT', () => {

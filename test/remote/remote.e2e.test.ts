@@ -3,7 +3,6 @@
  * equals the local run's, pass 1 fetches about K × T values plus headers, signatures never reach
  * an output, and the servers' faults give retries or one-line errors (exit 2, nothing written).
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,8 +10,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lenetSafetensors, lenetSharded, runCliAsync, startStaticServer, type Faults, type TestServer } from './servers.ts';
 import { modelParts, outputsOf, safetensorsHeaderBytes } from './model-parts.ts';
+import { interrupt, startCli, waitForStage } from '../helpers/cli.ts';
 
-const repoRootOf = () => path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const SAMPLES = 300;
 const T = 10;
 let root: string;
@@ -210,15 +209,12 @@ describe('interrupted while fetching', () => {
     const s = await startStaticServer(data, { slowMs: 300, slowCount: 1e9 });
     const out = path.join(root, 'out-interrupted');
     try {
-      const child = spawn(process.execPath, [path.join(repoRootOf(), 'bin', 'cmd.js'), 'analyze', '--urls', urlFile(s.base, root, 'urls-slow.txt'), '-o', out, ...quick], { env: { ...process.env, NO_COLOR: '1' } });
-      let stderr = '';
-      child.stderr.on('data', (d) => (stderr += d));
+      const cli = startCli(['analyze', '--urls', urlFile(s.base, root, 'urls-slow.txt'), '-o', out, ...quick]);
       // Interrupt once pass 1 has started: the server has seen a sampled-value range (4 bytes).
-      while (!s.log.some((e) => /^bytes=(\d+)-(\d+)$/.test(e.range ?? '') && Number(/-(\d+)$/.exec(e.range!)![1]) - Number(/=(\d+)/.exec(e.range!)![1]) < 16)) await new Promise((r) => setTimeout(r, 50));
+      const sampleRange = (e: { range?: string }) => /^bytes=(\d+)-(\d+)$/.test(e.range ?? '') && Number(/-(\d+)$/.exec(e.range!)![1]) - Number(/=(\d+)/.exec(e.range!)![1]) < 16;
+      await waitForStage(cli, () => s.log.some(sampleRange), 'pass 1');
       const atKill = s.log.length;
-      child.kill('SIGINT');
-      const status = await new Promise<number | null>((r) => child.on('close', r));
-      expect(status, stderr).toBe(130);
+      expect(await interrupt(cli), cli.stderr()).toBe(130);
       // Pass 1 stops between requests: only those in flight (8 connections) or just started finish,
       // not the hundreds left.
       expect(s.log.length - atKill).toBeLessThanOrEqual(16);

@@ -4,17 +4,33 @@
  * was; `cmd report` exits 0, 1 (a gate failed) and 2. inspect's 130 is here; analyze's and watch's 130 are proven on
  * larger runs in test/pipeline/interrupt.test.ts and test/online/watch.test.ts.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.ts';
-import { fixture, repoRoot, tempDir } from '../helpers/tmp.ts';
+import { interrupt, runCli, startCli, waitForStage } from '../helpers/cli.ts';
+import { fixture, tempDir } from '../helpers/tmp.ts';
 import { fileHashes } from '../helpers/tree-hash.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const oneLine = (stderr: string) => stderr.trim().split('\n');
+
+/** Whether process `pid` has a file under `dir` open; without /proc, true after the first poll. */
+function readingFrom(pid: number, dir: string): boolean {
+  const fds = `/proc/${pid}/fd`;
+  if (!fs.existsSync('/proc/self/fd')) return true;
+  try {
+    return fs.readdirSync(fds).some((fd) => {
+      try {
+        return fs.readlinkSync(path.join(fds, fd)).startsWith(dir + path.sep);
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
+}
 
 describe('exit codes', () => {
   it('inspect: 0, and 2 with one line for a missing folder', () => {
@@ -34,15 +50,14 @@ describe('exit codes', () => {
     bytes.writeBigUInt64LE(BigInt(padded.length), 0);
     bytes.write(padded, 8);
     for (let i = 0; i < 6000; i++) fs.writeFileSync(path.join(dir, `epoch_${String(i).padStart(5, '0')}.safetensors`), bytes);
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'cmd.js'), 'inspect', dir], { env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const ended = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await sleep(500);
-    child.kill('SIGINT');
-    expect(await ended, stderr).toBe(130);
+    const cli = startCli(['inspect', dir]);
+    // Interrupted once it reads the headers (one of the folder's files is open, Linux /proc), so
+    // a loaded machine slow to start node cannot make the signal land before the handler.
+    const real = fs.realpathSync(dir);
+    await waitForStage(cli, () => readingFrom(cli.child.pid!, real), 'reading the headers');
+    expect(await interrupt(cli), cli.stderr()).toBe(130);
+    const stdout = cli.stdout();
+    const stderr = cli.stderr();
     expect(stdout).toBe('');
     expect(oneLine(stderr)).toEqual(['cmd: interrupted']);
   });
@@ -72,25 +87,13 @@ describe('exit codes', () => {
     const ckpts = fixture('fmnist-mlp', 'checkpoints');
     expect(runCli(['analyze', ckpts, '-o', out, '--samples', '300', '--modes', '4', '-q']).status).toBe(0);
     const before = fileHashes(out);
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'cmd.js'), 'reconstruct', '-o', out, '--checkpoints', 'all', '--eval-data', fixture('fmnist-mlp', 'test'), '--eval-every', '1', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const ended = new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGINT' ? 130 : -1))));
-    let exited = false;
-    void ended.then(() => (exited = true));
+    const cli = startCli(['reconstruct', '-o', out, '--checkpoints', 'all', '--eval-data', fixture('fmnist-mlp', 'test'), '--eval-every', '1', '-q']);
     // The evaluation starts once every reconstruction and the average are staged.
     const staged = () => fs.readdirSync(parent).some((d) => d.startsWith('.') && fs.existsSync(path.join(parent, d, 'reconstructed')) && fs.readdirSync(path.join(parent, d, 'reconstructed')).some((n) => n.startsWith('avg-last-')));
-    const deadline = Date.now() + 60_000;
-    while (!staged()) {
-      if (exited) throw new Error(`reconstruct ended before it could be interrupted: ${stderr}`);
-      if (Date.now() > deadline) throw new Error('reconstruct never reached the evaluation');
-      await sleep(10);
-    }
+    await waitForStage(cli, staged, 'the evaluation');
     await sleep(200);
-    expect(exited, 'reconstruct finished before the signal').toBe(false);
-    child.kill('SIGINT');
-    expect(await ended).toBe(130);
-    expect(stderr).toMatch(/interrupted/);
+    expect(await interrupt(cli)).toBe(130);
+    expect(cli.stderr()).toMatch(/interrupted/);
     expect(fileHashes(out)).toEqual(before);
     expect(fs.readdirSync(parent)).toEqual(['out']);
   });

@@ -3,15 +3,13 @@
  * fit runs inline, docs/scale-out.md "Benchmark"): the task exits 130 within a few seconds and
  * leaves no shard and no draft behind.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resnet18Tensors, writeSyntheticCheckpoints } from '../../scripts/synthetic.mjs';
-import { runCli } from '../helpers/cli.ts';
-import { repoRoot, tempDir } from '../helpers/tmp.ts';
+import { interrupt, runCli, startCli, waitForStage } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
-const cli = path.join(repoRoot, 'bin', 'cmd.js');
 let input: string;
 let out: string;
 
@@ -33,30 +31,12 @@ const shards = () => (fs.existsSync(path.join(out, 'shards')) ? fs.readdirSync(p
 
 describe('a one-thread shard task on SIGINT', () => {
   it('exits 130 during the fit and leaves neither its shard nor its draft', async () => {
-    const child = spawn(process.execPath, [cli, 'analyze', '--plan', out, '--shard', '0/1', '--workers', '1', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-    let exited = false;
-    void ended.then(() => (exited = true));
+    const cli = startCli(['analyze', '--plan', out, '--shard', '0/1', '--workers', '1', '-q']);
     // The fit has started once the draft (pre-sized shard file) exists; let it run a little longer.
-    const deadline = Date.now() + 60_000;
-    while (!shards().some((f) => f.endsWith('.tmp'))) {
-      if (exited) throw new Error(`the task ended before it could be interrupted: ${stderr}`);
-      if (Date.now() > deadline) throw new Error('the task never started its fit');
-      await sleep(5);
-    }
+    await waitForStage(cli, () => shards().some((f) => f.endsWith('.tmp')), 'its fit');
     await sleep(100);
-    if (exited) throw new Error(`the task ended before it could be interrupted: ${stderr}`);
-    child.kill('SIGINT');
-    // A guard against a stuck process, not a timing assertion.
-    const end = await Promise.race([ended, sleep(15_000).then(() => undefined)]);
-    if (!end) {
-      child.kill('SIGKILL');
-      throw new Error('the task did not exit within 15 s of SIGINT');
-    }
-    expect(end.code ?? (end.signal === 'SIGINT' ? 130 : -1)).toBe(130);
-    expect(stderr).toMatch(/interrupted/);
+    expect(await interrupt(cli)).toBe(130);
+    expect(cli.stderr()).toMatch(/interrupted/);
     expect(shards()).toEqual([]);
     // The same task, not interrupted, completes its shard.
     expect(runCli(['analyze', '--plan', out, '--shard', '0/1', '--workers', '1', '-q']).status).toBe(0);
