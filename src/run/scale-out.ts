@@ -29,7 +29,7 @@ import { checkSampleFlags, loadOptionsFrom, readSamplesFile, type AnalyzeRunOpti
 import { decompositionKey, sampledValueHashes, type DecompositionKey } from './provenance.ts';
 import type { RunReport } from '../output/report-schema.ts';
 import { assignChunks, decompositionOf, newPlanBody, PLAN_DIR, PLAN_FILE, planDecomposition, planText, readPlan, SHARDS_DIR, samplesWithin, shardParameters, type Plan, type PlannedKey, type PlannedOptions } from '../scale-out/plan.ts';
-import { abandonShard, commitShard, COPY_BLOCK, DAMAGED, decodeShardResults, openShard, readShard, shardHeader, shardName, shardSlots, startShard, verifyShard, type ShardDraft, type ShardFile, type ShardHeader } from '../scale-out/shard-file.ts';
+import { abandonShard, commitShard, COPY_BLOCK, listDrafts, removeDeadDrafts, DAMAGED, decodeShardResults, openShard, readShard, shardHeader, shardName, shardSlots, startShard, verifyShard, type ShardDraft, type ShardFile, type ShardHeader } from '../scale-out/shard-file.ts';
 import { writeFullySync } from '../io/atomic-file.ts';
 import { pathExists } from '../io/path-exists.ts';
 import { windowValueHashes } from '../trajectory/sampled-values.ts';
@@ -267,6 +267,8 @@ async function writeShard(
   const shardsDir = path.join(out, SHARDS_DIR);
   await fsp.mkdir(shardsDir, { recursive: true });
   const target = path.join(shardsDir, shardName(shard, n));
+  const removed = await removeDeadDrafts(shardsDir, shardName(shard, n));
+  if (removed.length) hooks.log(`note: removed ${removed.length === 1 ? 'the draft' : `${removed.length} drafts`} of shard ${shard} left by a task that no longer runs (${removed.join(', ')})`);
   let draft: ShardDraft | undefined;
   try {
     draft = await startShard(target, header);
@@ -490,7 +492,25 @@ export async function mergeRun(out: string, runHooks?: RunHooks): Promise<{ repo
   const plan = await readPlan(out);
   const shards = await gatherShards(plan);
   const set = await planCheckpoints(plan, 'none');
-  if (plan.body.online) return mergeOnline(plan, set, shards, hooks, started);
+  const merged = plan.body.online ? await mergeOnline(plan, set, shards, hooks, started) : await mergePostHoc(plan, set, shards, hooks, started);
+  await noteDrafts(path.join(out, SHARDS_DIR), hooks);
+  return merged;
+}
+
+/**
+ * Drafts that tasks on other hosts left (a task removes its own host's dead ones when it reruns
+ * its shard): merge cannot tell whether their writer still runs, so it names them and leaves them.
+ */
+async function noteDrafts(dir: string, hooks: ReturnType<typeof resolveHooks>): Promise<void> {
+  const drafts = await listDrafts(dir);
+  if (!drafts.length) return;
+  const bytes = drafts.reduce((sum, d) => sum + d.bytes, 0);
+  const shown = drafts.slice(0, 3).map((d) => d.name).join(', ') + (drafts.length > 3 ? `, … (${drafts.length - 3} more)` : '');
+  hooks.warn(`${dir} holds ${drafts.length} draft${drafts.length === 1 ? '' : 's'} of shard tasks that did not finish (${(bytes / 1e6).toFixed(1)} MB: ${shown}); delete them once no shard task runs`);
+}
+
+async function mergePostHoc(plan: Plan, set: CheckpointSet, shards: ShardFile[], hooks: ReturnType<typeof resolveHooks>, started: number): Promise<{ report: RunReport; out: string }> {
+  const out = plan.out;
   const options: AnalyzeOptions = plan.body.options;
   const d = decompositionOf(plan.body);
   const T = set.checkpoints.length;

@@ -12,6 +12,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { ModelledTensor } from '../checkpoints/parameter-space.ts';
 import type { Chunk } from '../pipeline/chunks.ts';
@@ -102,9 +103,64 @@ export interface ShardDraft {
   payloadStart: number;
 }
 
+/**
+ * A draft's name, `.<i>-of-<n>.<host>.<pid>.<12 hex>.tmp`: unique per process and attempt (two
+ * tasks of the same shard never write the same file), and naming its writer, so a later task on
+ * the same host can tell a draft whose writer is gone (killed, preempted) from a running one.
+ */
+const DRAFT = /^\.(\d+-of-\d+)\.(.+)\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/** This host's name as it goes into draft names (no path separators). */
+function hostTag(): string {
+  return os.hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'localhost';
+}
+
+/** Whether process `pid` runs on this host (EPERM: it runs, as another user). */
+function running(pid: number): boolean {
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The drafts in a shards folder, with the shard they are for and their size (for merge's note). */
+export async function listDrafts(dir: string): Promise<{ name: string; shard: string; bytes: number }[]> {
+  const names = await fsp.readdir(dir).catch(() => [] as string[]);
+  const drafts: { name: string; shard: string; bytes: number }[] = [];
+  for (const name of names.sort()) {
+    const m = DRAFT.exec(name);
+    if (!m) continue;
+    const st = await fsp.stat(path.join(dir, name)).catch(() => undefined);
+    if (st) drafts.push({ name, shard: m[1], bytes: st.size });
+  }
+  return drafts;
+}
+
+/**
+ * Removes the drafts of shard file `shard` (e.g. `1-of-4`) in `dir` that were written on this
+ * host by a process that no longer runs: what a killed or preempted attempt left (a SIGKILL runs
+ * no clean-up). Drafts of other hosts, or of a running process, are kept: their writer may still
+ * commit. Returns the names removed.
+ */
+export async function removeDeadDrafts(dir: string, shard: string): Promise<string[]> {
+  const host = hostTag();
+  const removed: string[] = [];
+  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+    const m = DRAFT.exec(name);
+    if (!m || m[1] !== shard || m[2] !== host || running(Number(m[3]))) continue;
+    await fsp.unlink(path.join(dir, name)).then(
+      () => removed.push(name),
+      () => undefined,
+    );
+  }
+  return removed.sort();
+}
+
 export async function startShard(target: string, header: ShardHeader): Promise<ShardDraft> {
-  // Unique per process and attempt: two tasks of the same shard never write the same temp file.
-  const temp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = path.join(path.dirname(target), `.${path.basename(target)}.${hostTag()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const head = headerBytes(header);
   try {
     const fh = await fsp.open(temp, 'wx');

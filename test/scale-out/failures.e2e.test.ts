@@ -5,9 +5,10 @@
  * two tasks run the same shard at once; a task killed mid-way leaves no shard file; checkpoints
  * changed after planning and contradictory flags exit 2.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpointSet, modelledTensors } from '../../src/checkpoints/checkpoint-set.ts';
@@ -54,14 +55,30 @@ function expectMergeRefused(out: string, rerun: string, why: RegExp): void {
   expect(fs.readdirSync(out).sort()).toEqual(['plan', 'shards']);
 }
 
-/** Shard 1 of 2 killed after its first chunk (the test hook) leaves no shard, merge names it, and a rerun completes the run. */
+const drafts = (out: string) => fs.readdirSync(path.join(out, 'shards')).filter((f) => f.endsWith('.tmp')).sort();
+
+/**
+ * Shard 1 of 2 killed after its first chunk (the test hook) leaves no shard, only its draft;
+ * merge names the shard; the rerun removes the dead task's draft and completes the run.
+ */
 function killShardOneThenRerun(out: string): void {
   const killed = runCli(['analyze', '--plan', out, '--shard', '1/2', '--workers', '1', '-q'], { env: { CMD_TEST_KILL_AFTER_CHUNKS: '1' } });
   expect(killed.status).toBeNull();
   expect(fs.existsSync(shardFile(out, 1, 2))).toBe(false);
+  const left = drafts(out);
+  // `.<shard>.<host>.<pid>.<12 hex>.tmp`: the draft names the host and process that wrote it.
+  const host = os.hostname().replace(/[^A-Za-z0-9.-]/g, '_');
+  expect(left).toHaveLength(1);
+  expect(left[0].startsWith(`.1-of-2.${host}.`)).toBe(true);
+  expect(left[0].slice(`.1-of-2.${host}.`.length)).toMatch(/^\d+\.[0-9a-f]{12}\.tmp$/);
   expectMergeRefused(out, 'shard 1', /1 missing/);
-  shard(out, 1, 2);
-  expect(runCli(['merge', out, '-q']).status).toBe(0);
+  const rerun = runCli(['analyze', '--plan', out, '--shard', '1/2', '--workers', '1']);
+  expect(rerun.status, rerun.stderr).toBe(0);
+  expect(rerun.stderr).toContain(`note: removed the draft of shard 1 left by a task that no longer runs (${left[0]})`);
+  expect(drafts(out)).toEqual([]);
+  const merged = runCli(['merge', out]);
+  expect(merged.status).toBe(0);
+  expect(merged.stderr).not.toMatch(/draft/);
 }
 
 describe('cmd merge refuses incomplete shard sets', () => {
@@ -140,6 +157,28 @@ describe('shard tasks', () => {
     const out = planned(2);
     shard(out, 0, 2);
     killShardOneThenRerun(out);
+  });
+
+  it('a rerun removes only its own shard\'s drafts whose writer is gone on this host; merge names the rest', () => {
+    const out = planned(2);
+    const dir = path.join(out, 'shards');
+    fs.mkdirSync(dir, { recursive: true });
+    const host = os.hostname().replace(/[^A-Za-z0-9.-]/g, '_');
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const elsewhere = '.0-of-2.other-node.4242.0123456789ab.tmp';
+    const live = `.0-of-2.${host}.${process.pid}.0123456789ab.tmp`;
+    const deadOwn = `.0-of-2.${host}.${gone}.0123456789ab.tmp`;
+    const deadOther = `.1-of-2.${host}.${gone}.abcdef012345.tmp`;
+    for (const f of [elsewhere, live, deadOwn, deadOther]) fs.writeFileSync(path.join(dir, f), 'draft');
+    const first = runCli(['analyze', '--plan', out, '--shard', '0/2', '--workers', '1']);
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stderr).toContain(`note: removed the draft of shard 0 left by a task that no longer runs (${deadOwn})`);
+    expect(drafts(out)).toEqual([elsewhere, live, deadOther].sort());
+    shard(out, 1, 2);
+    expect(drafts(out)).toEqual([elsewhere, live].sort());
+    const merged = runCli(['merge', out]);
+    expect(merged.status, merged.stderr).toBe(0);
+    expect(merged.stderr).toContain(`${dir} holds 2 drafts of shard tasks that did not finish (0.0 MB: ${[elsewhere, live].sort().join(', ')}); delete them once no shard task runs`);
   });
 
   it('--online: a task killed after its first chunk leaves no shard, and a checkpoint changed after planning exits 2 naming it', () => {
