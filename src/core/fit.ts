@@ -560,6 +560,21 @@ export function assignModes(values: Float32Array | Float64Array, n: number, stat
 }
 
 /**
+ * {@link assignModes} for a float32 chunk whose panels `source` reads straight into the
+ * WebAssembly kernel's memory (as {@link fitAssignFromSource}): the online warm-up's modes and
+ * shifted sums without a chunk-sized buffer or its copy into the kernel. Same panel contents, so
+ * the same bits. Returns false, doing nothing, when the WebAssembly kernel is not in use.
+ */
+export function assignModesFromSource(source: PanelSource, n: number, stats: ReferenceStats, mode: Uint8Array | Uint16Array | Int32Array, shifted: ShiftedSums): boolean {
+  if (mode.length < n || [shifted.shift, shifted.S1, shifted.S2, shifted.P].some((x) => x.length < n)) throw new RangeError(`assignModesFromSource: mode and shifted sums need ${n} slots`);
+  const k = kernelFor();
+  if (!k) return false;
+  const none = new Float64Array(0);
+  fitWasm(k, new Float32Array(0), n, stats, { mode, a: none, b: none }, createAccumulators(stats.M, stats.T), 0, undefined, 0, true, shifted, source);
+  return true;
+}
+
+/**
  * Fits one chunk with the modes already given (`modes[i]` for chunk parameter i, read at
  * `modes[modesOffset + i]`): the least-squares part of {@link fitAssign} without the assignment
  * (library API; the online tests use it as the independent reference for the final online

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import type { ModelledTensor } from '../checkpoints/parameter-space.ts';
 import type { StoredTensor } from '../formats/types.ts';
 import type { Chunk } from '../pipeline/chunks.ts';
-import { assignModes, type ReferenceStats } from '../core/fit.ts';
+import { activeFitKernel, assignModes, assignModesFromSource, type ReferenceStats } from '../core/fit.ts';
 import type { TensorSlots } from '../pipeline/worker.ts';
 import { TrajectoryReader } from '../trajectory/trajectory-reader.ts';
 import { openChunkKernel, type ChunkKernel, type RangeErrors } from './chunk-kernel.ts';
@@ -111,10 +111,14 @@ function globalStart(ctx: TaskContext, chunk: Chunk): number {
   return ctx.tensors[p.tensor].offset + p.start;
 }
 
+function openReader(ctx: TaskContext, stored: StoredTensor[][]): TrajectoryReader {
+  return new TrajectoryReader({ tensors: ctx.tensors, stored, total: ctx.tensors.reduce((s, t) => s + t.count, 0) });
+}
+
 /** Reads the chunk's values of `stored` (one row per checkpoint) into `values`; returns the bytes read. */
 function readValues(ctx: TaskContext, chunk: Chunk, stored: StoredTensor[][], values: Float32Array | Float64Array): number {
   const n = chunk.count;
-  const reader = new TrajectoryReader({ tensors: ctx.tensors, stored, total: ctx.tensors.reduce((s, t) => s + t.count, 0) });
+  const reader = openReader(ctx, stored);
   try {
     const g0 = globalStart(ctx, chunk);
     reader.readRange(g0, g0 + n, values, 0, stored.length);
@@ -187,17 +191,19 @@ function runInit(task: InitTask, shared?: SharedData): TaskResult {
   const rest = task.rest;
   const stored = storedFor(task.stored, shared, 0, K);
   const restStored = rest ? storedFor(rest.stored, shared, K, K + rest.fits.length) : [];
-  const kernel = openChunkKernel(n, Math.max(K, rest?.batch ?? 0), M, ctx.modeBytes, { float64: ctx.float64 });
-  const values = kernel.values(K);
-  let bytesRead = readValues(ctx, chunk, stored, values);
   // Each parameter's mode as post-hoc CMD assigns it over 0..F, and from the same pass the
-  // running sums over 0..F; the online a, b come from the sums.
-  assignModes(values, n, task.assign, kernel.sums.mode, kernel.sums);
+  // running sums over 0..F; the online a, b come from the sums. Where the WebAssembly kernels
+  // run, the warm-up is read panel by panel straight into the fit kernel (as post-hoc's pass 2,
+  // docs/performance.md) and only checkpoint F, for its error, into the chunk; else the chunk's
+  // 0..F rows are read and handed over. Same values either way, so the same bits.
+  const warm = readWarmup(ctx, chunk, stored, task.assign, (rows) => openChunkKernel(n, Math.max(rows, rest?.batch ?? 0), M, ctx.modeBytes, { float64: ctx.float64 }));
+  const { kernel, values } = warm;
+  let bytesRead = warm.bytesRead;
   // The per-mode statistics are reported for the last checkpoint only.
-  const pieces = asPieces(chunk, kernel.solveWarmup(K, task.fit, task.refs[F], pieceRanges(chunk), !rest?.fits.length));
+  const pieces = asPieces(chunk, kernel.solveWarmup(warm.lastRow + 1, task.fit, task.refs[F], pieceRanges(chunk), !rest?.fits.length));
   if (!rest) {
     if (!sumsFinite(kernel.sums)) {
-      const bad = findNonFinite(values, chunk);
+      const bad = values ? findNonFinite(values, chunk) : firstNonFinite(ctx, chunk, stored, K);
       if (bad) return { pieces: [], modeCount: [], r2Sum: [], nonFinite: bad, bytesRead };
     }
     writeChunkStatic(ctx.stateDir, chunk.index, kernel.sums, ctx.durable);
@@ -221,6 +227,35 @@ function runInit(task: InitTask, shared?: SharedData): TaskResult {
   }
   if (task.modelOut) writeModel(task.modelOut, chunk, kernel.a, kernel.b, kernel.sums, ctx.modeBytes);
   return { pieces, steps, ...finalStats(kernel), bytesRead };
+}
+
+/**
+ * The warm-up's modes and shifted sums into a chunk kernel opened by `open(rows)`: with the
+ * WebAssembly kernels, panels read straight into the fit kernel and only the last warm-up row into
+ * the chunk (`lastRow` 0, `values` undefined); else every warm-up row into the chunk, then
+ * {@link assignModes} (`lastRow` K − 1, `values` those rows).
+ */
+function readWarmup(ctx: TaskContext, chunk: Chunk, stored: StoredTensor[][], assign: ReferenceStats, open: (rows: number) => ChunkKernel): { kernel: ChunkKernel; values?: Float32Array | Float64Array; lastRow: number; bytesRead: number } {
+  const n = chunk.count;
+  const K = stored.length;
+  if (!ctx.float64 && activeFitKernel() === 'wasm') {
+    const kernel = open(1);
+    const reader = openReader(ctx, stored);
+    try {
+      const g0 = globalStart(ctx, chunk);
+      const source = (p0: number, pw: number, into: Float32Array, at: number, stride: number) => reader.readRange(g0 + p0, g0 + p0 + pw, into, 0, K, at, stride);
+      if (!assignModesFromSource(source, n, assign, kernel.sums.mode, kernel.sums)) throw new Error('internal: the WebAssembly fit kernel declined the warm-up');
+      reader.readRange(g0, g0 + n, kernel.values(1), K - 1, K);
+      return { kernel, lastRow: 0, bytesRead: reader.bytesRead };
+    } finally {
+      reader.close();
+    }
+  }
+  const kernel = open(K);
+  const values = kernel.values(K);
+  const bytesRead = readValues(ctx, chunk, stored, values);
+  assignModes(values, n, assign, kernel.sums.mode, kernel.sums);
+  return { kernel, values, lastRow: K - 1, bytesRead };
 }
 
 /** The chunk's first non-finite value over `stored` (checkpoint positions from 0), read again `batch` checkpoints at a time. */

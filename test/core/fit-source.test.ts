@@ -4,9 +4,10 @@
  * chunk buffer. Same panel contents, so modes, a, b and every accumulated sum must be
  * bit-identical to fitAssign on the same values — including chunks of several panels, a last
  * partial block, M below and above the float32 pre-pass threshold, and a constant parameter.
+ * assignModesFromSource (the online warm-up) likewise against assignModes: modes and shifted sums.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createAccumulators, fitAssign, fitAssignFromSource, prepareReferences } from '../../src/core/fit.ts';
+import { assignModes, assignModesFromSource, createAccumulators, fitAssign, fitAssignFromSource, prepareReferences } from '../../src/core/fit.ts';
 import { setKernel } from '../../src/core/kernel-choice.ts';
 import { createRng } from '../../src/core/rng.ts';
 
@@ -78,5 +79,47 @@ describe('fitAssignFromSource', () => {
     expect(used).toBe(false);
     expect(calls).toBe(0);
     expect(values.length).toBe(1000);
+  });
+});
+
+describe('assignModesFromSource', () => {
+  afterEach(() => setKernel('auto'));
+
+  for (const [M, T, n] of [
+    [10, 21, 40_003],
+    [3, 6, 100_001],
+  ] as const) {
+    it(`M = ${M}, T = ${T}, n = ${n}: modes and shifted sums bit-identical to assignModes`, () => {
+      const { refs, values } = chunk(M * 1000 + T, M, T, n);
+      const stats = prepareReferences(refs, M, T);
+      const sums = () => ({ shift: new Float64Array(n), S1: new Float64Array(n), S2: new Float64Array(n), P: new Float64Array(n) });
+      const copied = { mode: new Uint16Array(n), sums: sums() };
+      assignModes(values, n, stats, copied.mode, copied.sums);
+      const direct = { mode: new Uint16Array(n), sums: sums() };
+      let calls = 0;
+      const used = assignModesFromSource(
+        (p0, pw, into, at, stride) => {
+          calls++;
+          for (let t = 0; t < T; t++) into.set(values.subarray(t * n + p0, t * n + p0 + pw), at + t * stride);
+        },
+        n,
+        stats,
+        direct.mode,
+        direct.sums,
+      );
+      expect(used).toBe(true);
+      expect(calls).toBeGreaterThan(1);
+      expect(Buffer.from(direct.mode.buffer).equals(Buffer.from(copied.mode.buffer))).toBe(true);
+      for (const k of ['shift', 'S1', 'S2', 'P'] as const) expect(Buffer.from(direct.sums[k].buffer).equals(Buffer.from(copied.sums[k].buffer)), k).toBe(true);
+      // A parameter of each mode at least: the test covers every mode's constants.
+      expect(new Set(direct.mode).size).toBe(M);
+    });
+  }
+
+  it('declines on the JavaScript kernel', () => {
+    setKernel('js');
+    const stats = prepareReferences(chunk(2, 4, 10, 10).refs, 4, 10);
+    const s = { shift: new Float64Array(10), S1: new Float64Array(10), S2: new Float64Array(10), P: new Float64Array(10) };
+    expect(assignModesFromSource(() => expect.unreachable(), 10, stats, new Uint8Array(10), s)).toBe(false);
   });
 });
