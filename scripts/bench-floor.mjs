@@ -30,6 +30,7 @@ const dist = new URL('../dist/', import.meta.url);
 const { absCorrelation, rowDistances } = await import(new URL('core/correlation.js', dist).href);
 const { linkageComplete } = await import(new URL('core/linkage.js', dist).href);
 const { createAccumulators, fitAssign, prepareReferences } = await import(new URL('core/fit.js', dist).href);
+const { readSafetensorsHeader } = await import(new URL('formats/safetensors.js', dist).href);
 
 const timeBin = ['/usr/bin/time', '/bin/time'].find((p) => fs.existsSync(p));
 
@@ -40,6 +41,18 @@ function timed(fn) {
   const value = fn();
   const c = process.cpuUsage(c0);
   return { seconds: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6, value };
+}
+
+/** sha256 of a file read in blocks of `buf`'s size (the model's hash a run computes once). */
+export function sha256OfFile(file, buf = Buffer.allocUnsafe(8 << 20)) {
+  const hash = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let k; (k = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, k));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 /** The run with the least CPU time of `count` runs of `run` (a floor takes every part at its best). */
@@ -65,21 +78,11 @@ function nodeStart() {
   return best;
 }
 
-/** The F32 data region of a safetensors file: [start, end) byte offsets of its largest tensor. */
-function largestTensor(file) {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    fs.readSync(fd, len, 0, 8, 0);
-    const n = Number(len.readBigUInt64LE(0));
-    const head = Buffer.alloc(n);
-    fs.readSync(fd, head, 0, n, 8);
-    const tensors = Object.entries(JSON.parse(head.toString('utf8'))).filter(([k, t]) => k !== '__metadata__' && t.dtype === 'F32');
-    const [, t] = tensors.reduce((a, b) => (b[1].data_offsets[1] - b[1].data_offsets[0] > a[1].data_offsets[1] - a[1].data_offsets[0] ? b : a));
-    return { start: 8 + n + t.data_offsets[0], end: 8 + n + t.data_offsets[1] };
-  } finally {
-    fs.closeSync(fd);
-  }
+/** The byte range [start, end) of a checkpoint's largest F32 tensor, by the project's safetensors reader. */
+async function largestTensor(file) {
+  const { tensors } = await readSafetensorsHeader(file);
+  const span = tensors.filter((t) => t.dtype === 'F32' && t.spans.length === 1).map((t) => t.spans[0]).reduce((a, b) => (b.length > a.length ? b : a));
+  return { start: span.offset, end: span.offset + span.length };
 }
 
 /** Deterministic positions (xorshift32) so every bench run reads the same bytes. */
@@ -100,11 +103,11 @@ function positions(count, size, seed) {
  * @param {{ N: number, K?: number, M?: number, slice?: number, readSeconds: number, modelBytes: number, scratchDir: string }} o
  *   readSeconds: the bench's 8 MB-pread time of every byte (single thread); modelBytes: the model file's size.
  */
-export function measureFloor(files, o) {
+export async function measureFloor(files, o) {
   const { N, K = 1000, M = 10, slice = 262144, readSeconds, modelBytes, scratchDir } = o;
   const T = files.length;
   const cores = os.availableParallelism();
-  const region = largestTensor(files[0]);
+  const region = await largestTensor(files[0]);
   const elements = (region.end - region.start) / 4;
   const fds = files.map((f) => fs.openSync(f, 'r'));
   try {
@@ -158,11 +161,7 @@ export function measureFloor(files, o) {
       for (let pos = 0; pos < modelBytes; pos += buf.length) fs.writeSync(fd, buf, 0, Math.min(buf.length, modelBytes - pos), pos);
       fs.fsyncSync(fd);
       fs.closeSync(fd);
-      const hash = createHash('sha256');
-      const rd = fs.openSync(target, 'r');
-      for (let k; (k = fs.readSync(rd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, k));
-      fs.closeSync(rd);
-      return hash.digest('hex');
+      return sha256OfFile(target, buf);
     }));
     fs.rmSync(target, { force: true });
 

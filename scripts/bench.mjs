@@ -24,13 +24,12 @@
  * the parts every run pays, measured in this process, everything else counted as zero.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { measureFloor } from './bench-floor.mjs';
+import { measureFloor, sha256OfFile } from './bench-floor.mjs';
 import { digestOutputs, stableInput } from './golden-hashes.mjs';
 import { parameterCount, resnet18Tensors, writeSyntheticCheckpoints } from './synthetic.mjs';
 
@@ -251,11 +250,7 @@ function mergeFloor(shardsDir, modelBytes, target) {
   }
   fs.fsyncSync(out);
   fs.closeSync(out);
-  const hash = createHash('sha256');
-  const fd = fs.openSync(target, 'r');
-  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
-  fs.closeSync(fd);
-  hash.digest();
+  sha256OfFile(target, buf);
   const cpu = process.cpuUsage(c0);
   fs.rmSync(target);
   return { seconds: (performance.now() - t0) / 1000, cpu: (cpu.user + cpu.system) / 1e6, bytes: pos };
@@ -377,7 +372,7 @@ async function main() {
   console.log(`best run stages: ${stageText(m.runInfo.stageMilliseconds)}; in-process ${m.runInfo.seconds.toFixed(3)} s (so start-up + exit ≈ ${(m.seconds - m.runInfo.seconds).toFixed(2)} s); run-info peakRss ${fmtMB(m.runInfo.peakRssBytes)}; model file ${fmtGB(m.modelBytes)}`);
 
   // ---- the floor on this machine: the parts any such run pays, measured here (scripts/bench-floor.mjs)
-  const floor = measureFloor(checkpointFiles(main.dir), { N: main.N, K: 1000, M: MODES, readSeconds: nodeRead, modelBytes: m.modelBytes, scratchDir: os.tmpdir() });
+  const floor = await measureFloor(checkpointFiles(main.dir), { N: main.N, K: 1000, M: MODES, readSeconds: nodeRead, modelBytes: m.modelBytes, scratchDir: os.tmpdir() });
   results.floor = floor;
   const fp = floor.parts;
   console.log(`\nFloor on this machine: parts measured in this process, everything else counted as zero (scripts/bench-floor.mjs)\n`);
