@@ -27,6 +27,16 @@ describe('CMD_KERNEL', () => {
     e1.forEach((e, t) => expect(Math.abs(e - e2[t])).toBeLessThanOrEqual(1e-12 * e2[t]));
   });
 
+  it('--online: js (the warm-up through a chunk buffer) and WebAssembly (panels read straight into the fit kernel) write the same model', () => {
+    const dir = tempDir();
+    const online = (out: string) => [...args(out), '--online', '--warmup', '12'];
+    const js = runCli(online(path.join(dir, 'js')), { env: { CMD_KERNEL: 'js' } });
+    const wasm = runCli(online(path.join(dir, 'wasm')), { env: { CMD_KERNEL: 'wasm' } });
+    expect([js.status, wasm.status], js.stderr + wasm.stderr).toEqual([0, 0]);
+    const model = (k: string) => readFileSync(path.join(dir, k, 'cmd-model.safetensors'));
+    expect(model('js').equals(model('wasm'))).toBe(true);
+  });
+
   it('an unknown value is a usage error: exit 2, one line naming CMD_KERNEL, no output', () => {
     const out = path.join(tempDir(), 'out');
     const r = runCli(args(out), { env: { CMD_KERNEL: 'simd' } });
