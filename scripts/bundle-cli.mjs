@@ -11,12 +11,16 @@
  * Hub client, loaded only for hf:// inputs.
  */
 import { build } from 'esbuild';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export async function bundleCli() {
+  // Chunk names carry a content hash: without a clean folder every build would leave the last
+  // build's chunks behind.
+  fs.rmSync(path.join(root, 'dist', 'bundle'), { recursive: true, force: true });
   await build({
     absWorkingDir: root,
     entryPoints: ['src/cli/main.ts', 'src/pipeline/worker.ts', 'src/online/online-worker.ts'],
