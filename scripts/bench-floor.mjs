@@ -21,7 +21,6 @@
  * Imports the compiled library from dist/ (`npm run bench` builds it first).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +30,8 @@ const { absCorrelation, rowDistances } = await import(new URL('core/correlation.
 const { linkageComplete } = await import(new URL('core/linkage.js', dist).href);
 const { createAccumulators, fitAssign, prepareReferences } = await import(new URL('core/fit.js', dist).href);
 const { readSafetensorsHeader } = await import(new URL('formats/safetensors.js', dist).href);
+/** The model's sha256 as a run computes it once (src/io/file-sha256.ts). */
+export const { fileSha256Sync } = await import(new URL('io/file-sha256.js', dist).href);
 
 const timeBin = ['/usr/bin/time', '/bin/time'].find((p) => fs.existsSync(p));
 
@@ -41,18 +42,6 @@ function timed(fn) {
   const value = fn();
   const c = process.cpuUsage(c0);
   return { seconds: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6, value };
-}
-
-/** sha256 of a file read in blocks of `buf`'s size (the model's hash a run computes once). */
-export function sha256OfFile(file, buf = Buffer.allocUnsafe(8 << 20)) {
-  const hash = createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  try {
-    for (let k; (k = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, k));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest('hex');
 }
 
 /** The run with the least CPU time of `count` runs of `run` (a floor takes every part at its best). */
@@ -161,7 +150,7 @@ export async function measureFloor(files, o) {
       for (let pos = 0; pos < modelBytes; pos += buf.length) fs.writeSync(fd, buf, 0, Math.min(buf.length, modelBytes - pos), pos);
       fs.fsyncSync(fd);
       fs.closeSync(fd);
-      return sha256OfFile(target, buf);
+      return fileSha256Sync(target);
     }));
     fs.rmSync(target, { force: true });
 

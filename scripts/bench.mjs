@@ -29,7 +29,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { measureFloor, sha256OfFile } from './bench-floor.mjs';
+import { fileSha256Sync, measureFloor } from './bench-floor.mjs';
 import { digestOutputs, stableInput } from './golden-hashes.mjs';
 import { parameterCount, resnet18Tensors, writeSyntheticCheckpoints } from './synthetic.mjs';
 
@@ -250,7 +250,7 @@ function mergeFloor(shardsDir, modelBytes, target) {
   }
   fs.fsyncSync(out);
   fs.closeSync(out);
-  sha256OfFile(target, buf);
+  fileSha256Sync(target);
   const cpu = process.cpuUsage(c0);
   fs.rmSync(target);
   return { seconds: (performance.now() - t0) / 1000, cpu: (cpu.user + cpu.system) / 1e6, bytes: pos };

@@ -25,7 +25,7 @@
  * The global selection reads the diff files in a few passes (embedded-select.ts).
  */
 import fs from 'node:fs';
-import { readAllSync, writeAllSync } from './state.ts';
+import { readAllSync, readChunk, writeAllSync } from './chunk-files.ts';
 import path from 'node:path';
 import { CancelledError } from '../errors.ts';
 import { num, type RunReport } from '../output/report-schema.ts';
@@ -35,7 +35,6 @@ import type { NewCheckpoint, OnlineEngine } from './engine.ts';
 import type { EmbedOptions } from './embedded-flags.ts';
 import { findThreshold, ThresholdSelector, type ValueSource } from './embedded-select.ts';
 import { modeFit, solveChunk, type ModeFit } from './kernel.ts';
-import { readChunk } from './state.ts';
 
 export type { EmbedOptions } from './embedded-flags.ts';
 

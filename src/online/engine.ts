@@ -28,7 +28,8 @@ import { addReferences, createModeSums, modeFit, solveChunk, type ModeFit, type 
 import { createTaskRunner, type TaskRunner } from './online-pool.ts';
 import type { InitTask, ModelOut, SharedData, TaskContext, TaskResult } from './online-tasks.ts';
 import type { ReferenceStats } from '../core/fit.ts';
-import { readChunk, readState, removeStaleFiles, writeCommit, writeMeta, STATE_VERSION, type CheckpointSummary, type OnlineCommit, type OnlineMeta } from './state.ts';
+import { readChunk } from './chunk-files.ts';
+import { readState, removeStaleFiles, writeCommit, writeMeta, STATE_VERSION, type CheckpointSummary, type OnlineCommit, type OnlineMeta } from './state.ts';
 import { addPieceErrors, relativeError } from '../pipeline/merge-errors.ts';
 
 export interface OnlineOptions {

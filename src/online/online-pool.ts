@@ -5,7 +5,7 @@
  * are independent and merged in chunk order either way).
  */
 import { CancelledError } from '../errors.ts';
-import { createPool, runAll, workerModule } from '../pipeline/pool.ts';
+import { createPool, inlinePool, runAll, workerModule, type WorkerPool } from '../pipeline/pool.ts';
 import type { OnlineTask, SharedData, TaskResult } from './online-tasks.ts';
 
 export interface TaskRunner {
@@ -20,38 +20,20 @@ export interface TaskRunner {
  * checkpoints' tensor locations, which would otherwise be cloned for each chunk.
  */
 export function createTaskRunner(threads: number, signal?: AbortSignal, shared?: SharedData): TaskRunner {
-  const check = () => {
-    if (signal?.aborted) throw new CancelledError();
-  };
-  if (threads <= 1) {
-    return {
-      threads: 1,
-      async runAll(count, makeTask, onDone) {
-        // Loaded here: with worker threads only the workers need the task code.
-        const { runOnlineTask } = await import('./online-tasks.ts');
-        const results: TaskResult[] = [];
-        for (let i = 0; i < count; i++) {
-          check();
-          results.push(runOnlineTask(makeTask(i), shared));
-          onDone?.(i, results[i]);
-          // Let a signal handler run between chunks.
-          await new Promise<void>((resolve) => setImmediate(resolve));
-        }
-        check();
-        return results;
-      },
-      async destroy() {},
-    };
-  }
-  // The pipeline's pool and task loop, with the online worker module.
-  const pool = createPool(shared, threads, signal, workerModule(import.meta.url, 'online-worker'));
+  // One thread: the same task loop over an inline pool (src/pipeline/pool.ts inlinePool), its
+  // task code loaded on first use (with worker threads only the workers need it).
+  let pool: WorkerPool | undefined = threads > 1 ? createPool(shared, threads, signal, workerModule(import.meta.url, 'online-worker')) : undefined;
   return {
-    threads,
+    threads: Math.max(1, threads),
     async runAll(count, makeTask, onDone) {
+      if (!pool) {
+        const { runOnlineTask } = await import('./online-tasks.ts');
+        pool = inlinePool({ run: (task: OnlineTask) => runOnlineTask(task, shared), close() {} }, signal);
+      }
       const results = await runAll<TaskResult>(pool, count, makeTask, onDone);
-      check();
+      if (signal?.aborted) throw new CancelledError();
       return results;
     },
-    destroy: () => pool.destroy(),
+    destroy: async () => pool?.destroy(),
   };
 }

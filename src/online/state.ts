@@ -19,7 +19,7 @@ import type { CarriedTensor, ModelledTensor } from '../checkpoints/parameter-spa
 import { InputError } from '../errors.ts';
 import { DTYPES, type DType } from '../formats/dtype.ts';
 import { writeFileAtomic } from '../output/atomic.ts';
-import type { ChunkSums, ModeSums } from './kernel.ts';
+import type { ModeSums } from './kernel.ts';
 
 export const STATE_VERSION = 1;
 export const META_FILE = 'meta.json';
@@ -77,8 +77,6 @@ export interface OnlineCommit {
   r2Sum: number[];
   bytesRead: number;
 }
-
-export { readAllSync, readChunk, staticFile, sumsFile, writeAllSync, writeChunkStatic, writeChunkSums } from './chunk-files.ts';
 
 const int = z.number().int().nonnegative();
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');

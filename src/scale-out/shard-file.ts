@@ -126,15 +126,24 @@ function running(pid: number): boolean {
   }
 }
 
-/** The drafts in a shards folder, with the shard they are for and their size (for merge's note). */
-export async function listDrafts(dir: string): Promise<{ name: string; shard: string; bytes: number }[]> {
+/** A draft in a shards folder: its name, the shard file it is for, who wrote it, its size. */
+export interface Draft {
+  name: string;
+  shard: string;
+  host: string;
+  pid: number;
+  bytes: number;
+}
+
+/** The drafts in a shards folder, by name. */
+export async function listDrafts(dir: string): Promise<Draft[]> {
   const names = await fsp.readdir(dir).catch(() => [] as string[]);
-  const drafts: { name: string; shard: string; bytes: number }[] = [];
+  const drafts: Draft[] = [];
   for (const name of names.sort()) {
     const m = DRAFT.exec(name);
     if (!m) continue;
     const st = await fsp.stat(path.join(dir, name)).catch(() => undefined);
-    if (st) drafts.push({ name, shard: m[1], bytes: st.size });
+    if (st) drafts.push({ name, shard: m[1], host: m[2], pid: Number(m[3]), bytes: st.size });
   }
   return drafts;
 }
@@ -148,15 +157,14 @@ export async function listDrafts(dir: string): Promise<{ name: string; shard: st
 export async function removeDeadDrafts(dir: string, shard: string): Promise<string[]> {
   const host = hostTag();
   const removed: string[] = [];
-  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
-    const m = DRAFT.exec(name);
-    if (!m || m[1] !== shard || m[2] !== host || running(Number(m[3]))) continue;
-    await fsp.unlink(path.join(dir, name)).then(
-      () => removed.push(name),
+  for (const d of await listDrafts(dir)) {
+    if (d.shard !== shard || d.host !== host || running(d.pid)) continue;
+    await fsp.unlink(path.join(dir, d.name)).then(
+      () => removed.push(d.name),
       () => undefined,
     );
   }
-  return removed.sort();
+  return removed;
 }
 
 export async function startShard(target: string, header: ShardHeader): Promise<ShardDraft> {
